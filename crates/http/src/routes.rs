@@ -1,0 +1,84 @@
+//! Routes of `/api/v1`. Request and response bodies are JSON; shapes are the node's views (docs/cli.md).
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use kolokol_node::{Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView};
+use serde::Deserialize;
+
+use crate::HttpError;
+use crate::guard::check_request;
+
+type Result<T> = std::result::Result<Json<T>, HttpError>;
+
+/// The API router, with the Host and token checks in front of every route.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/id", get(id))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/records", get(list))
+        .route("/api/v1/records/{id}", get(show))
+        .route("/api/v1/publish", post(publish))
+        .route("/api/v1/get", post(start_get))
+        .route("/api/v1/transfers/{infohash}", get(transfer))
+        .route("/api/v1/peers", get(peers).post(peer_add))
+        .layer(middleware::from_fn_with_state(api.clone(), check_request))
+        .with_state(api)
+}
+
+async fn id(State(api): State<Api>) -> Json<IdView> {
+    Json(api.id())
+}
+
+async fn status(State(api): State<Api>) -> Result<StatusView> {
+    Ok(Json(api.status()?))
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+async fn list(State(api): State<Api>, Query(paging): Query<Paging>) -> Result<Vec<RecordView>> {
+    Ok(Json(api.list(paging.limit.unwrap_or(100), paging.offset.unwrap_or(0))?))
+}
+
+async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<RecordView> {
+    Ok(Json(api.show(&id)?))
+}
+
+async fn publish(State(api): State<Api>, Json(request): Json<PublishRequest>) -> Result<PublishedView> {
+    Ok(Json(api.publish(request).await?))
+}
+
+#[derive(Deserialize)]
+struct GetRequest {
+    /// A publication id or a magnet link.
+    target: String,
+    /// Absolute folder to download into; default: the node's data directory.
+    out_dir: Option<PathBuf>,
+}
+
+async fn start_get(State(api): State<Api>, Json(request): Json<GetRequest>) -> Result<TransferView> {
+    Ok(Json(api.get(&request.target, request.out_dir).await?))
+}
+
+async fn transfer(State(api): State<Api>, Path(infohash): Path<String>) -> Result<TransferView> {
+    Ok(Json(api.transfer(&infohash)?))
+}
+
+async fn peers(State(api): State<Api>) -> Result<Vec<PeerView>> {
+    Ok(Json(api.peers()?))
+}
+
+#[derive(Deserialize)]
+struct PeerAddRequest {
+    addr: String,
+}
+
+async fn peer_add(State(api): State<Api>, Json(request): Json<PeerAddRequest>) -> Result<PeerView> {
+    Ok(Json(api.peer_add(&request.addr).await?))
+}

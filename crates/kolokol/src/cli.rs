@@ -1,0 +1,119 @@
+//! Command-line shape. Every flag can also come from a `KOLOKOL_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kolokol",
+    version,
+    about = "Peer-to-peer publishing that keeps working when the Internet is censored or cut off",
+    after_help = "Run `kolokol up` to start a node; the other commands talk to a running node."
+)]
+pub struct Cli {
+    /// Address of the node's HTTP API.
+    #[arg(long, global = true, env = "KOLOKOL_API", default_value = kolokol_node::DEFAULT_API_ADDR)]
+    pub api: SocketAddr,
+
+    /// Data directory of the node (default: the per-user data directory). Client commands read the API token here.
+    #[arg(long, global = true, env = "KOLOKOL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON (shapes in docs/cli.md).
+    #[arg(long, global = true, env = "KOLOKOL_JSON")]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node in the foreground until Ctrl-C (SIGINT) or SIGTERM.
+    Up(UpArgs),
+    /// Print this node's ids (node id and author id).
+    Id,
+    /// Print the node's state and addresses.
+    Status,
+    /// Publish files or directories: hash, sign, store and seed them.
+    Publish(PublishArgs),
+    /// List the publications in this node's catalog, newest first.
+    List(ListArgs),
+    /// Show one publication.
+    Show {
+        /// Publication id.
+        id: String,
+    },
+    /// Download a publication (by id) or a magnet link, and wait until it is complete and verified.
+    Get(GetArgs),
+    /// Manage kolokol peers.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// List known and connected kolokol peers.
+    Peers,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// BitTorrent listen address (default: all interfaces, a port chosen on first start and kept).
+    #[arg(long, env = "KOLOKOL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// kolokol wire protocol listen address (default: all interfaces, a port chosen on first start and kept).
+    #[arg(long, env = "KOLOKOL_WIRE")]
+    pub wire: Option<SocketAddr>,
+    /// Network name: nodes of different networks never exchange records.
+    #[arg(long, env = "KOLOKOL_NETWORK", default_value = kolokol_node::DEFAULT_NETWORK)]
+    pub network: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Files or directories to publish.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Title of the publication.
+    #[arg(long)]
+    pub title: String,
+    /// Longer description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// A tag (repeat for several).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Language of the publication, e.g. ru or en.
+    #[arg(long)]
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// At most this many records.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Skip this many of the newest records.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// A publication id or a magnet link.
+    pub target: String,
+    /// Download into this directory instead of the node's data directory.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Give up waiting after this many seconds (the node keeps downloading).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Connect to a kolokol node at its wire address (`status` shows it as wire_addr) and remember it.
+    Add {
+        /// HOST:PORT
+        addr: String,
+    },
+}

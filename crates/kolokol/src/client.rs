@@ -1,0 +1,80 @@
+//! HTTP client of a running node's API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A client of one node's API.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    api: SocketAddr,
+    token: Option<String>,
+    token_error: Option<String>,
+}
+
+impl Client {
+    /// `data_dir` is where the token is read from (the node's data directory).
+    pub fn new(api: SocketAddr, data_dir: &Path) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let token_path = kolokol_node::token_path(data_dir);
+        let (token, token_error) = match std::fs::read_to_string(&token_path) {
+            Ok(token) => (Some(token.trim().to_owned()), None),
+            Err(error) => (None, Some(format!("cannot read the API token {}: {error}", token_path.display()))),
+        };
+        Ok(Client {
+            http,
+            base: format!("http://{api}/api/v1"),
+            api,
+            token,
+            token_error,
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        let token = match (&self.token, &self.token_error) {
+            (Some(token), _) => token.clone(),
+            (None, Some(error)) => bail!("{error}; is --data-dir the running node's data directory?"),
+            (None, None) => bail!("no API token"),
+        };
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(kolokol_http::TOKEN_HEADER, token)
+            .json(body);
+        self.send(request).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> anyhow::Result<T> {
+        let response = request.send().await.map_err(|error| {
+            if error.is_connect() {
+                anyhow!("no kolokol node answers at {} (start one with `kolokol up`)", self.api)
+            } else {
+                anyhow!("request to the node at {} failed: {error}", self.api)
+            }
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the node's answer")?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+            bail!("{message}");
+        }
+        serde_json::from_slice(&bytes).context("the node's answer is not what this CLI expects")
+    }
+}

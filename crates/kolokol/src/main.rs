@@ -1,0 +1,53 @@
+//! kolokol: the command-line program. `kolokol up` runs a node; every other command is a client of a running
+//! node's HTTP API.
+//!
+//! Exit codes: 0 success, 1 failure (one line on stderr), 2 bad usage.
+
+mod cli;
+mod client;
+mod commands;
+mod up;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // clap exits with code 2 on bad usage and 0 for --help/--version.
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&anyhow::anyhow!("cannot start the async runtime: {error}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let data_dir = match &cli.data_dir {
+        Some(dir) => dir.clone(),
+        None => kolokol_node::DataDir::default_path()?,
+    };
+    match cli.command {
+        cli::Command::Up(args) => up::run(&cli.api, &data_dir, args).await,
+        command => {
+            let client = client::Client::new(cli.api, &data_dir)?;
+            commands::run(&client, command, cli.json).await
+        }
+    }
+}
+
+/// One line on stderr: the error and its causes, joined.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let message = error
+        .chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ");
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::from(1)
+}

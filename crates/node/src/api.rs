@@ -1,0 +1,124 @@
+//! The node's API: what the HTTP layer (and through it the CLI and the web UI) can ask of a node.
+//!
+//! API boundary: upper layers see only this type, the request types and the views; never the catalog, the engine or
+//! the wire connections.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kolokol_core::record::{InfoHash, RecordId};
+
+use crate::error::ApiError;
+use crate::node::Inner;
+use crate::publish::PublishRequest;
+use crate::views::{IdView, PeerView, PublishedView, RecordView, StatusView, TransferView};
+
+/// Most records one `list` call returns.
+pub const MAX_LIST: u32 = 1000;
+
+/// A handle on a running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+impl Api {
+    pub(crate) fn new(inner: Arc<Inner>) -> Api {
+        Api { inner }
+    }
+
+    /// The secret every state-changing API request must carry (also in the data directory's `api.token`).
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// The address the API was bound to.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.inner.api_addr
+    }
+
+    pub fn id(&self) -> IdView {
+        IdView {
+            node_id: self.inner.node_key.public().to_string(),
+            author_id: self.inner.author_key.public().to_string(),
+        }
+    }
+
+    pub fn status(&self) -> Result<StatusView, ApiError> {
+        let inner = &self.inner;
+        let (records, peers_known, transfers) = {
+            let catalog = inner.catalog();
+            (
+                catalog.count_records()?,
+                catalog.list_peers()?.len(),
+                catalog.list_torrents()?.len(),
+            )
+        };
+        Ok(StatusView {
+            node_id: inner.node_key.public().to_string(),
+            author_id: inner.author_key.public().to_string(),
+            network: inner.network.clone(),
+            api_addr: inner.api_addr.to_string(),
+            wire_addr: inner.wire_addr.to_string(),
+            bt_addr: inner.bt_addr.to_string(),
+            data_dir: inner.dir.root().to_path_buf(),
+            records,
+            peers_connected: inner.peers.connected_count(),
+            peers_known,
+            transfers,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+
+    /// Publish files or directories: copy, hash, sign, store, seed, and tell connected peers.
+    pub async fn publish(&self, request: PublishRequest) -> Result<PublishedView, ApiError> {
+        crate::publish::publish(&self.inner, request).await
+    }
+
+    /// Records in the catalog, newest first.
+    pub fn list(&self, limit: u32, offset: u64) -> Result<Vec<RecordView>, ApiError> {
+        let page = self.inner.catalog().list_records(limit.min(MAX_LIST), offset)?;
+        Ok(page.records.iter().map(RecordView::from_record).collect())
+    }
+
+    /// One record, by id.
+    pub fn show(&self, id: &str) -> Result<RecordView, ApiError> {
+        let id: RecordId = id
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::Invalid(format!("{id:?} is not a publication id (64 hex characters)")))?;
+        let record = self
+            .inner
+            .catalog()
+            .get_record(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}: it is not in this node's catalog")))?;
+        Ok(RecordView::from_record(&record))
+    }
+
+    /// Start downloading a publication (record id) or a magnet link into `out_dir` (default: the data directory).
+    /// Returns at once; follow it with [`Api::transfer`].
+    pub async fn get(&self, target: &str, out_dir: Option<PathBuf>) -> Result<TransferView, ApiError> {
+        crate::fetch::start_get(&self.inner, target, out_dir).await
+    }
+
+    /// Progress of a download or seed, by infohash.
+    pub fn transfer(&self, infohash: &str) -> Result<TransferView, ApiError> {
+        let infohash: InfoHash = infohash
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::Invalid(format!("{infohash:?} is not an infohash (40 hex characters)")))?;
+        self.inner.transfer_view(&infohash, None)
+    }
+
+    /// Connect to a kolokol node at its wire address and remember it. Returns once the handshake succeeded; the
+    /// catalog exchange goes on in the background.
+    pub async fn peer_add(&self, addr: &str) -> Result<PeerView, ApiError> {
+        crate::peering::add_peer(&self.inner, addr).await
+    }
+
+    /// Known and connected kolokol peers.
+    pub fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        crate::peering::peer_views(&self.inner)
+    }
+}

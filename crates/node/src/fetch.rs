@@ -1,0 +1,203 @@
+//! `get`: download a publication (by record id) or any torrent (by magnet link) from the peers this node knows.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kolokol_core::magnet::Magnet;
+use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::FetchSource;
+
+use crate::error::ApiError;
+use crate::node::{Inner, unix_now};
+use crate::views::{TransferView, torrent_name};
+
+/// What `get` was asked for.
+enum Target {
+    Record(RecordId),
+    Magnet(Magnet),
+}
+
+fn parse_target(target: &str) -> Result<Target, ApiError> {
+    let target = target.trim();
+    if target.starts_with("magnet:") {
+        return Magnet::parse(target)
+            .map(Target::Magnet)
+            .map_err(|e| ApiError::Invalid(format!("malformed magnet link: {e}")));
+    }
+    target.parse::<RecordId>().map(Target::Record).map_err(|_| {
+        ApiError::Invalid(format!(
+            "{target:?} is neither a publication id (64 hex characters) nor a magnet link"
+        ))
+    })
+}
+
+/// Start (or join) a download; returns at once with where the data will be.
+pub(crate) async fn start_get(
+    inner: &Arc<Inner>,
+    target: &str,
+    out_dir: Option<PathBuf>,
+) -> Result<TransferView, ApiError> {
+    let (infohash, record_id, name, magnet_peers) = match parse_target(target)? {
+        Target::Record(id) => {
+            let record = inner.catalog().get_record(&id)?.ok_or_else(|| {
+                ApiError::NotFound(format!("unknown publication {id}: it is not in this node's catalog"))
+            })?;
+            let body = record.body();
+            let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
+            (body.infohash, Some(id), name, Vec::new())
+        }
+        Target::Magnet(magnet) => {
+            let record = inner.catalog().records_by_infohash(&magnet.infohash)?.into_iter().next();
+            (magnet.infohash, record.map(|r| *r.id()), magnet.name.clone(), magnet.peers.clone())
+        }
+    };
+    if let Some(dir) = &out_dir {
+        if !dir.is_absolute() {
+            return Err(ApiError::Invalid(format!("{} is not an absolute path", dir.display())));
+        }
+        fs::create_dir_all(dir).map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
+    }
+
+    let existing = inner.catalog().get_torrent(&infohash)?;
+    if let Some(row) = existing {
+        if let Some(dir) = &out_dir
+            && dir != &row.output_dir
+        {
+            if row.state != TorrentState::Complete {
+                return Err(ApiError::Invalid(format!(
+                    "this publication is already downloading into {}; wait for it to finish",
+                    row.output_dir.display()
+                )));
+            }
+            copy_complete(&row, dir).await?;
+            let mut view = inner.transfer_view(&infohash, record_id)?;
+            view.path = Some(dir.join(&row.name));
+            return Ok(view);
+        }
+        if inner.engine.progress(&infohash.0).is_none() {
+            resume(inner, &row, &[]).await?;
+        }
+        return inner.transfer_view(&infohash, record_id);
+    }
+
+    let output_dir = out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
+    fs::create_dir_all(&output_dir).map_err(|e| ApiError::internal("creating the download folder", e))?;
+    let mut peers = inner.peers.bt_addrs();
+    peers.extend(magnet_peers);
+    let uri = Magnet {
+        infohash,
+        name: name.clone(),
+        peers: Vec::new(),
+        trackers: Vec::new(),
+    }
+    .to_uri();
+    let row = TorrentRow {
+        infohash,
+        name: name.unwrap_or_else(|| infohash.to_string()),
+        torrent: None,
+        output_dir: output_dir.clone(),
+        state: TorrentState::Downloading,
+        added_at: unix_now(),
+    };
+    inner.catalog().put_torrent(&row)?;
+    inner
+        .engine
+        .fetch(FetchSource::Magnet(uri), &output_dir, peers)
+        .await
+        .map_err(|e| ApiError::internal("starting the download", e))?;
+    watch(inner.clone(), infohash);
+    inner.transfer_view(&infohash, record_id)
+}
+
+/// Start the engine on a torrent known from an earlier run (at start-up, or when `get` asks again).
+pub(crate) async fn resume(inner: &Arc<Inner>, row: &TorrentRow, extra_peers: &[SocketAddr]) -> Result<(), ApiError> {
+    let mut peers = inner.peers.bt_addrs();
+    peers.extend_from_slice(extra_peers);
+    match (&row.torrent, row.state) {
+        (Some(torrent), TorrentState::Complete) => {
+            inner
+                .engine
+                .seed(torrent, &row.output_dir)
+                .await
+                .map_err(|e| ApiError::internal("seeding", e))?;
+        }
+        (torrent, _) => {
+            let source = match torrent {
+                Some(bytes) => FetchSource::Torrent(bytes.clone()),
+                None => FetchSource::Magnet(
+                    Magnet {
+                        infohash: row.infohash,
+                        name: None,
+                        peers: Vec::new(),
+                        trackers: Vec::new(),
+                    }
+                    .to_uri(),
+                ),
+            };
+            inner
+                .engine
+                .fetch(source, &row.output_dir, peers)
+                .await
+                .map_err(|e| ApiError::internal("resuming the download", e))?;
+            watch(inner.clone(), row.infohash);
+        }
+    }
+    Ok(())
+}
+
+/// Follow a download until it completes, then record the metainfo and the new state so it resumes as a seed.
+fn watch(inner: Arc<Inner>, infohash: InfoHash) {
+    let cancel = inner.cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            result = inner.engine.wait_finished(&infohash.0) => match result {
+                Ok(()) => {
+                    let torrent = inner.engine.torrent_bytes(&infohash.0);
+                    let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
+                    let updated = inner.catalog().update_torrent(
+                        &infohash,
+                        name.as_deref(),
+                        torrent.as_deref(),
+                        TorrentState::Complete,
+                    );
+                    match updated {
+                        Ok(()) => tracing::info!(%infohash, "download complete and verified"),
+                        Err(error) => tracing::warn!(%error, %infohash, "could not record a finished download"),
+                    }
+                }
+                Err(error) => tracing::warn!(%error, %infohash, "download failed"),
+            },
+        }
+    });
+}
+
+/// `get -o DIR` of data this node already holds: copy the verified files there.
+async fn copy_complete(row: &TorrentRow, dir: &Path) -> Result<(), ApiError> {
+    let from = row.output_dir.join(&row.name);
+    let to = dir.join(&row.name);
+    tokio::task::spawn_blocking(move || copy_tree(&from, &to))
+        .await
+        .map_err(|e| ApiError::internal("copy task", e))?
+        .map_err(|e| ApiError::internal("copying the data", e))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    if meta.is_file() {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(from, to)?;
+    } else if meta.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}

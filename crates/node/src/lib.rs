@@ -1,0 +1,28 @@
+//! kolokol-node: composes the catalog, the wire protocol and the BitTorrent engine into a node, and offers the
+//! [`Api`] that the HTTP layer serves.
+//!
+//! Architecture invariant: this is the only crate that knows every subsystem. Upper layers (HTTP, CLI) talk to
+//! [`Api`] only; lower crates never depend on this one.
+//!
+//! Every record from outside (the wire today, bundles later) goes through `kolokol_core::record::validate_record`
+//! in [`peering`] before it is stored; records this node makes go through `sign_record`, which applies the same
+//! bounds.
+
+mod api;
+mod config;
+mod data_dir;
+mod error;
+mod fetch;
+mod identity;
+mod node;
+mod peering;
+mod publish;
+mod views;
+
+pub use api::{Api, MAX_LIST};
+pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, NodeConfig};
+pub use data_dir::{DataDir, DataDirError, token_path};
+pub use error::{ApiError, StartError};
+pub use node::Node;
+pub use publish::PublishRequest;
+pub use views::{FileView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView};

@@ -1,0 +1,263 @@
+//! Publishing: copy the user's files into the data directory, hash them into a torrent, sign the record, store it,
+//! seed it, and tell connected peers.
+//!
+//! The published bytes are a copy: the user's original files are never touched, and the published data stays
+//! intact (and seedable) whatever later happens to the originals.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record};
+use kolokol_store::{TorrentRow, TorrentState};
+use rand::RngCore;
+
+use crate::error::ApiError;
+use crate::node::{Inner, unix_now};
+use crate::views::{PublishedView, magnet_of};
+
+/// Upper bound on the number of files in one publication (the record's own cap).
+const MAX_FILES: usize = kolokol_core::record::MAX_FILES;
+
+/// What to publish.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PublishRequest {
+    /// Absolute paths of files or directories on the node's machine.
+    pub paths: Vec<PathBuf>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+pub(crate) async fn publish(inner: &Inner, request: PublishRequest) -> Result<PublishedView, ApiError> {
+    let sources = check_sources(&request.paths)?;
+    // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
+    let draft = draft_body(inner, &request, placeholder_files(), InfoHash([0; 20]));
+    sign_record(draft, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+
+    let staging = inner.dir.content_dir().join(format!(".staging-{}", random_hex()));
+    let result = stage_and_publish(inner, &request, &sources, &staging).await;
+    // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
+    let _ = fs::remove_dir_all(&staging);
+    result
+}
+
+async fn stage_and_publish(
+    inner: &Inner,
+    request: &PublishRequest,
+    sources: &[PathBuf],
+    staging: &Path,
+) -> Result<PublishedView, ApiError> {
+    let name = torrent_name_for(sources, &request.title);
+    let root = staging.join(&name);
+    {
+        let sources = sources.to_vec();
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || copy_sources(&sources, &root))
+            .await
+            .map_err(|e| ApiError::internal("copy task", e))??;
+    }
+    let created = inner
+        .engine
+        .create_torrent(&root)
+        .await
+        .map_err(|e| ApiError::internal("hashing the files", e))?;
+    let infohash = InfoHash(created.infohash);
+    let final_dir = inner.dir.content_dir().join(infohash.to_string());
+    if final_dir.exists() {
+        // The same bytes were published before: keep the copy that is already seeding.
+        tracing::info!(%infohash, "content already present, reusing it");
+    } else {
+        fs::rename(staging, &final_dir).map_err(|e| ApiError::internal("storing the files", e))?;
+    }
+
+    let files = created
+        .files
+        .iter()
+        .map(|(path, size)| FileEntry {
+            path: path.clone(),
+            size: *size,
+            mime: mime_for(path),
+        })
+        .collect();
+    let body = draft_body(inner, request, files, infohash);
+    let record = sign_record(body, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+
+    let row = TorrentRow {
+        infohash,
+        name: created.name.clone(),
+        torrent: Some(created.torrent.clone()),
+        output_dir: final_dir.clone(),
+        state: TorrentState::Complete,
+        added_at: unix_now(),
+    };
+    inner
+        .catalog()
+        .insert_published(&record, &row, unix_now())?;
+    if let Err(error) = inner.engine.seed(&created.torrent, &final_dir).await {
+        // The record is stored; seeding is retried at the next start. Say so rather than fail the publish.
+        tracing::warn!(%error, %infohash, "could not start seeding");
+    }
+    inner.peers.push_record(record.bytes());
+    tracing::info!(id = %record.id(), %infohash, "published");
+    Ok(PublishedView {
+        id: record.id().to_string(),
+        magnet: magnet_of(&record).to_uri(),
+        infohash: infohash.to_string(),
+        path: final_dir.join(&created.name),
+    })
+}
+
+fn draft_body(inner: &Inner, request: &PublishRequest, files: Vec<FileEntry>, infohash: InfoHash) -> RecordBody {
+    RecordBody {
+        network: inner.network.clone(),
+        author: inner.author_key.public(),
+        created: unix_now(),
+        title: request.title.clone(),
+        description: request.description.clone(),
+        tags: request.tags.clone(),
+        lang: request.lang.clone().filter(|l| !l.is_empty()),
+        files,
+        infohash,
+        thumbnail: None,
+    }
+}
+
+fn placeholder_files() -> Vec<FileEntry> {
+    vec![FileEntry {
+        path: "placeholder".into(),
+        size: 0,
+        mime: "application/octet-stream".into(),
+    }]
+}
+
+/// Every source must be an absolute path to an existing regular file or directory.
+fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ApiError> {
+    if paths.is_empty() {
+        return Err(ApiError::Invalid("nothing to publish: give a file or a directory".into()));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        if !path.is_absolute() {
+            return Err(ApiError::Invalid(format!("{} is not an absolute path", path.display())));
+        }
+        let meta = fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::Invalid(format!("{}: no such file or directory", path.display())),
+            _ => ApiError::Invalid(format!("{}: {e}", path.display())),
+        })?;
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(ApiError::Invalid(format!("{} is neither a file nor a directory", path.display())));
+        }
+        let name = file_name(path)?;
+        if !names.insert(name.clone()) {
+            return Err(ApiError::Invalid(format!("two paths are both named {name:?}")));
+        }
+        out.push(path.clone());
+    }
+    Ok(out)
+}
+
+fn file_name(path: &Path) -> Result<String, ApiError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Invalid(format!("{} has no usable file name (it must be UTF-8)", path.display())))
+}
+
+/// One file or directory keeps its own name; several are gathered in a folder named after the title.
+fn torrent_name_for(sources: &[PathBuf], title: &str) -> String {
+    if let [single] = sources {
+        if let Some(name) = single.file_name().and_then(|n| n.to_str()) {
+            return name.to_owned();
+        }
+    }
+    let cleaned: String = title
+        .chars()
+        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.');
+    let cleaned: String = cleaned.chars().take(100).collect();
+    if cleaned.is_empty() { "publication".into() } else { cleaned }
+}
+
+/// Copy the sources into `root` (a file, or a folder of them). Symbolic links inside folders are refused: following
+/// them could publish files the user never meant to share.
+fn copy_sources(sources: &[PathBuf], root: &Path) -> Result<(), ApiError> {
+    let mut budget = MAX_FILES;
+    let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
+    if let [single] = sources {
+        return copy_entry(single, root, &mut budget);
+    }
+    fs::create_dir_all(root).map_err(|e| io(root, e))?;
+    for source in sources {
+        let name = file_name(source)?;
+        copy_entry(source, &root.join(name), &mut budget)?;
+    }
+    Ok(())
+}
+
+fn copy_entry(source: &Path, dest: &Path, budget: &mut usize) -> Result<(), ApiError> {
+    let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
+    let meta = fs::metadata(source).map_err(|e| io(source, e))?;
+    if meta.is_file() {
+        if *budget == 0 {
+            return Err(ApiError::Invalid(format!("too many files: a publication holds at most {MAX_FILES}")));
+        }
+        *budget -= 1;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        fs::copy(source, dest).map_err(|e| io(source, e))?;
+        return Ok(());
+    }
+    fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
+    let mut entries: Vec<_> = fs::read_dir(source)
+        .map_err(|e| io(source, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| io(source, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io(&path, e))?;
+        if kind.is_symlink() {
+            return Err(ApiError::Invalid(format!(
+                "{} is a symbolic link; kolokol publishes regular files and folders only",
+                path.display()
+            )));
+        }
+        if !kind.is_file() && !kind.is_dir() {
+            return Err(ApiError::Invalid(format!("{} is not a regular file", path.display())));
+        }
+        let name = file_name(&path)?;
+        copy_entry(&path, &dest.join(name), budget)?;
+    }
+    Ok(())
+}
+
+fn mime_for(path: &str) -> String {
+    mime_guess::from_path(path)
+        .first()
+        .map(|m| m.essence_str().to_owned())
+        .filter(|m| m.len() <= 128)
+        .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Remove staging folders a crash left behind.
+pub(crate) fn clean_staging(content_dir: &Path) {
+    let Ok(entries) = fs::read_dir(content_dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".staging-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}

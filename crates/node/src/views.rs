@@ -1,0 +1,145 @@
+//! The JSON shapes the API returns (and the CLI prints with `--json`). Documented in docs/cli.md; keep in step.
+
+use std::path::PathBuf;
+
+use kolokol_core::magnet::Magnet;
+use kolokol_core::record::SignedRecord;
+use serde::{Deserialize, Serialize};
+
+/// `status`: who and where this node is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub node_id: String,
+    pub author_id: String,
+    pub network: String,
+    pub api_addr: String,
+    pub wire_addr: String,
+    pub bt_addr: String,
+    pub data_dir: PathBuf,
+    pub records: u64,
+    pub peers_connected: usize,
+    pub peers_known: usize,
+    pub transfers: usize,
+    pub version: String,
+}
+
+/// `id`: the node's identities.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdView {
+    pub node_id: String,
+    pub author_id: String,
+}
+
+/// One file of a publication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileView {
+    /// Path relative to the download folder; its first component is the torrent's name.
+    pub path: String,
+    pub size: u64,
+    pub mime: String,
+}
+
+/// A publication record, as `list` and `show` print it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub lang: Option<String>,
+    pub author: String,
+    /// Unix seconds, as signed by the author.
+    pub created: u64,
+    pub infohash: String,
+    pub magnet: String,
+    pub size: u64,
+    pub files: Vec<FileView>,
+}
+
+impl RecordView {
+    pub fn from_record(record: &SignedRecord) -> RecordView {
+        let body = record.body();
+        RecordView {
+            id: record.id().to_string(),
+            title: body.title.clone(),
+            description: body.description.clone(),
+            tags: body.tags.clone(),
+            lang: body.lang.clone(),
+            author: body.author.to_string(),
+            created: body.created,
+            infohash: body.infohash.to_string(),
+            magnet: magnet_of(record).to_uri(),
+            size: body.files.iter().map(|f| f.size).fold(0, u64::saturating_add),
+            files: body
+                .files
+                .iter()
+                .map(|f| FileView {
+                    path: f.path.clone(),
+                    size: f.size,
+                    mime: f.mime.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The magnet link of a record: its infohash and its torrent's name.
+pub fn magnet_of(record: &SignedRecord) -> Magnet {
+    let body = record.body();
+    Magnet {
+        infohash: body.infohash,
+        name: body.files.first().map(|f| torrent_name(&f.path).to_owned()),
+        peers: Vec::new(),
+        trackers: Vec::new(),
+    }
+}
+
+/// The torrent name is the first component of every file path in a record.
+pub fn torrent_name(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
+}
+
+/// `publish`: the new publication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedView {
+    pub id: String,
+    pub magnet: String,
+    pub infohash: String,
+    /// Where the published copy of the data lives in the data directory.
+    pub path: PathBuf,
+}
+
+/// A download or seed, as `get` follows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransferView {
+    pub infohash: String,
+    /// The publication, when the download was started by id (or the infohash matches a known record).
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// Where the data is (or will be) once complete.
+    pub path: Option<PathBuf>,
+    pub total_bytes: u64,
+    pub have_bytes: u64,
+    /// Complete and every piece verified.
+    pub finished: bool,
+    pub peers: usize,
+    pub download_bps: u64,
+    pub upload_bps: u64,
+    pub error: Option<String>,
+}
+
+/// A kolokol peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Wire address `host:port`.
+    pub addr: String,
+    pub node_id: Option<String>,
+    pub connected: bool,
+    /// `outbound` (we dialled) or `inbound`, while connected.
+    pub direction: Option<String>,
+    /// The peer's BitTorrent address, learned in its hello.
+    pub bt_addr: Option<String>,
+    pub added_by_user: bool,
+    pub last_seen: Option<u64>,
+    pub last_error: Option<String>,
+}

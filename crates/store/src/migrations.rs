@@ -1,0 +1,60 @@
+//! Schema, versioned by `PRAGMA user_version`. Migrations only ever append.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: catalog, torrents, peers, settings.
+    "
+    CREATE TABLE records (
+        id          BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+        author      BLOB NOT NULL CHECK (length(author) = 32),
+        created     INTEGER NOT NULL,
+        infohash    BLOB NOT NULL CHECK (length(infohash) = 20),
+        title       TEXT NOT NULL,
+        bytes       BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_time ON records (created, id);
+    CREATE INDEX records_by_author ON records (author, created);
+    CREATE INDEX records_by_infohash ON records (infohash);
+
+    CREATE TABLE torrents (
+        infohash   BLOB PRIMARY KEY NOT NULL CHECK (length(infohash) = 20),
+        name       TEXT NOT NULL,
+        torrent    BLOB,
+        output_dir TEXT NOT NULL,
+        state      TEXT NOT NULL CHECK (state IN ('downloading', 'complete')),
+        added_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE peers (
+        addr      TEXT PRIMARY KEY NOT NULL,
+        node_id   BLOB CHECK (node_id IS NULL OR length(node_id) = 32),
+        by_user   INTEGER NOT NULL DEFAULT 0,
+        last_seen INTEGER,
+        last_error TEXT
+    ) WITHOUT ROWID;
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ",
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The catalog: signed publication records, stored as their exact signed bytes.
+
+use std::collections::BTreeSet;
+
+use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Catalog, StoreError};
+
+/// Upper bound on one page of [`Catalog::list_records`], whatever the caller asks for.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A page of records, newest first.
+pub struct RecordPage {
+    pub records: Vec<SignedRecord>,
+    /// Records in the catalog in total.
+    pub total: u64,
+}
+
+impl Catalog {
+    /// Store a record that was already validated. Returns `false` if it was stored before (nothing changes).
+    pub fn insert_record(&mut self, record: &SignedRecord, received_at: u64) -> Result<bool, StoreError> {
+        insert_record_in(&self.conn, record, received_at)
+    }
+
+    /// The record with this id, if it is in the catalog.
+    pub fn get_record(&self, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        let row: Option<(Vec<u8>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT bytes, created FROM records WHERE id = ?1",
+                [&id.0[..]],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(bytes, created)| self.revalidate(&bytes, created))
+            .transpose()
+    }
+
+    /// Records whose torrent has this infohash (usually one).
+    pub fn records_by_infohash(&self, infohash: &InfoHash) -> Result<Vec<SignedRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT bytes, created FROM records WHERE infohash = ?1 ORDER BY created DESC, id DESC LIMIT 100",
+        )?;
+        let rows = stmt.query_map([&infohash.0[..]], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        self.collect_valid(rows)
+    }
+
+    /// Newest records first, `limit` (at most [`MAX_PAGE`]) starting at `offset`.
+    pub fn list_records(&self, limit: u32, offset: u64) -> Result<RecordPage, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT bytes, created FROM records ORDER BY created DESC, id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![limit.min(MAX_PAGE), to_sql_int(offset)?],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let records = self.collect_valid(rows)?;
+        Ok(RecordPage {
+            records,
+            total: self.count_records()?,
+        })
+    }
+
+    /// Number of records in the catalog.
+    pub fn count_records(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM records", [], |row| row.get(0))?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative record count {n}")))
+    }
+
+    /// The ids of every record held.
+    pub fn record_ids(&self) -> Result<BTreeSet<RecordId>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM records")?;
+        let mut ids = BTreeSet::new();
+        for id in stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))? {
+            let id = id?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("record id of the wrong length".into()))?;
+            ids.insert(RecordId(id));
+        }
+        Ok(ids)
+    }
+
+    /// The signed bytes of the records with these ids that the catalog holds (unknown ids are skipped).
+    pub fn record_bytes(&self, ids: &[RecordId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT bytes FROM records WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) = stmt
+                .query_row([&id.0[..]], |row| row.get::<_, Vec<u8>>(0))
+                .optional()?
+            {
+                out.push(bytes);
+            }
+        }
+        Ok(out)
+    }
+
+    fn collect_valid(
+        &self,
+        rows: impl Iterator<Item = rusqlite::Result<(Vec<u8>, i64)>>,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
+        let mut out = Vec::new();
+        for row in rows {
+            let (bytes, created) = row?;
+            match self.revalidate(&bytes, created) {
+                Ok(record) => out.push(record),
+                // A damaged row hides one record; it must not take the whole listing down.
+                Err(error) => tracing::warn!(%error, "skipping a damaged catalog row"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored bytes are checked again on the way out: the database file is outside data too.
+    fn revalidate(&self, bytes: &[u8], created: i64) -> Result<SignedRecord, StoreError> {
+        let ctx = ValidationContext {
+            network: self.network.clone(),
+            // The record was accepted when it arrived; its age is not re-judged, only its integrity.
+            now_unix: u64::try_from(created).unwrap_or(0),
+        };
+        validate_record(bytes, &ctx)
+            .map_err(|error| StoreError::Corrupt(format!("stored record failed validation: {error}")))
+    }
+}
+
+pub(crate) fn to_sql_int(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{value} does not fit in SQLite")))
+}
+
+pub(crate) fn insert_record_in(
+    conn: &rusqlite::Connection,
+    record: &SignedRecord,
+    received_at: u64,
+) -> Result<bool, StoreError> {
+    let body = record.body();
+    let changed = conn.execute(
+        "INSERT OR IGNORE INTO records (id, author, created, infohash, title, bytes, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            &record.id().0[..],
+            &body.author.as_bytes()[..],
+            to_sql_int(body.created)?,
+            &body.infohash.0[..],
+            body.title,
+            record.bytes(),
+            to_sql_int(received_at)?,
+        ],
+    )?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,126 @@
+use kolokol_core::keys::Keypair;
+use kolokol_core::record::{FileEntry, InfoHash, RecordBody, RecordId, sign_record};
+
+use super::*;
+
+fn record(key: &Keypair, title: &str, created: u64) -> kolokol_core::record::SignedRecord {
+    let body = RecordBody {
+        network: "kolokol".into(),
+        author: key.public(),
+        created,
+        title: title.into(),
+        description: String::new(),
+        tags: vec![],
+        lang: None,
+        files: vec![FileEntry {
+            path: "a.bin".into(),
+            size: 1,
+            mime: "application/octet-stream".into(),
+        }],
+        infohash: InfoHash([created as u8; 20]),
+        thumbnail: None,
+    };
+    sign_record(body, key).unwrap()
+}
+
+#[test]
+fn records_survive_reopen_and_are_listed_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    let key = Keypair::from_secret_bytes([7; 32]);
+    let older = record(&key, "older", 1_000);
+    let newer = record(&key, "новое", 2_000);
+    {
+        let mut catalog = Catalog::open(&path, "kolokol").unwrap();
+        assert!(catalog.insert_record(&older, 5).unwrap());
+        assert!(catalog.insert_record(&newer, 5).unwrap());
+        assert!(!catalog.insert_record(&newer, 6).unwrap(), "duplicate is not new");
+    }
+    let catalog = Catalog::open(&path, "kolokol").unwrap();
+    let page = catalog.list_records(10, 0).unwrap();
+    assert_eq!(page.total, 2);
+    let titles: Vec<_> = page.records.iter().map(|r| r.body().title.as_str()).collect();
+    assert_eq!(titles, ["новое", "older"]);
+    assert_eq!(catalog.get_record(newer.id()).unwrap().unwrap().bytes(), newer.bytes());
+    assert!(catalog.get_record(&RecordId([0; 32])).unwrap().is_none());
+    assert_eq!(catalog.record_ids().unwrap().len(), 2);
+    let bytes = catalog.record_bytes(&[*older.id(), RecordId([1; 32])]).unwrap();
+    assert_eq!(bytes, vec![older.bytes().to_vec()]);
+    assert_eq!(catalog.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn damaged_row_is_hidden_not_served() {
+    let mut catalog = Catalog::open_in_memory("kolokol").unwrap();
+    let key = Keypair::from_secret_bytes([9; 32]);
+    let good = record(&key, "good", 10);
+    let bad = record(&key, "bad", 20);
+    catalog.insert_record(&good, 1).unwrap();
+    catalog.insert_record(&bad, 1).unwrap();
+    // Flip one byte of the stored signed bytes, as disk damage or tampering would.
+    let mut bytes = bad.bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    catalog
+        .conn
+        .execute(
+            "UPDATE records SET bytes = ?2 WHERE id = ?1",
+            rusqlite::params![&bad.id().0[..], bytes],
+        )
+        .unwrap();
+    assert!(catalog.get_record(bad.id()).is_err());
+    let page = catalog.list_records(10, 0).unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].id(), good.id());
+}
+
+#[test]
+fn torrents_peers_and_settings_round_trip() {
+    let mut catalog = Catalog::open_in_memory("kolokol").unwrap();
+    let row = TorrentRow {
+        infohash: InfoHash([3; 20]),
+        name: "video.mp4".into(),
+        torrent: None,
+        output_dir: "/tmp/x".into(),
+        state: TorrentState::Downloading,
+        added_at: 42,
+    };
+    catalog.put_torrent(&row).unwrap();
+    catalog
+        .update_torrent(&row.infohash, None, Some(b"d4:infod..ee"), TorrentState::Complete)
+        .unwrap();
+    let got = catalog.get_torrent(&row.infohash).unwrap().unwrap();
+    assert_eq!(got.state, TorrentState::Complete);
+    assert_eq!(got.torrent.as_deref(), Some(&b"d4:infod..ee"[..]));
+    assert_eq!(got.name, "video.mp4");
+    assert_eq!(catalog.list_torrents().unwrap().len(), 1);
+
+    catalog.add_peer("127.0.0.1:4000", true).unwrap();
+    catalog.add_peer("127.0.0.1:4000", false).unwrap();
+    let id = Keypair::from_secret_bytes([1; 32]).public();
+    catalog.peer_seen("127.0.0.1:4000", &id, 99).unwrap();
+    let peers = catalog.list_peers().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert!(peers[0].by_user, "a user's peer stays a user's peer");
+    assert_eq!(peers[0].node_id, Some(id));
+    assert_eq!(peers[0].last_seen, Some(99));
+
+    assert_eq!(catalog.get_setting("wire_port").unwrap(), None);
+    catalog.set_setting("wire_port", "4000").unwrap();
+    catalog.set_setting("wire_port", "4001").unwrap();
+    assert_eq!(catalog.get_setting("wire_port").unwrap().as_deref(), Some("4001"));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    drop(Catalog::open(&path, "kolokol").unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        Catalog::open(&path, "kolokol"),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
