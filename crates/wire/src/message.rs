@@ -1,0 +1,326 @@
+//! The messages of the kolokol wire protocol and their strict bencode form.
+//!
+//! Every message is one canonical bencode dictionary with a type tag under `"t"` and exactly the fields
+//! of that type; see `PROTOCOL.md` for the table. Decoding refuses unknown types, missing or extra
+//! fields, wrong types, over-long lists and malformed ids. Record bytes are carried opaquely: the node
+//! validates them with `kolokol_core`, this crate never interprets them.
+
+use kolokol_core::bencode::{
+    self, BencodeError, DecodeLimits, Dict, FieldError, Value, reject_unknown_keys, required_bytes,
+    required_int, required_list, required_str,
+};
+use kolokol_core::record::{MAX_RECORD_BYTES, RecordId};
+
+use crate::config::MAX_MAX_MESSAGE_BYTES;
+
+/// Version of the message set, sent in [`Message::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest agent string in [`Message::Hello`], in bytes.
+pub const MAX_AGENT_BYTES: usize = 64;
+/// Most ids in one `Inventory`, `Want` or `Missing` message.
+pub const MAX_IDS_PER_MESSAGE: usize = 4096;
+/// Most records in one `Records` message (the byte size is bounded separately by the message cap).
+pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
+/// Length of a record id on the wire.
+pub const RECORD_ID_BYTES: usize = 32;
+/// Length of a ping nonce on the wire (big-endian).
+const NONCE_BYTES: usize = 8;
+
+/// The key of the type tag in every message dictionary.
+const TYPE_KEY: &str = "t";
+
+/// One message of the wire protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// First message of each side after the handshake.
+    Hello {
+        /// The sender's [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Free-form software name and version, at most [`MAX_AGENT_BYTES`] bytes of UTF-8.
+        agent: String,
+        /// How many record ids the sender will list in its inventory (at most `i64::MAX`).
+        records: u64,
+    },
+    /// Part of the sender's inventory: 1 to [`MAX_IDS_PER_MESSAGE`] ids, ascending across the whole
+    /// inventory.
+    Inventory {
+        /// Record ids the sender holds.
+        ids: Vec<RecordId>,
+    },
+    /// The sender has listed every id it holds.
+    InventoryDone,
+    /// Asks for records the receiver advertised: 1 to [`MAX_IDS_PER_MESSAGE`] ids.
+    Want {
+        /// Ids of the wanted records.
+        ids: Vec<RecordId>,
+    },
+    /// Answer to a `Want` for ids the sender advertised but can no longer provide (for example purged
+    /// after a block): 1 to [`MAX_IDS_PER_MESSAGE`] ids.
+    Missing {
+        /// Ids that will not be sent.
+        ids: Vec<RecordId>,
+    },
+    /// Raw signed record bytes: 1 to [`MAX_RECORDS_PER_MESSAGE`] records, each at most
+    /// `MAX_RECORD_BYTES`, the whole message within the connection's message cap.
+    Records {
+        /// The records, exactly as signed.
+        records: Vec<Vec<u8>>,
+    },
+    /// The sender has received every record it asked for (or been told it is missing), and will ask for
+    /// nothing more in this exchange. After it, the receiver may push new records unsolicited.
+    Satisfied,
+    /// Liveness check; answered with a `Pong` carrying the same nonce.
+    Ping {
+        /// Opaque value echoed in the `Pong`.
+        nonce: u64,
+    },
+    /// Answer to a `Ping`.
+    Pong {
+        /// The nonce of the `Ping`.
+        nonce: u64,
+    },
+}
+
+/// Why bytes are not a valid message, or a message cannot be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// The bytes are not one canonical bencode value within the limits.
+    #[error("message is not canonical bencode")]
+    Bencode(#[from] BencodeError),
+    /// The top-level value is not a dictionary.
+    #[error("message is a {0}, not a dictionary")]
+    NotADict(&'static str),
+    /// A field is missing, has the wrong type, or is not allowed for this message type.
+    #[error("bad message field")]
+    Field(#[from] FieldError),
+    /// The type tag names no known message.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// A list field is empty; every list-carrying message must carry at least one item.
+    #[error("field \"{0}\" must not be empty")]
+    Empty(&'static str),
+    /// A list field is longer than allowed.
+    #[error("field \"{field}\" has {count} items, more than {max}")]
+    TooManyItems {
+        /// The field.
+        field: &'static str,
+        /// Items found.
+        count: usize,
+        /// Items allowed.
+        max: usize,
+    },
+    /// A list item has the wrong type.
+    #[error("an item of \"{0}\" is not a byte string")]
+    ItemNotBytes(&'static str),
+    /// A record id is not exactly 32 bytes.
+    #[error("record id of {0} bytes, expected 32")]
+    BadIdLength(usize),
+    /// A ping nonce is not exactly 8 bytes.
+    #[error("nonce of {0} bytes, expected 8")]
+    BadNonceLength(usize),
+    /// The agent string is too long.
+    #[error("agent of {0} bytes, more than {MAX_AGENT_BYTES}")]
+    AgentTooLong(usize),
+    /// An integer field is outside its range.
+    #[error("field \"{0}\" is out of range")]
+    OutOfRange(&'static str),
+    /// A record is larger than `MAX_RECORD_BYTES`.
+    #[error("record of {len} bytes, more than {max}")]
+    RecordTooLarge {
+        /// The record's size.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+}
+
+/// Decoding limits for messages: a dictionary of lists of byte strings is depth 3, and the item count
+/// allows a full list plus the handful of keys and tags.
+fn decode_limits() -> DecodeLimits {
+    DecodeLimits {
+        max_depth: 3,
+        max_items: MAX_IDS_PER_MESSAGE.max(MAX_RECORDS_PER_MESSAGE) + 16,
+        max_input_bytes: MAX_MAX_MESSAGE_BYTES,
+    }
+}
+
+impl Message {
+    /// The type tag of this message on the wire.
+    pub fn type_tag(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Inventory { .. } => "inventory",
+            Message::InventoryDone => "inventory_done",
+            Message::Want { .. } => "want",
+            Message::Missing { .. } => "missing",
+            Message::Records { .. } => "records",
+            Message::Satisfied => "satisfied",
+            Message::Ping { .. } => "ping",
+            Message::Pong { .. } => "pong",
+        }
+    }
+
+    /// The canonical bytes of this message, after checking every field against its bound.
+    pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
+        let mut dict = Dict::new();
+        dict.insert(TYPE_KEY.into(), Value::from(self.type_tag()));
+        match self {
+            Message::Hello {
+                protocol,
+                agent,
+                records,
+            } => {
+                if agent.len() > MAX_AGENT_BYTES {
+                    return Err(MessageError::AgentTooLong(agent.len()));
+                }
+                let records =
+                    i64::try_from(*records).map_err(|_| MessageError::OutOfRange("records"))?;
+                dict.insert("protocol".into(), Value::Int(i64::from(*protocol)));
+                dict.insert("agent".into(), Value::from(agent.as_str()));
+                dict.insert("records".into(), Value::Int(records));
+            }
+            Message::Inventory { ids } | Message::Want { ids } | Message::Missing { ids } => {
+                check_count("ids", ids.len(), MAX_IDS_PER_MESSAGE)?;
+                let ids = ids
+                    .iter()
+                    .map(|id| Value::from(id.as_bytes().as_slice()))
+                    .collect();
+                dict.insert("ids".into(), Value::List(ids));
+            }
+            Message::Records { records } => {
+                check_count("records", records.len(), MAX_RECORDS_PER_MESSAGE)?;
+                let mut items = Vec::with_capacity(records.len());
+                for record in records {
+                    check_record_len(record.len())?;
+                    items.push(Value::from(record.as_slice()));
+                }
+                dict.insert("records".into(), Value::List(items));
+            }
+            Message::Ping { nonce } | Message::Pong { nonce } => {
+                dict.insert("nonce".into(), Value::from(nonce.to_be_bytes().as_slice()));
+            }
+            Message::InventoryDone | Message::Satisfied => {}
+        }
+        Ok(bencode::encode(&Value::Dict(dict)))
+    }
+
+    /// Decodes one message, refusing anything that [`Message::encode`] would not produce.
+    pub fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
+        let value = bencode::decode(bytes, &decode_limits())?;
+        let dict = value
+            .as_dict()
+            .ok_or(MessageError::NotADict(value.kind()))?;
+        let tag = required_bytes(dict, TYPE_KEY)?;
+        let message = match tag {
+            b"hello" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "protocol", "agent", "records"])?;
+                let protocol = u32::try_from(required_int(dict, "protocol")?)
+                    .map_err(|_| MessageError::OutOfRange("protocol"))?;
+                let agent = required_str(dict, "agent")?;
+                if agent.len() > MAX_AGENT_BYTES {
+                    return Err(MessageError::AgentTooLong(agent.len()));
+                }
+                let records = u64::try_from(required_int(dict, "records")?)
+                    .map_err(|_| MessageError::OutOfRange("records"))?;
+                Message::Hello {
+                    protocol,
+                    agent: agent.to_owned(),
+                    records,
+                }
+            }
+            b"inventory" => Message::Inventory {
+                ids: decode_ids(dict)?,
+            },
+            b"want" => Message::Want {
+                ids: decode_ids(dict)?,
+            },
+            b"missing" => Message::Missing {
+                ids: decode_ids(dict)?,
+            },
+            b"records" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "records"])?;
+                let items = required_list(dict, "records")?;
+                check_count("records", items.len(), MAX_RECORDS_PER_MESSAGE)?;
+                let mut records = Vec::with_capacity(items.len());
+                for item in items {
+                    let record = item
+                        .as_bytes()
+                        .ok_or(MessageError::ItemNotBytes("records"))?;
+                    check_record_len(record.len())?;
+                    records.push(record.to_vec());
+                }
+                Message::Records { records }
+            }
+            b"ping" => Message::Ping {
+                nonce: decode_nonce(dict)?,
+            },
+            b"pong" => Message::Pong {
+                nonce: decode_nonce(dict)?,
+            },
+            b"inventory_done" => {
+                reject_unknown_keys(dict, &[TYPE_KEY])?;
+                Message::InventoryDone
+            }
+            b"satisfied" => {
+                reject_unknown_keys(dict, &[TYPE_KEY])?;
+                Message::Satisfied
+            }
+            other => {
+                // Cap what goes into the error: the tag is peer-controlled and may be long.
+                let shown = &other[..other.len().min(32)];
+                return Err(MessageError::UnknownType(
+                    String::from_utf8_lossy(shown).into_owned(),
+                ));
+            }
+        };
+        Ok(message)
+    }
+}
+
+fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), MessageError> {
+    if count == 0 {
+        return Err(MessageError::Empty(field));
+    }
+    if count > max {
+        return Err(MessageError::TooManyItems { field, count, max });
+    }
+    Ok(())
+}
+
+fn check_record_len(len: usize) -> Result<(), MessageError> {
+    if len > MAX_RECORD_BYTES {
+        return Err(MessageError::RecordTooLarge {
+            len,
+            max: MAX_RECORD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn decode_ids(dict: &Dict) -> Result<Vec<RecordId>, MessageError> {
+    reject_unknown_keys(dict, &[TYPE_KEY, "ids"])?;
+    let items = required_list(dict, "ids")?;
+    check_count("ids", items.len(), MAX_IDS_PER_MESSAGE)?;
+    items
+        .iter()
+        .map(|item| {
+            let bytes = item.as_bytes().ok_or(MessageError::ItemNotBytes("ids"))?;
+            let id: [u8; RECORD_ID_BYTES] = bytes
+                .try_into()
+                .map_err(|_| MessageError::BadIdLength(bytes.len()))?;
+            Ok(RecordId(id))
+        })
+        .collect()
+}
+
+fn decode_nonce(dict: &Dict) -> Result<u64, MessageError> {
+    reject_unknown_keys(dict, &[TYPE_KEY, "nonce"])?;
+    let bytes = required_bytes(dict, "nonce")?;
+    let nonce: [u8; NONCE_BYTES] = bytes
+        .try_into()
+        .map_err(|_| MessageError::BadNonceLength(bytes.len()))?;
+    Ok(u64::from_be_bytes(nonce))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn id_strategy() -> impl Strategy<Value = RecordId> {
+    any::<[u8; 32]>().prop_map(RecordId)
+}
+
+fn ids_strategy() -> impl Strategy<Value = Vec<RecordId>> {
+    prop::collection::vec(id_strategy(), 1..=64)
+}
+
+fn message_strategy() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (any::<u32>(), "\\PC{0,16}", 0..=i64::MAX as u64)
+            .prop_filter("agent within cap", |(_, agent, _)| agent.len()
+                <= MAX_AGENT_BYTES)
+            .prop_map(|(protocol, agent, records)| Message::Hello {
+                protocol,
+                agent,
+                records
+            }),
+        ids_strategy().prop_map(|ids| Message::Inventory { ids }),
+        Just(Message::InventoryDone),
+        ids_strategy().prop_map(|ids| Message::Want { ids }),
+        ids_strategy().prop_map(|ids| Message::Missing { ids }),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..8)
+            .prop_map(|records| Message::Records { records }),
+        Just(Message::Satisfied),
+        any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn round_trip(message in message_strategy()) {
+        let bytes = message.encode().unwrap();
+        prop_assert_eq!(Message::decode(&bytes).unwrap(), message);
+    }
+
+    #[test]
+    fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Message::decode(&bytes);
+    }
+
+    /// Damaged encodings of real messages reach deeper into the decoder than random bytes; whatever
+    /// decodes must be canonical (encode gives back the same bytes).
+    #[test]
+    fn damaged_messages_never_panic(
+        message in message_strategy(),
+        position in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = message.encode().unwrap();
+        let at = position.index(bytes.len());
+        bytes[at] = byte;
+        bytes.truncate(cut.index(bytes.len() + 1).max(at));
+        if let Ok(decoded) = Message::decode(&bytes) {
+            prop_assert_eq!(decoded.encode().unwrap(), bytes);
+        }
+    }
+}
+
+fn dict(entries: &[(&str, Value)]) -> Vec<u8> {
+    let dict: Dict = entries
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+        .collect();
+    bencode::encode(&Value::Dict(dict))
+}
+
+fn ids_value(count: usize, len: usize) -> Value {
+    Value::List((0..count).map(|_| Value::Bytes(vec![1; len])).collect())
+}
+
+#[test]
+fn refuses_unknown_type() {
+    let bytes = dict(&[("t", Value::from("teleport"))]);
+    assert_eq!(
+        Message::decode(&bytes),
+        Err(MessageError::UnknownType("teleport".into()))
+    );
+}
+
+#[test]
+fn refuses_missing_and_extra_fields() {
+    let missing = dict(&[("t", Value::from("ping"))]);
+    assert!(matches!(
+        Message::decode(&missing),
+        Err(MessageError::Field(FieldError::Missing { .. }))
+    ));
+    let extra = dict(&[("t", Value::from("inventory_done")), ("x", Value::Int(1))]);
+    assert!(matches!(
+        Message::decode(&extra),
+        Err(MessageError::Field(FieldError::UnknownKey { .. }))
+    ));
+    let no_tag = dict(&[("nonce", Value::from(vec![0u8; 8]))]);
+    assert!(matches!(
+        Message::decode(&no_tag),
+        Err(MessageError::Field(FieldError::Missing { .. }))
+    ));
+}
+
+#[test]
+fn refuses_bad_ids() {
+    let too_many = dict(&[
+        ("ids", ids_value(MAX_IDS_PER_MESSAGE + 1, 32)),
+        ("t", "want".into()),
+    ]);
+    assert!(matches!(
+        Message::decode(&too_many),
+        Err(MessageError::TooManyItems { .. })
+    ));
+    let short = dict(&[("ids", ids_value(1, 31)), ("t", "inventory".into())]);
+    assert_eq!(Message::decode(&short), Err(MessageError::BadIdLength(31)));
+    let empty = dict(&[("ids", ids_value(0, 32)), ("t", "missing".into())]);
+    assert_eq!(Message::decode(&empty), Err(MessageError::Empty("ids")));
+    let not_bytes = dict(&[
+        ("ids", Value::List(vec![Value::Int(3)])),
+        ("t", "want".into()),
+    ]);
+    assert_eq!(
+        Message::decode(&not_bytes),
+        Err(MessageError::ItemNotBytes("ids"))
+    );
+    let full = dict(&[
+        ("ids", ids_value(MAX_IDS_PER_MESSAGE, 32)),
+        ("t", "want".into()),
+    ]);
+    assert!(
+        matches!(Message::decode(&full), Ok(Message::Want { ids }) if ids.len() == MAX_IDS_PER_MESSAGE)
+    );
+}
+
+#[test]
+fn refuses_bad_scalars() {
+    let hello = |protocol: i64, agent: &str, records: i64| {
+        dict(&[
+            ("agent", agent.into()),
+            ("protocol", Value::Int(protocol)),
+            ("records", Value::Int(records)),
+            ("t", "hello".into()),
+        ])
+    };
+    assert!(Message::decode(&hello(1, "kolokol", 0)).is_ok());
+    assert_eq!(
+        Message::decode(&hello(-1, "a", 0)),
+        Err(MessageError::OutOfRange("protocol"))
+    );
+    assert_eq!(
+        Message::decode(&hello(1 << 40, "a", 0)),
+        Err(MessageError::OutOfRange("protocol"))
+    );
+    assert_eq!(
+        Message::decode(&hello(1, "a", -5)),
+        Err(MessageError::OutOfRange("records"))
+    );
+    assert_eq!(
+        Message::decode(&hello(1, &"a".repeat(65), 0)),
+        Err(MessageError::AgentTooLong(65))
+    );
+    let nonce = dict(&[("nonce", Value::from(vec![0u8; 7])), ("t", "pong".into())]);
+    assert_eq!(
+        Message::decode(&nonce),
+        Err(MessageError::BadNonceLength(7))
+    );
+}
+
+#[test]
+fn refuses_oversized_records() {
+    let big = dict(&[
+        (
+            "records",
+            Value::List(vec![Value::Bytes(vec![0; MAX_RECORD_BYTES + 1])]),
+        ),
+        ("t", "records".into()),
+    ]);
+    assert!(matches!(
+        Message::decode(&big),
+        Err(MessageError::RecordTooLarge { .. })
+    ));
+    let message = Message::Records {
+        records: vec![vec![0; MAX_RECORD_BYTES + 1]],
+    };
+    assert!(matches!(
+        message.encode(),
+        Err(MessageError::RecordTooLarge { .. })
+    ));
+}
+
+#[test]
+fn refuses_to_encode_out_of_bounds() {
+    assert_eq!(
+        Message::Want { ids: vec![] }.encode(),
+        Err(MessageError::Empty("ids"))
+    );
+    let hello = Message::Hello {
+        protocol: 1,
+        agent: "x".into(),
+        records: u64::MAX,
+    };
+    assert_eq!(hello.encode(), Err(MessageError::OutOfRange("records")));
+    let long = Message::Hello {
+        protocol: 1,
+        agent: "é".repeat(33),
+        records: 0,
+    };
+    assert_eq!(long.encode(), Err(MessageError::AgentTooLong(66)));
+}
+
+#[test]
+fn refuses_non_canonical_and_non_dict() {
+    // Keys out of order.
+    assert!(matches!(
+        Message::decode(b"d5:nonce8:\0\0\0\0\0\0\0\x011:t4:pinge"),
+        Ok(Message::Ping { nonce: 1 })
+    ));
+    assert!(matches!(
+        Message::decode(b"d1:t4:ping5:nonce8:\0\0\0\0\0\0\0\x01e"),
+        Err(MessageError::Bencode(_))
+    ));
+    assert_eq!(
+        Message::decode(b"i3e"),
+        Err(MessageError::NotADict("integer"))
+    );
+    assert!(matches!(
+        Message::decode(b""),
+        Err(MessageError::Bencode(_))
+    ));
+}
