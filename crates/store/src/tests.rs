@@ -41,10 +41,10 @@ fn records_survive_reopen_and_are_listed_newest_first() {
     assert_eq!(page.total, 2);
     let titles: Vec<_> = page.records.iter().map(|r| r.body().title.as_str()).collect();
     assert_eq!(titles, ["новое", "older"]);
-    assert_eq!(catalog.get_record(newer.id()).unwrap().unwrap().bytes(), newer.bytes());
+    assert_eq!(catalog.get_record(&newer.id()).unwrap().unwrap().bytes(), newer.bytes());
     assert!(catalog.get_record(&RecordId([0; 32])).unwrap().is_none());
     assert_eq!(catalog.record_ids().unwrap().len(), 2);
-    let bytes = catalog.record_bytes(&[*older.id(), RecordId([1; 32])]).unwrap();
+    let bytes = catalog.record_bytes(&[older.id(), RecordId([1; 32])]).unwrap();
     assert_eq!(bytes, vec![older.bytes().to_vec()]);
     assert_eq!(catalog.integrity_check().unwrap(), "ok");
 }
@@ -68,7 +68,7 @@ fn damaged_row_is_hidden_not_served() {
             rusqlite::params![&bad.id().0[..], bytes],
         )
         .unwrap();
-    assert!(catalog.get_record(bad.id()).is_err());
+    assert!(catalog.get_record(&bad.id()).is_err());
     let page = catalog.list_records(10, 0).unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].id(), good.id());
