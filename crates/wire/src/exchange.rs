@@ -65,6 +65,8 @@ pub struct PeerHello {
     pub agent: String,
     /// How many ids its inventory lists.
     pub records: u64,
+    /// Its BitTorrent listening port on the connection's remote address; 0 if none.
+    pub bt_port: u16,
 }
 
 /// Why the exchange ended. After any of these the machine is failed and the connection should close.
@@ -123,6 +125,7 @@ pub enum ExchangeError {
 pub struct Exchange {
     local_ids: BTreeSet<RecordId>,
     max_inventory_ids: usize,
+    bt_port: u16,
     started: bool,
     failed: bool,
     done: bool,
@@ -151,6 +154,7 @@ impl Exchange {
         Self {
             local_ids,
             max_inventory_ids,
+            bt_port: 0,
             started: false,
             failed: false,
             done: false,
@@ -163,6 +167,12 @@ impl Exchange {
             served: BTreeSet::new(),
             peer_satisfied: false,
         }
+    }
+
+    /// Advertises our BitTorrent listening port in `Hello` (the default, 0, advertises none).
+    pub fn with_bt_port(mut self, bt_port: u16) -> Self {
+        self.bt_port = bt_port;
+        self
     }
 
     /// The opening messages: `Hello`, the inventory in chunks, `InventoryDone`. Send them before
@@ -178,6 +188,7 @@ impl Exchange {
             protocol: PROTOCOL_VERSION,
             agent: AGENT.to_owned(),
             records: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+            bt_port: self.bt_port,
         });
         messages.extend(
             ids.chunks(MAX_IDS_PER_MESSAGE)
@@ -274,6 +285,7 @@ impl Exchange {
             protocol,
             agent,
             records,
+            bt_port,
         } = message
         else {
             return Err(ExchangeError::HelloFirst(message.type_tag()));
@@ -291,6 +303,7 @@ impl Exchange {
             protocol,
             agent,
             records,
+            bt_port,
         });
         Ok(Vec::new())
     }

@@ -40,6 +40,9 @@ pub enum Message {
         agent: String,
         /// How many record ids the sender will list in its inventory (at most `i64::MAX`).
         records: u64,
+        /// TCP port of the sender's BitTorrent listener on the same address as this connection, so
+        /// the receiver can fetch publication data from it; 0 if it has none.
+        bt_port: u16,
     },
     /// Part of the sender's inventory: 1 to [`MAX_IDS_PER_MESSAGE`] ids, ascending across the whole
     /// inventory.
@@ -169,6 +172,7 @@ impl Message {
                 protocol,
                 agent,
                 records,
+                bt_port,
             } => {
                 if agent.len() > MAX_AGENT_BYTES {
                     return Err(MessageError::AgentTooLong(agent.len()));
@@ -178,6 +182,7 @@ impl Message {
                 dict.insert("protocol".into(), Value::Int(i64::from(*protocol)));
                 dict.insert("agent".into(), Value::from(agent.as_str()));
                 dict.insert("records".into(), Value::Int(records));
+                dict.insert("bt_port".into(), Value::Int(i64::from(*bt_port)));
             }
             Message::Inventory { ids } | Message::Want { ids } | Message::Missing { ids } => {
                 check_count("ids", ids.len(), MAX_IDS_PER_MESSAGE)?;
@@ -213,7 +218,7 @@ impl Message {
         let tag = required_bytes(dict, TYPE_KEY)?;
         let message = match tag {
             b"hello" => {
-                reject_unknown_keys(dict, &[TYPE_KEY, "protocol", "agent", "records"])?;
+                reject_unknown_keys(dict, &[TYPE_KEY, "protocol", "agent", "records", "bt_port"])?;
                 let protocol = u32::try_from(required_int(dict, "protocol")?)
                     .map_err(|_| MessageError::OutOfRange("protocol"))?;
                 let agent = required_str(dict, "agent")?;
@@ -222,10 +227,13 @@ impl Message {
                 }
                 let records = u64::try_from(required_int(dict, "records")?)
                     .map_err(|_| MessageError::OutOfRange("records"))?;
+                let bt_port = u16::try_from(required_int(dict, "bt_port")?)
+                    .map_err(|_| MessageError::OutOfRange("bt_port"))?;
                 Message::Hello {
                     protocol,
                     agent: agent.to_owned(),
                     records,
+                    bt_port,
                 }
             }
             b"inventory" => Message::Inventory {

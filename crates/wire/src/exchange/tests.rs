@@ -157,6 +157,20 @@ fn large_inventory_is_chunked_and_converges() {
 }
 
 #[test]
+fn hello_carries_the_bittorrent_port() {
+    let mut a = Exchange::new(BTreeSet::new()).with_bt_port(6881);
+    let mut b = Exchange::new(BTreeSet::new());
+    let hello = a.start().remove(0);
+    b.start();
+    b.handle(hello).unwrap();
+    let seen = b.peer_hello().unwrap();
+    assert_eq!(
+        (seen.bt_port, seen.protocol, seen.agent.as_str()),
+        (6881, PROTOCOL_VERSION, AGENT)
+    );
+}
+
+#[test]
 fn records_pushed_after_done_are_received() {
     let mut a = Side::new(store_of(&[1, 2].into()));
     let mut b = Side::new(store_of(&[3].into()));
@@ -191,6 +205,7 @@ fn hello(records: u64) -> Message {
         protocol: PROTOCOL_VERSION,
         agent: "test".into(),
         records,
+        bt_port: 0,
     }
 }
 
@@ -331,6 +346,7 @@ fn refuses_out_of_order_messages() {
         protocol: 2,
         agent: String::new(),
         records: 0,
+        bt_port: 0,
     };
     assert_eq!(
         ours.handle(bad_version),

@@ -12,13 +12,19 @@ fn ids_strategy() -> impl Strategy<Value = Vec<RecordId>> {
 
 fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u32>(), "\\PC{0,16}", 0..=i64::MAX as u64)
-            .prop_filter("agent within cap", |(_, agent, _)| agent.len()
+        (
+            any::<u32>(),
+            "\\PC{0,16}",
+            0..=i64::MAX as u64,
+            any::<u16>()
+        )
+            .prop_filter("agent within cap", |(_, agent, _, _)| agent.len()
                 <= MAX_AGENT_BYTES)
-            .prop_map(|(protocol, agent, records)| Message::Hello {
+            .prop_map(|(protocol, agent, records, bt_port)| Message::Hello {
                 protocol,
                 agent,
-                records
+                records,
+                bt_port,
             }),
         ids_strategy().prop_map(|ids| Message::Inventory { ids }),
         Just(Message::InventoryDone),
@@ -139,6 +145,7 @@ fn refuses_bad_scalars() {
     let hello = |protocol: i64, agent: &str, records: i64| {
         dict(&[
             ("agent", agent.into()),
+            ("bt_port", Value::Int(6881)),
             ("protocol", Value::Int(protocol)),
             ("records", Value::Int(records)),
             ("t", "hello".into()),
@@ -156,6 +163,27 @@ fn refuses_bad_scalars() {
     assert_eq!(
         Message::decode(&hello(1, "a", -5)),
         Err(MessageError::OutOfRange("records"))
+    );
+    let port = |bt_port: i64| {
+        dict(&[
+            ("agent", "a".into()),
+            ("bt_port", Value::Int(bt_port)),
+            ("protocol", Value::Int(1)),
+            ("records", Value::Int(0)),
+            ("t", "hello".into()),
+        ])
+    };
+    assert!(matches!(
+        Message::decode(&port(0)),
+        Ok(Message::Hello { bt_port: 0, .. })
+    ));
+    assert_eq!(
+        Message::decode(&port(65536)),
+        Err(MessageError::OutOfRange("bt_port"))
+    );
+    assert_eq!(
+        Message::decode(&port(-1)),
+        Err(MessageError::OutOfRange("bt_port"))
     );
     assert_eq!(
         Message::decode(&hello(1, &"a".repeat(65), 0)),
@@ -200,12 +228,14 @@ fn refuses_to_encode_out_of_bounds() {
         protocol: 1,
         agent: "x".into(),
         records: u64::MAX,
+        bt_port: 0,
     };
     assert_eq!(hello.encode(), Err(MessageError::OutOfRange("records")));
     let long = Message::Hello {
         protocol: 1,
         agent: "é".repeat(33),
         records: 0,
+        bt_port: 0,
     };
     assert_eq!(long.encode(), Err(MessageError::AgentTooLong(66)));
 }
