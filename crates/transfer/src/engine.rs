@@ -1,0 +1,690 @@
+//! The engine: which torrents run, in which folder, with which peers.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::backend::{self, EngineSession, Handle};
+use crate::create::{self, ContentFile};
+use crate::error::TransferError;
+use crate::fastresume::{FastResume, hex};
+use crate::magnet::Magnet;
+use crate::metainfo::TorrentMeta;
+use crate::progress::{Progress, TorrentState};
+
+/// Most peers remembered for one torrent.
+pub const MAX_PEERS_PER_TORRENT: usize = 1000;
+/// Smallest rate limit accepted: librqbit asks the limiter for 16 KiB blocks at once, and a
+/// limit below a few blocks per second would stall instead of slowing down.
+pub const MIN_RATE_LIMIT: u32 = 64 * 1024;
+/// How many recently created torrents are remembered so that seeding them skips the re-check.
+const CREATED_MEMORY: usize = 32;
+
+/// Settings of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// BitTorrent TCP listen address; port 0 picks a free port (see [`Engine::listen_addr`]).
+    pub listen: SocketAddr,
+    /// Engine-private state (fast-resume bitfields) inside the node's data directory.
+    pub state_dir: PathBuf,
+    /// Default download folder (used only where a call gives none).
+    pub download_dir: PathBuf,
+    /// Upload limit in bytes per second for the whole engine (at least [`MIN_RATE_LIMIT`]).
+    pub upload_limit: Option<NonZeroU32>,
+    /// Download limit in bytes per second for the whole engine (at least [`MIN_RATE_LIMIT`]).
+    pub download_limit: Option<NonZeroU32>,
+}
+
+impl EngineConfig {
+    /// A configuration without rate limits.
+    pub fn new(listen: SocketAddr, state_dir: PathBuf, download_dir: PathBuf) -> Self {
+        EngineConfig {
+            listen,
+            state_dir,
+            download_dir,
+            upload_limit: None,
+            download_limit: None,
+        }
+    }
+}
+
+/// A torrent made by [`Engine::create_torrent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTorrent {
+    pub infohash: [u8; 20],
+    /// The .torrent file (v1, no trackers).
+    pub torrent: Vec<u8>,
+    /// The torrent's name: the file or directory name.
+    pub name: String,
+    /// Every file as ('/'-separated path inside the torrent, length). For a single file, its name.
+    pub files: Vec<(String, u64)>,
+    pub piece_length: u32,
+}
+
+/// Where a download starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchSource {
+    /// `magnet:?xt=urn:btih:...`; its `x.pe` peers are used, its trackers are not.
+    Magnet(String),
+    /// The bytes of a .torrent file.
+    Torrent(Vec<u8>),
+}
+
+/// The BitTorrent engine of one node.
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    session: EngineSession,
+    listen: SocketAddr,
+    fastresume: FastResume,
+    torrents: Mutex<HashMap<[u8; 20], Entry>>,
+    /// Woken whenever an entry changes state or gets peers.
+    changed: Notify,
+    /// Serialises the operations that add or remove torrents in the session.
+    ops: tokio::sync::Mutex<()>,
+    created: Mutex<VecDeque<Created>>,
+}
+
+struct Entry {
+    output_dir: PathBuf,
+    /// Magnet `dn`, until the metadata is known.
+    name: Option<String>,
+    peers: Vec<SocketAddr>,
+    meta: Option<Arc<TorrentMeta>>,
+    state: EntryState,
+}
+
+enum EntryState {
+    Resolving {
+        task: AbortHandle,
+        last_error: Option<String>,
+    },
+    Active(Handle),
+    Failed(String),
+}
+
+/// Content we hashed, and how it looked then.
+struct Created {
+    infohash: [u8; 20],
+    content: PathBuf,
+    files: Vec<ContentFile>,
+}
+
+impl Engine {
+    /// Starts the engine: binds `cfg.listen` (TCP) and nothing else.
+    pub async fn start(cfg: EngineConfig) -> Result<Engine, TransferError> {
+        for limit in [cfg.upload_limit, cfg.download_limit].into_iter().flatten() {
+            if limit.get() < MIN_RATE_LIMIT {
+                return Err(TransferError::Config(format!(
+                    "rate limit {limit} B/s is below the minimum of {MIN_RATE_LIMIT} B/s"
+                )));
+            }
+        }
+        for dir in [&cfg.state_dir, &cfg.download_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| TransferError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let fastresume = FastResume::open(&cfg.state_dir).map_err(|source| TransferError::Io {
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+        let session = backend::start_session(
+            cfg.listen,
+            cfg.download_dir.clone(),
+            fastresume.dir().to_path_buf(),
+            cfg.upload_limit,
+            cfg.download_limit,
+        )
+        .await?;
+        let Some(listen) = backend::listen_addr(&session) else {
+            backend::stop(&session).await;
+            return Err(TransferError::Internal(
+                "librqbit did not report its listen address".into(),
+            ));
+        };
+        tracing::info!(%listen, "BitTorrent engine listening (TCP only; no DHT, trackers, LSD or UPnP)");
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                session,
+                listen,
+                fastresume,
+                torrents: Mutex::new(HashMap::new()),
+                changed: Notify::new(),
+                ops: tokio::sync::Mutex::new(()),
+                created: Mutex::new(VecDeque::new()),
+            }),
+        })
+    }
+
+    /// The address the engine really listens on (the chosen port when the config said 0).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.inner.listen
+    }
+
+    /// Hashes a file or a directory into a v1 torrent named after it. Files are taken in sorted
+    /// order, so the same content always gives the same info-hash. Symbolic links, special files,
+    /// names that are not UTF-8 and empty content are refused.
+    pub async fn create_torrent(&self, content: &Path) -> Result<CreatedTorrent, TransferError> {
+        let path = content.to_path_buf();
+        let hashed = tokio::task::spawn_blocking(move || create::hash_content(&path))
+            .await
+            .map_err(|e| TransferError::Internal(format!("hashing task failed: {e}")))??;
+        // Read back what we wrote, through the same checks as any other torrent.
+        let meta = TorrentMeta::from_info_bytes(&hashed.info)?;
+        let created = CreatedTorrent {
+            infohash: meta.infohash,
+            torrent: meta.minimal_torrent(),
+            name: meta.name.clone(),
+            files: meta.listed_files(),
+            piece_length: meta.piece_length,
+        };
+        let mut memory = lock(&self.inner.created);
+        memory.retain(|c| c.infohash != meta.infohash);
+        if memory.len() >= CREATED_MEMORY {
+            memory.pop_front();
+        }
+        memory.push_back(Created {
+            infohash: meta.infohash,
+            content: content.to_path_buf(),
+            files: hashed.files,
+        });
+        Ok(created)
+    }
+
+    /// Seeds content that is already complete on disk at `output_dir/<torrent name>`.
+    ///
+    /// Content just hashed by [`Engine::create_torrent`] and unchanged since is not hashed again;
+    /// anything else is checked (fully, or by sample if this engine's state dir has a bitfield from
+    /// an earlier run and the file sizes still match).
+    pub async fn seed(&self, torrent: &[u8], output_dir: &Path) -> Result<[u8; 20], TransferError> {
+        let meta = Arc::new(TorrentMeta::parse(torrent)?);
+        let content = output_dir.join(&meta.name);
+        std::fs::symlink_metadata(&content).map_err(|source| TransferError::Io {
+            path: content.clone(),
+            source,
+        })?;
+        let _ops = self.inner.ops.lock().await;
+        if self.already_managed(&meta.infohash, output_dir)? {
+            return Ok(meta.infohash);
+        }
+        let folder = output_folder(&meta, output_dir);
+        if self.just_created(&meta, &content) {
+            tracing::debug!(infohash = %hex(&meta.infohash), "seeding freshly hashed content without re-check");
+            self.inner.fastresume.mark_complete(&meta)
+        } else {
+            self.inner.fastresume.distrust_if_resized(&meta, &folder)
+        }
+        .map_err(|source| TransferError::Io {
+            path: self.inner.fastresume.dir().to_path_buf(),
+            source,
+        })?;
+        let handle = backend::add(&self.inner.session, &meta, &folder, &[]).await?;
+        self.insert(
+            meta.infohash,
+            output_dir,
+            None,
+            Vec::new(),
+            Some(meta.clone()),
+            EntryState::Active(handle),
+        );
+        Ok(meta.infohash)
+    }
+
+    /// Starts a download into `output_dir` (a single-file torrent becomes `output_dir/<name>`, a
+    /// multi-file one `output_dir/<name>/...`), from a magnet link or .torrent bytes, with initial
+    /// peers. Data already there is checked and kept, so calling this again after an interruption
+    /// resumes. Returns at once with the info-hash: a magnet's metadata is fetched in the
+    /// background (see [`Engine::progress`]). If the torrent is already running into the same
+    /// folder, the peers are added to it (see [`Engine::add_peers`]).
+    pub async fn fetch(
+        &self,
+        source: FetchSource,
+        output_dir: &Path,
+        peers: Vec<SocketAddr>,
+    ) -> Result<[u8; 20], TransferError> {
+        let (infohash, name, meta, mut all_peers) = match &source {
+            FetchSource::Torrent(bytes) => {
+                let meta = Arc::new(TorrentMeta::parse(bytes)?);
+                (meta.infohash, None, Some(meta), Vec::new())
+            }
+            FetchSource::Magnet(uri) => {
+                let magnet = Magnet::parse(uri)?;
+                (magnet.infohash, magnet.name, None, magnet.peers)
+            }
+        };
+        all_peers.extend(peers);
+        let all_peers = self.clean_peers(&[], all_peers);
+        std::fs::create_dir_all(output_dir).map_err(|source| TransferError::Io {
+            path: output_dir.to_path_buf(),
+            source,
+        })?;
+
+        let ops = self.inner.ops.lock().await;
+        if self.already_managed(&infohash, output_dir)? {
+            drop(ops);
+            self.add_peers(&infohash, all_peers).await?;
+            return Ok(infohash);
+        }
+        match meta {
+            Some(meta) => {
+                let folder = output_folder(&meta, output_dir);
+                self.inner
+                    .fastresume
+                    .distrust_if_resized(&meta, &folder)
+                    .map_err(|source| TransferError::Io {
+                        path: self.inner.fastresume.dir().to_path_buf(),
+                        source,
+                    })?;
+                let handle = backend::add(&self.inner.session, &meta, &folder, &all_peers).await?;
+                self.insert(
+                    infohash,
+                    output_dir,
+                    None,
+                    all_peers,
+                    Some(meta),
+                    EntryState::Active(handle),
+                );
+            }
+            None => {
+                let inner = Arc::clone(&self.inner);
+                let task = tokio::spawn(resolve_task(inner, infohash)).abort_handle();
+                let state = EntryState::Resolving {
+                    task,
+                    last_error: None,
+                };
+                self.insert(infohash, output_dir, name, all_peers, None, state);
+            }
+        }
+        Ok(infohash)
+    }
+
+    /// Gives a torrent more peers. Returns how many were new.
+    ///
+    /// librqbit takes peers only when a torrent is added. So for a download in progress, new
+    /// peers make this engine remove the torrent (keeping its files and its fast-resume bitfield)
+    /// and add it again with all known peers: connections drop for a moment and a sample of pieces
+    /// is re-hashed. Call it with batches of peers, not one peer at a time. A magnet still waiting
+    /// for metadata just uses the new peers on its next attempt; a finished torrent keeps them for
+    /// the record (peers that need data connect to it).
+    pub async fn add_peers(
+        &self,
+        infohash: &[u8; 20],
+        peers: Vec<SocketAddr>,
+    ) -> Result<usize, TransferError> {
+        let _ops = self.inner.ops.lock().await;
+        let (new, readd) = {
+            let mut torrents = lock(&self.inner.torrents);
+            let entry = torrents
+                .get_mut(infohash)
+                .ok_or_else(|| TransferError::NotFound(hex(infohash)))?;
+            let merged = self.clean_peers(&entry.peers, peers);
+            let new = merged.len() - entry.peers.len();
+            entry.peers = merged;
+            let readd = match &entry.state {
+                EntryState::Active(handle)
+                    if new > 0 && !backend::progress(handle, None).finished =>
+                {
+                    entry
+                        .meta
+                        .clone()
+                        .map(|meta| (meta, entry.output_dir.clone(), entry.peers.clone()))
+                }
+                _ => None,
+            };
+            (new, readd)
+        };
+        self.inner.changed.notify_waiters();
+        if let Some((meta, output_dir, peers)) = readd {
+            let folder = output_folder(&meta, &output_dir);
+            let saved = self.inner.fastresume.read(infohash);
+            let result = async {
+                backend::remove(&self.inner.session, infohash, false).await?;
+                if let Some(bits) = &saved {
+                    // librqbit deletes the bitfield with the torrent; put it back.
+                    self.inner
+                        .fastresume
+                        .write(infohash, bits)
+                        .map_err(|source| TransferError::Io {
+                            path: self.inner.fastresume.dir().to_path_buf(),
+                            source,
+                        })?;
+                }
+                backend::add(&self.inner.session, &meta, &folder, &peers).await
+            }
+            .await;
+            let state = match &result {
+                Ok(handle) => EntryState::Active(handle.clone()),
+                Err(e) => EntryState::Failed(format!("re-adding with new peers failed: {e}")),
+            };
+            self.set_state(infohash, state);
+            result?;
+        }
+        Ok(new)
+    }
+
+    /// The progress of a torrent, or `None` if this engine does not know it.
+    pub fn progress(&self, infohash: &[u8; 20]) -> Option<Progress> {
+        let torrents = lock(&self.inner.torrents);
+        let entry = torrents.get(infohash)?;
+        let name = entry
+            .meta
+            .as_ref()
+            .map(|m| m.name.clone())
+            .or_else(|| entry.name.clone());
+        Some(match &entry.state {
+            EntryState::Resolving { last_error, .. } => {
+                Progress::without_data(name, TorrentState::Resolving, last_error.clone())
+            }
+            EntryState::Failed(message) => {
+                Progress::without_data(name, TorrentState::Failed, Some(message.clone()))
+            }
+            EntryState::Active(handle) => backend::progress(handle, name),
+        })
+    }
+
+    /// The .torrent file (minimal form, no trackers) once the metadata is known.
+    pub fn torrent_bytes(&self, infohash: &[u8; 20]) -> Option<Vec<u8>> {
+        let torrents = lock(&self.inner.torrents);
+        torrents
+            .get(infohash)?
+            .meta
+            .as_ref()
+            .map(|m| m.minimal_torrent())
+    }
+
+    /// Waits until every piece is here and verified. Fails if the torrent fails or is removed.
+    /// Put a time limit around it: a torrent that no peer has never finishes.
+    pub async fn wait_finished(&self, infohash: &[u8; 20]) -> Result<(), TransferError> {
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let handle = {
+                let torrents = lock(&self.inner.torrents);
+                match torrents.get(infohash).map(|e| &e.state) {
+                    None => {
+                        return Err(TransferError::Removed {
+                            infohash: hex(infohash),
+                        });
+                    }
+                    Some(EntryState::Failed(message)) => {
+                        return Err(TransferError::Failed {
+                            infohash: hex(infohash),
+                            message: message.clone(),
+                        });
+                    }
+                    Some(EntryState::Resolving { .. }) => None,
+                    Some(EntryState::Active(handle)) => Some(handle.clone()),
+                }
+            };
+            let Some(handle) = handle else {
+                tokio::select! {
+                    _ = &mut changed => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            };
+            let progress = backend::progress(&handle, None);
+            if progress.finished {
+                return Ok(());
+            }
+            if progress.state == TorrentState::Failed {
+                return Err(TransferError::Failed {
+                    infohash: hex(infohash),
+                    message: progress.error.unwrap_or_default(),
+                });
+            }
+            // librqbit's own wait does not end when the torrent fails or is removed: re-check.
+            tokio::select! {
+                _ = backend::wait_completed(&handle) => {}
+                _ = &mut changed => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Stops a torrent; with `delete_files`, also deletes its downloaded files.
+    pub async fn remove(
+        &self,
+        infohash: &[u8; 20],
+        delete_files: bool,
+    ) -> Result<(), TransferError> {
+        let _ops = self.inner.ops.lock().await;
+        let entry = lock(&self.inner.torrents)
+            .remove(infohash)
+            .ok_or_else(|| TransferError::NotFound(hex(infohash)))?;
+        self.inner.changed.notify_waiters();
+        match entry.state {
+            EntryState::Resolving { task, .. } => task.abort(),
+            EntryState::Active(_) => {
+                backend::remove(&self.inner.session, infohash, delete_files).await?
+            }
+            EntryState::Failed(_) => {}
+        }
+        if delete_files {
+            self.inner
+                .fastresume
+                .forget(infohash)
+                .map_err(|source| TransferError::Io {
+                    path: self.inner.fastresume.dir().to_path_buf(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Stops every torrent and closes the listener. Partial downloads stay on disk and resume
+    /// at the next [`Engine::fetch`].
+    pub async fn shutdown(self) {
+        self.abort_resolvers();
+        backend::stop(&self.inner.session).await;
+    }
+
+    fn abort_resolvers(&self) {
+        for entry in lock(&self.inner.torrents).values() {
+            if let EntryState::Resolving { task, .. } = &entry.state {
+                task.abort();
+            }
+        }
+    }
+
+    /// Whether the torrent runs already; an error if it runs into another folder.
+    fn already_managed(
+        &self,
+        infohash: &[u8; 20],
+        output_dir: &Path,
+    ) -> Result<bool, TransferError> {
+        match lock(&self.inner.torrents).get(infohash) {
+            None => Ok(false),
+            Some(entry) if entry.output_dir == output_dir => Ok(true),
+            Some(entry) => Err(TransferError::AlreadyManaged {
+                infohash: hex(infohash),
+                output_dir: entry.output_dir.clone(),
+            }),
+        }
+    }
+
+    /// `known` followed by the new peers in `extra`: no duplicates, not ourselves, capped.
+    fn clean_peers(&self, known: &[SocketAddr], extra: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let mut out = known.to_vec();
+        for peer in extra {
+            if out.len() >= MAX_PEERS_PER_TORRENT {
+                break;
+            }
+            if peer != self.inner.listen && peer.port() != 0 && !out.contains(&peer) {
+                out.push(peer);
+            }
+        }
+        out
+    }
+
+    fn just_created(&self, meta: &TorrentMeta, content: &Path) -> bool {
+        let memory = lock(&self.inner.created);
+        let Some(created) = memory.iter().find(|c| c.infohash == meta.infohash) else {
+            return false;
+        };
+        let same_place = match (
+            std::fs::canonicalize(&created.content),
+            std::fs::canonicalize(content),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        same_place
+            && created.files.iter().all(|f| {
+                std::fs::metadata(&f.path)
+                    .is_ok_and(|m| m.len() == f.length && m.modified().ok() == f.modified)
+            })
+    }
+
+    fn insert(
+        &self,
+        infohash: [u8; 20],
+        output_dir: &Path,
+        name: Option<String>,
+        peers: Vec<SocketAddr>,
+        meta: Option<Arc<TorrentMeta>>,
+        state: EntryState,
+    ) {
+        let entry = Entry {
+            output_dir: output_dir.to_path_buf(),
+            name,
+            peers,
+            meta,
+            state,
+        };
+        lock(&self.inner.torrents).insert(infohash, entry);
+        self.inner.changed.notify_waiters();
+    }
+
+    fn set_state(&self, infohash: &[u8; 20], state: EntryState) {
+        if let Some(entry) = lock(&self.inner.torrents).get_mut(infohash) {
+            entry.state = state;
+        }
+        self.inner.changed.notify_waiters();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Without this, resolver tasks (which hold the session) would keep it alive.
+        self.abort_resolvers();
+        backend::cancel(&self.inner.session);
+    }
+}
+
+/// librqbit puts a multi-file torrent's files directly in the folder it is given, so the folder
+/// named after the torrent is added here; a single file goes directly into `output_dir`.
+fn output_folder(meta: &TorrentMeta, output_dir: &Path) -> PathBuf {
+    if meta.single_file {
+        output_dir.to_path_buf()
+    } else {
+        output_dir.join(&meta.name)
+    }
+}
+
+/// Locks a table, recovering it if a thread panicked while holding it: every update of these
+/// tables is a single insert, remove or assignment, so a poisoned lock still guards valid data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Fetches a magnet's metadata from the torrent's peers, retrying with back-off (and at once when
+/// new peers arrive) until it has it, then adds the torrent for download.
+async fn resolve_task(inner: Arc<Inner>, infohash: [u8; 20]) {
+    // `fetch` holds this lock until the entry is in the table.
+    drop(inner.ops.lock().await);
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let changed = inner.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let peers = match lock(&inner.torrents).get(&infohash) {
+            Some(entry) => entry.peers.clone(),
+            None => return,
+        };
+        let attempt = if peers.is_empty() {
+            Err("no peers known yet".to_owned())
+        } else {
+            backend::resolve_magnet(&inner.session, &infohash, &peers)
+                .await
+                .map_err(|e| error_chain(&e))
+        };
+        match attempt {
+            Ok(torrent) => {
+                let result = match TorrentMeta::parse(&torrent) {
+                    Ok(meta) if meta.infohash == infohash => {
+                        add_resolved(&inner, Arc::new(meta)).await
+                    }
+                    Ok(_) => Err("peer sent metadata of another torrent".to_owned()),
+                    Err(e) => Err(format!("torrent metadata is unusable: {}", error_chain(&e))),
+                };
+                if let Err(message) = result
+                    && let Some(entry) = lock(&inner.torrents).get_mut(&infohash)
+                {
+                    entry.state = EntryState::Failed(message);
+                }
+                inner.changed.notify_waiters();
+                return;
+            }
+            Err(message) => {
+                tracing::debug!(infohash = %hex(&infohash), %message, "metadata not resolved yet");
+                if let Some(entry) = lock(&inner.torrents).get_mut(&infohash)
+                    && let EntryState::Resolving { last_error, .. } = &mut entry.state
+                {
+                    *last_error = Some(message);
+                }
+                tokio::select! {
+                    _ = &mut changed => {}
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn add_resolved(inner: &Arc<Inner>, meta: Arc<TorrentMeta>) -> Result<(), String> {
+    let _ops = inner.ops.lock().await;
+    let (output_dir, peers) = match lock(&inner.torrents).get_mut(&meta.infohash) {
+        Some(entry) => {
+            entry.meta = Some(meta.clone());
+            (entry.output_dir.clone(), entry.peers.clone())
+        }
+        None => return Ok(()), // removed meanwhile
+    };
+    let folder = output_folder(&meta, &output_dir);
+    inner
+        .fastresume
+        .distrust_if_resized(&meta, &folder)
+        .map_err(|e| format!("fast-resume file: {e}"))?;
+    let handle = backend::add(&inner.session, &meta, &folder, &peers)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    if let Some(entry) = lock(&inner.torrents).get_mut(&meta.infohash) {
+        entry.state = EntryState::Active(handle);
+    }
+    Ok(())
+}
+
+/// An error and all its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! kolokol-transfer: moving publication content as standard BitTorrent.
+//!
+//! # Why this crate exists
+//!
+//! kolokol publishes every publication's files as a v1 torrent, so that any BitTorrent client
+//! (libtorrent, qBittorrent, Transmission, aria2) can fetch and seed them. The engine underneath is
+//! [librqbit]; this crate is the only place in kolokol that knows it. No librqbit type appears in
+//! the API below: the node sees an [`Engine`] that hashes content, seeds it, fetches it from a
+//! magnet link or a .torrent, and reports [`Progress`], with plain `[u8; 20]` info-hashes and
+//! `SocketAddr` peers. Replacing librqbit means rewriting `backend.rs` (every librqbit call) and
+//! `fastresume.rs` (its resume-file layout), not the node.
+//!
+//! # Off public networks
+//!
+//! People who use kolokol may be watched. Until kolokol has its own peer discovery, the engine
+//! talks only to peers it is explicitly given, and to peers those peers tell it about (ut_pex,
+//! inside the swarm). It is started with:
+//!
+//! - no mainline DHT (`SessionOptions::dht = None`): no UDP socket, no public bootstrap routers;
+//! - trackers disabled, and every torrent rewritten to `d4:info...e` and every magnet to its bare
+//!   info-hash before librqbit sees it, so no announce URL can be contacted;
+//! - no local service discovery (BEP 14 multicast) and no UPnP port mapping;
+//! - one TCP listener bound exactly to [`EngineConfig::listen`], no uTP socket; outgoing
+//!   connections are TCP too, and several peers may share one IP (e.g. 127.0.0.1);
+//! - no proxy, blocklist or allowlist URL (each would be fetched over HTTP).
+//!
+//! Peers come from [`Engine::fetch`]'s list, the magnet's `x.pe` parameters, or
+//! [`Engine::add_peers`]. librqbit accepts peers only when a torrent is added, so `add_peers`
+//! re-adds a running download (see its documentation).
+//!
+//! # Checking what comes in
+//!
+//! Every torrent, whether given by the caller or received as BEP 9 metadata, is parsed by our own
+//! bounded bencode reader and checked (piece length and count, file names that cannot escape the
+//! download folder, sizes) before librqbit handles it. librqbit calls run on their own tasks, so a
+//! panic inside librqbit becomes a [`TransferError`] rather than a crash.
+//!
+//! # Hashing
+//!
+//! [`Engine::create_torrent`] hashes with all cores, in sorted file order (the same folder always
+//! gives the same info-hash). Seeding what was just hashed does not hash it again: the engine hands
+//! librqbit a fast-resume bitfield, so it verifies only a sample of pieces.
+
+mod backend;
+mod bencode;
+mod create;
+mod engine;
+mod error;
+mod fastresume;
+pub mod magnet;
+pub mod metainfo;
+mod progress;
+
+pub use bencode::BencodeError;
+pub use engine::{
+    CreatedTorrent, Engine, EngineConfig, FetchSource, MAX_PEERS_PER_TORRENT, MIN_RATE_LIMIT,
+};
+pub use error::TransferError;
+pub use magnet::{Magnet, MagnetError};
+pub use metainfo::MetainfoError;
+pub use progress::{Progress, TorrentState};
