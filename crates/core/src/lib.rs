@@ -14,6 +14,7 @@
 //! every node. Everything read from outside is bounded before it is allocated, and no input can make it panic.
 
 pub mod bencode;
+pub mod detour;
 mod ids;
 pub mod keys;
 pub mod magnet;
