@@ -13,16 +13,27 @@ use crate::HttpError;
 /// Header that carries the node's API token.
 pub const TOKEN_HEADER: &str = "x-kolokol-token";
 
-pub(crate) async fn check_request(State(api): State<Api>, request: Request, next: Next) -> Response {
+pub(crate) async fn check_request(
+    State(api): State<Api>,
+    request: Request,
+    next: Next,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if !host_allowed(host, api.api_addr()) {
-        return HttpError::new(StatusCode::FORBIDDEN, "this address does not serve that host name").into_response();
+        return HttpError::new(
+            StatusCode::FORBIDDEN,
+            "this address does not serve that host name",
+        )
+        .into_response();
     }
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe {
         let token = request
             .headers()

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use kolokol_node::{Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView};
+use kolokol_node::{
+    Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView,
+};
 use serde::Deserialize;
 
 use crate::HttpError;
@@ -43,14 +45,20 @@ struct Paging {
 }
 
 async fn list(State(api): State<Api>, Query(paging): Query<Paging>) -> Result<Vec<RecordView>> {
-    Ok(Json(api.list(paging.limit.unwrap_or(100), paging.offset.unwrap_or(0))?))
+    Ok(Json(api.list(
+        paging.limit.unwrap_or(100),
+        paging.offset.unwrap_or(0),
+    )?))
 }
 
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<RecordView> {
     Ok(Json(api.show(&id)?))
 }
 
-async fn publish(State(api): State<Api>, Json(request): Json<PublishRequest>) -> Result<PublishedView> {
+async fn publish(
+    State(api): State<Api>,
+    Json(request): Json<PublishRequest>,
+) -> Result<PublishedView> {
     Ok(Json(api.publish(request).await?))
 }
 
@@ -62,7 +70,10 @@ struct GetRequest {
     out_dir: Option<PathBuf>,
 }
 
-async fn start_get(State(api): State<Api>, Json(request): Json<GetRequest>) -> Result<TransferView> {
+async fn start_get(
+    State(api): State<Api>,
+    Json(request): Json<GetRequest>,
+) -> Result<TransferView> {
     Ok(Json(api.get(&request.target, request.out_dir).await?))
 }
 

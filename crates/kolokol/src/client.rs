@@ -28,7 +28,13 @@ impl Client {
         let token_path = kolokol_node::token_path(data_dir);
         let (token, token_error) = match std::fs::read_to_string(&token_path) {
             Ok(token) => (Some(token.trim().to_owned()), None),
-            Err(error) => (None, Some(format!("cannot read the API token {}: {error}", token_path.display()))),
+            Err(error) => (
+                None,
+                Some(format!(
+                    "cannot read the API token {}: {error}",
+                    token_path.display()
+                )),
+            ),
         };
         Ok(Client {
             http,
@@ -44,10 +50,16 @@ impl Client {
         self.send(request).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
         let token = match (&self.token, &self.token_error) {
             (Some(token), _) => token.clone(),
-            (None, Some(error)) => bail!("{error}; is --data-dir the running node's data directory?"),
+            (None, Some(error)) => {
+                bail!("{error}; is --data-dir the running node's data directory?")
+            }
             (None, None) => bail!("no API token"),
         };
         let request = self
@@ -58,16 +70,25 @@ impl Client {
         self.send(request).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> anyhow::Result<T> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
         let response = request.send().await.map_err(|error| {
             if error.is_connect() {
-                anyhow!("no kolokol node answers at {} (start one with `kolokol up`)", self.api)
+                anyhow!(
+                    "no kolokol node answers at {} (start one with `kolokol up`)",
+                    self.api
+                )
             } else {
                 anyhow!("request to the node at {} failed: {error}", self.api)
             }
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.context("reading the node's answer")?;
+        let bytes = response
+            .bytes()
+            .await
+            .context("reading the node's answer")?;
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()

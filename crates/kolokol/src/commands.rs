@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kolokol_node::{IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView};
+use kolokol_node::{
+    IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView,
+};
 use serde::Serialize;
 
 use crate::cli::{Command, GetArgs, PeerCommand, PublishArgs};
@@ -20,7 +22,9 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
         Command::Up(_) => unreachable!("`up` is not a client command"),
         Command::Id => {
             let id: IdView = client.get("/id").await?;
-            print(json, &id, || format!("node   {}\nauthor {}", id.node_id, id.author_id))
+            print(json, &id, || {
+                format!("node   {}\nauthor {}", id.node_id, id.author_id)
+            })
         }
         Command::Status => {
             let s: StatusView = client.get("/status").await?;
@@ -45,23 +49,38 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
         Command::Publish(args) => publish(client, args, json).await,
         Command::List(args) => {
             let records: Vec<RecordView> = client
-                .get(&format!("/records?limit={}&offset={}", args.limit, args.offset))
+                .get(&format!(
+                    "/records?limit={}&offset={}",
+                    args.limit, args.offset
+                ))
                 .await?;
             print(json, &records, || {
                 records
                     .iter()
-                    .map(|r| format!("{}  {}  ({}, by {})", r.id, r.title, human_size(r.size), short(&r.author)))
+                    .map(|r| {
+                        format!(
+                            "{}  {}  ({}, by {})",
+                            r.id,
+                            r.title,
+                            human_size(r.size),
+                            short(&r.author)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
         }
         Command::Show { id } => {
-            let r: RecordView = client.get(&format!("/records/{}", encode_path(&id))).await?;
+            let r: RecordView = client
+                .get(&format!("/records/{}", encode_path(&id)))
+                .await?;
             print(json, &r, || show_text(&r))
         }
         Command::Get(args) => get(client, args, json).await,
         Command::Peer(PeerCommand::Add { addr }) => {
-            let peer: PeerView = client.post("/peers", &serde_json::json!({ "addr": addr })).await?;
+            let peer: PeerView = client
+                .post("/peers", &serde_json::json!({ "addr": addr }))
+                .await?;
             print(json, &peer, || {
                 format!(
                     "connected to {} at {}",
@@ -81,7 +100,11 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                             (None, Some(error)) => format!("not connected: {error}"),
                             (None, None) => "not connected".to_owned(),
                         };
-                        format!("{}  {}  {state}", p.addr, p.node_id.as_deref().map_or("?", short))
+                        format!(
+                            "{}  {}  {state}",
+                            p.addr,
+                            p.node_id.as_deref().map_or("?", short)
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -110,15 +133,22 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
         spinner.finish_and_clear();
     }
     let published = result?;
-    print(json, &published, || format!("published {}\n{}", published.id, published.magnet))
+    print(json, &published, || {
+        format!("published {}\n{}", published.id, published.magnet)
+    })
 }
 
 async fn get(client: &Client, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let out_dir = args.output.as_deref().map(absolute).transpose()?;
     let started: TransferView = client
-        .post("/get", &serde_json::json!({ "target": args.target, "out_dir": out_dir }))
+        .post(
+            "/get",
+            &serde_json::json!({ "target": args.target, "out_dir": out_dir }),
+        )
         .await?;
-    let deadline = args.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    let deadline = args
+        .timeout
+        .map(|t| Instant::now() + Duration::from_secs(t));
     let bar = progress_bar(json);
     let mut view = started;
     loop {
@@ -153,11 +183,18 @@ async fn get(client: &Client, args: GetArgs, json: bool) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let path = view.path.clone().context("the node did not say where the data is")?;
+    let path = view
+        .path
+        .clone()
+        .context("the node did not say where the data is")?;
     print(json, &view, || format!("{}", path.display()))
 }
 
-fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -190,13 +227,19 @@ fn show_text(r: &RecordView) -> String {
     }
     out.push_str("\n  files:");
     for f in &r.files {
-        out.push_str(&format!("\n    {}  {}  {}", f.path, human_size(f.size), f.mime));
+        out.push_str(&format!(
+            "\n    {}  {}  {}",
+            f.path,
+            human_size(f.size),
+            f.mime
+        ));
     }
     out
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("{}: cannot make an absolute path", path.display()))
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot make an absolute path", path.display()))
 }
 
 fn short(id: &str) -> &str {
@@ -223,8 +266,10 @@ fn progress_bar(json: bool) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     Some(bar)
 }

@@ -78,36 +78,45 @@ impl Api {
 
     /// Records in the catalog, newest first.
     pub fn list(&self, limit: u32, offset: u64) -> Result<Vec<RecordView>, ApiError> {
-        let page = self.inner.catalog().list_records(limit.min(MAX_LIST), offset)?;
+        let page = self
+            .inner
+            .catalog()
+            .list_records(limit.min(MAX_LIST), offset)?;
         Ok(page.records.iter().map(RecordView::from_record).collect())
     }
 
     /// One record, by id.
     pub fn show(&self, id: &str) -> Result<RecordView, ApiError> {
-        let id: RecordId = id
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::Invalid(format!("{id:?} is not a publication id (64 hex characters)")))?;
-        let record = self
-            .inner
-            .catalog()
-            .get_record(&id)?
-            .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}: it is not in this node's catalog")))?;
+        let id: RecordId = id.trim().parse().map_err(|_| {
+            ApiError::Invalid(format!(
+                "{id:?} is not a publication id (64 hex characters)"
+            ))
+        })?;
+        let record = self.inner.catalog().get_record(&id)?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "unknown publication {id}: it is not in this node's catalog"
+            ))
+        })?;
         Ok(RecordView::from_record(&record))
     }
 
     /// Start downloading a publication (record id) or a magnet link into `out_dir` (default: the data directory).
     /// Returns at once; follow it with [`Api::transfer`].
-    pub async fn get(&self, target: &str, out_dir: Option<PathBuf>) -> Result<TransferView, ApiError> {
+    pub async fn get(
+        &self,
+        target: &str,
+        out_dir: Option<PathBuf>,
+    ) -> Result<TransferView, ApiError> {
         crate::fetch::start_get(&self.inner, target, out_dir).await
     }
 
     /// Progress of a download or seed, by infohash.
     pub fn transfer(&self, infohash: &str) -> Result<TransferView, ApiError> {
-        let infohash: InfoHash = infohash
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::Invalid(format!("{infohash:?} is not an infohash (40 hex characters)")))?;
+        let infohash: InfoHash = infohash.trim().parse().map_err(|_| {
+            ApiError::Invalid(format!(
+                "{infohash:?} is not an infohash (40 hex characters)"
+            ))
+        })?;
         self.inner.transfer_view(&infohash, None)
     }
 

@@ -28,7 +28,9 @@ pub enum DataDirError {
         #[source]
         source: std::io::Error,
     },
-    #[error("data directory {path} is in use by another kolokol node{pid}; stop it or choose another --data-dir")]
+    #[error(
+        "data directory {path} is in use by another kolokol node{pid}; stop it or choose another --data-dir"
+    )]
     Locked { path: String, pid: String },
     #[error("cannot lock data directory {path}: {source}")]
     Lock {
@@ -36,7 +38,9 @@ pub enum DataDirError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no data directory given and no per-user data directory is known on this system; pass --data-dir")]
+    #[error(
+        "no data directory given and no per-user data directory is known on this system; pass --data-dir"
+    )]
     NoDefault,
 }
 
@@ -86,7 +90,7 @@ impl DataDir {
             Ok(false) => {
                 let mut pid = String::new();
                 // The pid is only for the message; a lock file we cannot read still means "locked".
-                let _ = lock.by_ref().take(32).read_to_string(&mut pid);
+                let _ = Read::by_ref(&mut lock).take(32).read_to_string(&mut pid);
                 let pid = pid.trim();
                 let pid = if pid.chars().all(|c| c.is_ascii_digit()) && !pid.is_empty() {
                     format!(" (pid {pid})")
@@ -156,8 +160,14 @@ mod tests {
         let first = DataDir::lock(&root).unwrap();
         let err = DataDir::lock(&root).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("in use by another kolokol node"), "{message}");
-        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+        assert!(
+            message.contains("in use by another kolokol node"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
         drop(first);
         DataDir::lock(&root).unwrap();
         let mode = fs::metadata(&root).unwrap().permissions().mode() & 0o777;

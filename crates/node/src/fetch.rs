@@ -43,22 +43,37 @@ pub(crate) async fn start_get(
     let (infohash, record_id, name, magnet_peers) = match parse_target(target)? {
         Target::Record(id) => {
             let record = inner.catalog().get_record(&id)?.ok_or_else(|| {
-                ApiError::NotFound(format!("unknown publication {id}: it is not in this node's catalog"))
+                ApiError::NotFound(format!(
+                    "unknown publication {id}: it is not in this node's catalog"
+                ))
             })?;
             let body = record.body();
             let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
             (body.infohash, Some(id), name, Vec::new())
         }
         Target::Magnet(magnet) => {
-            let record = inner.catalog().records_by_infohash(&magnet.infohash)?.into_iter().next();
-            (magnet.infohash, record.map(|r| *r.id()), magnet.name.clone(), magnet.peers.clone())
+            let record = inner
+                .catalog()
+                .records_by_infohash(&magnet.infohash)?
+                .into_iter()
+                .next();
+            (
+                magnet.infohash,
+                record.map(|r| r.id()),
+                magnet.name.clone(),
+                magnet.peers.clone(),
+            )
         }
     };
     if let Some(dir) = &out_dir {
         if !dir.is_absolute() {
-            return Err(ApiError::Invalid(format!("{} is not an absolute path", dir.display())));
+            return Err(ApiError::Invalid(format!(
+                "{} is not an absolute path",
+                dir.display()
+            )));
         }
-        fs::create_dir_all(dir).map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
     }
 
     let existing = inner.catalog().get_torrent(&infohash)?;
@@ -83,8 +98,10 @@ pub(crate) async fn start_get(
         return inner.transfer_view(&infohash, record_id);
     }
 
-    let output_dir = out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
-    fs::create_dir_all(&output_dir).map_err(|e| ApiError::internal("creating the download folder", e))?;
+    let output_dir =
+        out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
+    fs::create_dir_all(&output_dir)
+        .map_err(|e| ApiError::internal("creating the download folder", e))?;
     let mut peers = inner.peers.bt_addrs();
     peers.extend(magnet_peers);
     let uri = Magnet {
@@ -113,7 +130,11 @@ pub(crate) async fn start_get(
 }
 
 /// Start the engine on a torrent known from an earlier run (at start-up, or when `get` asks again).
-pub(crate) async fn resume(inner: &Arc<Inner>, row: &TorrentRow, extra_peers: &[SocketAddr]) -> Result<(), ApiError> {
+pub(crate) async fn resume(
+    inner: &Arc<Inner>,
+    row: &TorrentRow,
+    extra_peers: &[SocketAddr],
+) -> Result<(), ApiError> {
     let mut peers = inner.peers.bt_addrs();
     peers.extend_from_slice(extra_peers);
     match (&row.torrent, row.state) {

@@ -46,19 +46,31 @@ impl Inner {
     /// The catalog, locked for one short operation. A panic while it was held must not take the node down, so a
     /// poisoned lock is taken over (SQLite transactions keep the data itself consistent).
     pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
-        self.catalog.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// What the engine and the catalog know of one torrent.
-    pub fn transfer_view(&self, infohash: &InfoHash, id: Option<RecordId>) -> Result<TransferView, ApiError> {
+    pub fn transfer_view(
+        &self,
+        infohash: &InfoHash,
+        id: Option<RecordId>,
+    ) -> Result<TransferView, ApiError> {
         let row = self.catalog().get_torrent(infohash)?;
         let progress = self.engine.progress(&infohash.0);
         if row.is_none() && progress.is_none() {
-            return Err(ApiError::NotFound(format!("no download or seed of {infohash} on this node")));
+            return Err(ApiError::NotFound(format!(
+                "no download or seed of {infohash} on this node"
+            )));
         }
         let id = match id {
             Some(id) => Some(id),
-            None => self.catalog().records_by_infohash(infohash)?.first().map(|r| *r.id()),
+            None => self
+                .catalog()
+                .records_by_infohash(infohash)?
+                .first()
+                .map(|r| r.id()),
         };
         let name = progress
             .as_ref()
@@ -79,9 +91,9 @@ impl Inner {
             total_bytes: progress.as_ref().map_or(0, |p| p.total_bytes),
             have_bytes: progress.as_ref().map_or(0, |p| p.have_bytes),
             finished: progress.as_ref().map_or(complete_in_store, |p| p.finished),
-            peers: progress.as_ref().map_or(0, |p| p.peers),
-            download_bps: progress.as_ref().map_or(0, |p| p.download_bps),
-            upload_bps: progress.as_ref().map_or(0, |p| p.upload_bps),
+            peers: progress.as_ref().map_or(0, |p| p.peers as usize),
+            download_bps: progress.as_ref().map_or(0, |p| p.download_rate),
+            upload_bps: progress.as_ref().map_or(0, |p| p.upload_rate),
             error: progress.and_then(|p| p.error),
         })
     }
@@ -109,7 +121,10 @@ impl Node {
         let wire_listener = bind_wire(&mut catalog, config.wire_listen).await?;
         let wire_addr = wire_listener
             .local_addr()
-            .map_err(|source| StartError::WireListen { addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), source })?;
+            .map_err(|source| StartError::WireListen {
+                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                source,
+            })?;
         let engine = start_engine(&dir, &mut catalog, config.bt_listen).await?;
         let bt_addr = engine.listen_addr();
 
@@ -150,7 +165,10 @@ impl Node {
     }
 }
 
-async fn bind_wire(catalog: &mut Catalog, requested: Option<SocketAddr>) -> Result<TcpListener, StartError> {
+async fn bind_wire(
+    catalog: &mut Catalog,
+    requested: Option<SocketAddr>,
+) -> Result<TcpListener, StartError> {
     let (addr, chosen) = listen_addr(catalog, WIRE_PORT_KEY, requested)?;
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
@@ -173,7 +191,11 @@ async fn bind_wire(catalog: &mut Catalog, requested: Option<SocketAddr>) -> Resu
     Ok(listener)
 }
 
-async fn start_engine(dir: &DataDir, catalog: &mut Catalog, requested: Option<SocketAddr>) -> Result<Engine, StartError> {
+async fn start_engine(
+    dir: &DataDir,
+    catalog: &mut Catalog,
+    requested: Option<SocketAddr>,
+) -> Result<Engine, StartError> {
     let (addr, chosen) = listen_addr(catalog, BT_PORT_KEY, requested)?;
     let config = |listen| EngineConfig {
         listen,

@@ -32,13 +32,19 @@ pub struct PublishRequest {
     pub lang: Option<String>,
 }
 
-pub(crate) async fn publish(inner: &Inner, request: PublishRequest) -> Result<PublishedView, ApiError> {
+pub(crate) async fn publish(
+    inner: &Inner,
+    request: PublishRequest,
+) -> Result<PublishedView, ApiError> {
     let sources = check_sources(&request.paths)?;
     // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
     let draft = draft_body(inner, &request, placeholder_files(), InfoHash([0; 20]));
     sign_record(draft, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
-    let staging = inner.dir.content_dir().join(format!(".staging-{}", random_hex()));
+    let staging = inner
+        .dir
+        .content_dir()
+        .join(format!(".staging-{}", random_hex()));
     let result = stage_and_publish(inner, &request, &sources, &staging).await;
     // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
     let _ = fs::remove_dir_all(&staging);
@@ -74,17 +80,27 @@ async fn stage_and_publish(
         fs::rename(staging, &final_dir).map_err(|e| ApiError::internal("storing the files", e))?;
     }
 
+    // Record paths are relative to the download folder: a folder's files carry the folder's name first.
+    let single_file = fs::metadata(final_dir.join(&created.name)).is_ok_and(|m| m.is_file());
     let files = created
         .files
         .iter()
-        .map(|(path, size)| FileEntry {
-            path: path.clone(),
-            size: *size,
-            mime: mime_for(path),
+        .map(|(path, size)| {
+            let path = if single_file {
+                path.clone()
+            } else {
+                format!("{}/{path}", created.name)
+            };
+            FileEntry {
+                mime: mime_for(&path),
+                path,
+                size: *size,
+            }
         })
         .collect();
     let body = draft_body(inner, request, files, infohash);
-    let record = sign_record(body, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let record =
+        sign_record(body, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
     let row = TorrentRow {
         infohash,
@@ -111,7 +127,12 @@ async fn stage_and_publish(
     })
 }
 
-fn draft_body(inner: &Inner, request: &PublishRequest, files: Vec<FileEntry>, infohash: InfoHash) -> RecordBody {
+fn draft_body(
+    inner: &Inner,
+    request: &PublishRequest,
+    files: Vec<FileEntry>,
+    infohash: InfoHash,
+) -> RecordBody {
     RecordBody {
         network: inner.network.clone(),
         author: inner.author_key.public(),
@@ -137,24 +158,36 @@ fn placeholder_files() -> Vec<FileEntry> {
 /// Every source must be an absolute path to an existing regular file or directory.
 fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ApiError> {
     if paths.is_empty() {
-        return Err(ApiError::Invalid("nothing to publish: give a file or a directory".into()));
+        return Err(ApiError::Invalid(
+            "nothing to publish: give a file or a directory".into(),
+        ));
     }
     let mut names = std::collections::BTreeSet::new();
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         if !path.is_absolute() {
-            return Err(ApiError::Invalid(format!("{} is not an absolute path", path.display())));
+            return Err(ApiError::Invalid(format!(
+                "{} is not an absolute path",
+                path.display()
+            )));
         }
         let meta = fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ApiError::Invalid(format!("{}: no such file or directory", path.display())),
+            std::io::ErrorKind::NotFound => {
+                ApiError::Invalid(format!("{}: no such file or directory", path.display()))
+            }
             _ => ApiError::Invalid(format!("{}: {e}", path.display())),
         })?;
         if !meta.is_file() && !meta.is_dir() {
-            return Err(ApiError::Invalid(format!("{} is neither a file nor a directory", path.display())));
+            return Err(ApiError::Invalid(format!(
+                "{} is neither a file nor a directory",
+                path.display()
+            )));
         }
         let name = file_name(path)?;
         if !names.insert(name.clone()) {
-            return Err(ApiError::Invalid(format!("two paths are both named {name:?}")));
+            return Err(ApiError::Invalid(format!(
+                "two paths are both named {name:?}"
+            )));
         }
         out.push(path.clone());
     }
@@ -165,23 +198,38 @@ fn file_name(path: &Path) -> Result<String, ApiError> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::Invalid(format!("{} has no usable file name (it must be UTF-8)", path.display())))
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{} has no usable file name (it must be UTF-8)",
+                path.display()
+            ))
+        })
 }
 
 /// One file or directory keeps its own name; several are gathered in a folder named after the title.
 fn torrent_name_for(sources: &[PathBuf], title: &str) -> String {
-    if let [single] = sources {
-        if let Some(name) = single.file_name().and_then(|n| n.to_str()) {
-            return name.to_owned();
-        }
+    if let [single] = sources
+        && let Some(name) = single.file_name().and_then(|n| n.to_str())
+    {
+        return name.to_owned();
     }
     let cleaned: String = title
         .chars()
-        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
     let cleaned: String = cleaned.chars().take(100).collect();
-    if cleaned.is_empty() { "publication".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "publication".into()
+    } else {
+        cleaned
+    }
 }
 
 /// Copy the sources into `root` (a file, or a folder of them). Symbolic links inside folders are refused: following
@@ -205,7 +253,9 @@ fn copy_entry(source: &Path, dest: &Path, budget: &mut usize) -> Result<(), ApiE
     let meta = fs::metadata(source).map_err(|e| io(source, e))?;
     if meta.is_file() {
         if *budget == 0 {
-            return Err(ApiError::Invalid(format!("too many files: a publication holds at most {MAX_FILES}")));
+            return Err(ApiError::Invalid(format!(
+                "too many files: a publication holds at most {MAX_FILES}"
+            )));
         }
         *budget -= 1;
         if let Some(parent) = dest.parent() {
@@ -230,7 +280,10 @@ fn copy_entry(source: &Path, dest: &Path, budget: &mut usize) -> Result<(), ApiE
             )));
         }
         if !kind.is_file() && !kind.is_dir() {
-            return Err(ApiError::Invalid(format!("{} is not a regular file", path.display())));
+            return Err(ApiError::Invalid(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         let name = file_name(&path)?;
         copy_entry(&path, &dest.join(name), budget)?;
@@ -254,7 +307,9 @@ fn random_hex() -> String {
 
 /// Remove staging folders a crash left behind.
 pub(crate) fn clean_staging(content_dir: &Path) {
-    let Ok(entries) = fs::read_dir(content_dir) else { return };
+    let Ok(entries) = fs::read_dir(content_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(".staging-") {
             let _ = fs::remove_dir_all(entry.path());

@@ -69,7 +69,11 @@ impl RecordView {
             created: body.created,
             infohash: body.infohash.to_string(),
             magnet: magnet_of(record).to_uri(),
-            size: body.files.iter().map(|f| f.size).fold(0, u64::saturating_add),
+            size: body
+                .files
+                .iter()
+                .map(|f| f.size)
+                .fold(0, u64::saturating_add),
             files: body
                 .files
                 .iter()

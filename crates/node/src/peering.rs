@@ -1,0 +1,542 @@
+//! kolokol peers: the wire listener, dialling, and one task pair per connection that drives the catalog exchange
+//! (`kolokol_wire::Exchange`) and stores what the peer sends, after validation.
+//!
+//! Bounds: at most [`MAX_CONNECTIONS`] connections and [`MAX_HANDSHAKES`] handshakes in progress; a bounded outbox
+//! per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more than
+//! [`MAX_BAD_RECORDS`] invalid records is closed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kolokol_core::keys::NodeId;
+use kolokol_core::record::{ValidationContext, validate_record};
+use kolokol_wire::{
+    Exchange, ExchangeAction, Message, Role, WireReader, WireWriter, handshake, pack_records,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::node::{Inner, unix_now};
+use crate::views::PeerView;
+
+/// Most simultaneous kolokol connections.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Most handshakes in progress at once (a flood of connections cannot eat the node).
+pub const MAX_HANDSHAKES: usize = 16;
+/// Invalid records a peer may send on one connection before it is disconnected.
+pub const MAX_BAD_RECORDS: u32 = 16;
+/// Messages waiting to be sent on one connection.
+const OUTBOX: usize = 64;
+/// Messages read ahead of the connection task.
+const INBOX: usize = 8;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often disconnected known peers are dialled again.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The connected peers.
+pub(crate) struct PeerRegistry {
+    connected: Mutex<HashMap<NodeId, Connected>>,
+    handshakes: Arc<Semaphore>,
+    bt_port: u16,
+}
+
+struct Connected {
+    /// The address we dialled (outbound) or the remote socket address (inbound).
+    addr: String,
+    outbound: bool,
+    bt_addr: Option<SocketAddr>,
+    outbox: mpsc::Sender<Message>,
+    cancel: CancellationToken,
+    /// Distinguishes this connection from a later one to the same node.
+    serial: u64,
+}
+
+impl PeerRegistry {
+    pub fn new(bt_port: u16) -> PeerRegistry {
+        PeerRegistry {
+            connected: Mutex::new(HashMap::new()),
+            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            bt_port,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, Connected>> {
+        self.connected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// BitTorrent addresses of connected peers: where to look for a publication's data.
+    pub fn bt_addrs(&self) -> Vec<SocketAddr> {
+        self.lock().values().filter_map(|c| c.bt_addr).collect()
+    }
+
+    /// Offer a new record to every connected peer. Best effort: a peer whose outbox is full misses it now and gets
+    /// it at the next exchange.
+    pub fn push_record(&self, bytes: &[u8]) {
+        for peer in self.lock().values() {
+            let _ = peer.outbox.try_send(Message::Records {
+                records: vec![bytes.to_vec()],
+            });
+        }
+    }
+
+    pub fn close_all(&self) {
+        for peer in self.lock().values() {
+            peer.cancel.cancel();
+        }
+    }
+
+    fn is_connected_to(&self, addr: &str) -> Option<NodeId> {
+        self.lock()
+            .iter()
+            .find(|(_, c)| c.addr == addr)
+            .map(|(id, _)| *id)
+    }
+}
+
+/// Accept kolokol connections until shutdown.
+pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(%error, "accepting a kolokol connection failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if inner.peers.connected_count() >= MAX_CONNECTIONS {
+                tracing::debug!(%remote, "connection limit reached; refusing");
+                continue;
+            }
+            let Ok(permit) = inner.peers.handshakes.clone().try_acquire_owned() else {
+                tracing::debug!(%remote, "too many handshakes in progress; refusing");
+                continue;
+            };
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let result =
+                    handshake(stream, Role::Responder, &inner.node_key, &inner.wire_config).await;
+                drop(permit);
+                match result {
+                    Ok((reader, writer, remote_id)) => {
+                        if let Err(error) = start_connection(
+                            &inner,
+                            reader,
+                            writer,
+                            remote_id,
+                            remote.to_string(),
+                            false,
+                        ) {
+                            tracing::debug!(%remote, %error, "inbound connection not kept");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%remote, error = %chain(&error), "inbound handshake failed")
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Dial known peers at start and again every [`REDIAL_INTERVAL`] while they are disconnected.
+pub(crate) fn spawn_redialer(inner: Arc<Inner>) {
+    tokio::spawn(async move {
+        loop {
+            let peers = inner.catalog().list_peers().unwrap_or_default();
+            for peer in peers.into_iter().take(MAX_CONNECTIONS) {
+                if inner.cancel.is_cancelled() || inner.peers.connected_count() >= MAX_CONNECTIONS {
+                    break;
+                }
+                if inner.peers.is_connected_to(&peer.addr).is_some()
+                    || peer
+                        .node_id
+                        .is_some_and(|id| inner.peers.lock().contains_key(&id))
+                {
+                    continue;
+                }
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = dial(&inner, &peer.addr).await {
+                        tracing::debug!(addr = %peer.addr, %error, "redial failed");
+                    }
+                });
+            }
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(REDIAL_INTERVAL) => {}
+            }
+        }
+    });
+}
+
+/// `peer add`: connect now, remember the address, and report the peer.
+pub(crate) async fn add_peer(inner: &Arc<Inner>, addr: &str) -> Result<PeerView, ApiError> {
+    let addr = addr.trim();
+    let resolved = resolve(addr).await?;
+    let canonical = resolved.to_string();
+    if let Some(id) = inner.peers.is_connected_to(&canonical) {
+        inner.catalog().add_peer(&canonical, true)?;
+        return Ok(view_connected(inner, &canonical, id));
+    }
+    let id = dial(inner, &canonical).await?;
+    inner.catalog().add_peer(&canonical, true)?;
+    inner.catalog().peer_seen(&canonical, &id, unix_now())?;
+    Ok(view_connected(inner, &canonical, id))
+}
+
+async fn resolve(addr: &str) -> Result<SocketAddr, ApiError> {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let invalid = || ApiError::Invalid(format!("{addr:?} is not a HOST:PORT address"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
+    if host.is_empty() || port.parse::<u16>().is_err() || host.contains(char::is_whitespace) {
+        return Err(invalid());
+    }
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| ApiError::Unreachable(format!("cannot resolve {addr}: {e}")))?
+        .next()
+        .ok_or_else(|| ApiError::Unreachable(format!("{addr} resolves to no address")))
+}
+
+/// Connect, handshake and start the connection tasks. Returns the peer's node id.
+async fn dial(inner: &Arc<Inner>, addr: &str) -> Result<NodeId, ApiError> {
+    let result = dial_inner(inner, addr).await;
+    if let Err(error) = &result {
+        let _ = inner.catalog().peer_failed(addr, &error.to_string());
+    }
+    result
+}
+
+async fn dial_inner(inner: &Arc<Inner>, addr: &str) -> Result<NodeId, ApiError> {
+    if inner.peers.connected_count() >= MAX_CONNECTIONS {
+        return Err(ApiError::Unreachable(format!(
+            "already connected to {MAX_CONNECTIONS} peers, the most this node keeps"
+        )));
+    }
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ApiError::Unreachable(format!("cannot connect to {addr}: timed out")))?
+        .map_err(|e| ApiError::Unreachable(format!("cannot connect to {addr}: {e}")))?;
+    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &inner.node_key, &inner.wire_config)
+        .await
+        .map_err(|e| {
+            ApiError::Unreachable(format!(
+                "{addr} did not complete the kolokol handshake (another network, or not a kolokol node?): {}",
+                chain(&e)
+            ))
+        })?;
+    if remote_id == inner.node_key.public() {
+        return Err(ApiError::Invalid(format!("{addr} is this node itself")));
+    }
+    if inner.peers.lock().contains_key(&remote_id) {
+        // Already connected to that node through another address: keep the existing connection.
+        return Ok(remote_id);
+    }
+    start_connection(inner, reader, writer, remote_id, addr.to_owned(), true)
+        .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
+    let _ = inner.catalog().peer_seen(addr, &remote_id, unix_now());
+    Ok(remote_id)
+}
+
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Register a connection that finished its handshake and spawn its tasks.
+fn start_connection<R, W>(
+    inner: &Arc<Inner>,
+    reader: WireReader<R>,
+    writer: WireWriter<W>,
+    remote_id: NodeId,
+    addr: String,
+    outbound: bool,
+) -> Result<(), String>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    if remote_id == inner.node_key.public() {
+        return Err("connection to this node itself".into());
+    }
+    let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
+    let cancel = inner.cancel.child_token();
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    {
+        let mut connected = inner.peers.lock();
+        if connected.contains_key(&remote_id) {
+            return Err("already connected to that node".into());
+        }
+        if connected.len() >= MAX_CONNECTIONS {
+            return Err("connection limit reached".into());
+        }
+        connected.insert(
+            remote_id,
+            Connected {
+                addr: addr.clone(),
+                outbound,
+                bt_addr: None,
+                outbox: outbox_tx,
+                cancel: cancel.clone(),
+                serial,
+            },
+        );
+    }
+    tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let result = run_connection(
+            &inner,
+            reader,
+            writer,
+            remote_id,
+            &addr,
+            outbox_rx,
+            cancel.clone(),
+        )
+        .await;
+        cancel.cancel();
+        {
+            let mut connected = inner.peers.lock();
+            if connected
+                .get(&remote_id)
+                .is_some_and(|c| c.serial == serial)
+            {
+                connected.remove(&remote_id);
+            }
+        }
+        match result {
+            Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),
+            Err(error) => {
+                tracing::info!(peer = %remote_id, %addr, %error, "kolokol peer disconnected")
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Drive one connection until it ends. The reader runs in its own task (a wire read is not cancel-safe), feeding a
+/// small bounded channel; this task owns the writer, the exchange and the keepalive.
+async fn run_connection<R, W>(
+    inner: &Arc<Inner>,
+    mut reader: WireReader<R>,
+    mut writer: WireWriter<W>,
+    remote_id: NodeId,
+    addr: &str,
+    mut outbox: mpsc::Receiver<Message>,
+    cancel: CancellationToken,
+) -> Result<(), String>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
+    let read_cancel = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                _ = read_cancel.cancelled() => return,
+                message = reader.recv() => message,
+            };
+            let failed = message.is_err();
+            if inbox_tx.send(message).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+
+    let local_ids = inner.catalog().record_ids().map_err(|e| e.to_string())?;
+    let mut exchange = Exchange::new(local_ids).with_bt_port(inner.peers.bt_port);
+    for message in exchange.start() {
+        writer.send(&message).await.map_err(|e| chain(&e))?;
+    }
+    let mut bad_records = 0u32;
+    let mut keepalive = tokio::time::interval(inner.wire_config.keepalive_interval());
+    keepalive.tick().await;
+    let mut nonce = 0u64;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = writer.shutdown().await;
+                return Ok(());
+            }
+            _ = keepalive.tick() => {
+                nonce += 1;
+                writer.send(&Message::Ping { nonce }).await.map_err(|e| chain(&e))?;
+            }
+            pushed = outbox.recv() => {
+                let Some(message) = pushed else { return Ok(()) };
+                // Pushing before the peer finished its exchange would break the exchange's accounting.
+                if exchange.may_push() {
+                    writer.send(&message).await.map_err(|e| chain(&e))?;
+                }
+            }
+            received = inbox.recv() => {
+                let message = match received {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => return Err(chain(&error)),
+                    None => return Ok(()),
+                };
+                let had_hello = exchange.peer_hello().is_some();
+                let actions = exchange.handle(message).map_err(|e| format!("protocol violation: {e}"))?;
+                if !had_hello && let Some(hello) = exchange.peer_hello() {
+                    note_hello(inner, &remote_id, addr, hello.bt_port);
+                }
+                for action in actions {
+                    match action {
+                        ExchangeAction::Send(message) => writer.send(&message).await.map_err(|e| chain(&e))?,
+                        ExchangeAction::SendRecords(ids) => {
+                            let found = inner.catalog().record_bytes(&ids).map_err(|e| e.to_string())?;
+                            let found_ids: std::collections::BTreeSet<_> = found
+                                .iter()
+                                .map(|b| kolokol_core::record::RecordId::of_signed_bytes(b))
+                                .collect();
+                            let missing: Vec<_> = ids.into_iter().filter(|id| !found_ids.contains(id)).collect();
+                            let messages = pack_records(found, inner.wire_config.max_message_bytes)
+                                .map_err(|e| e.to_string())?;
+                            for message in messages.iter().chain(&kolokol_wire::missing_messages(&missing)) {
+                                writer.send(message).await.map_err(|e| chain(&e))?;
+                            }
+                        }
+                        ExchangeAction::Received(records) => {
+                            bad_records += store_records(inner, &remote_id, records);
+                            if bad_records > MAX_BAD_RECORDS {
+                                return Err(format!("sent {bad_records} invalid records"));
+                            }
+                        }
+                        ExchangeAction::Done => tracing::info!(peer = %remote_id, "catalog exchange complete"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn note_hello(inner: &Inner, remote_id: &NodeId, addr: &str, bt_port: u16) {
+    if bt_port == 0 {
+        return;
+    }
+    let ip = match addr.parse::<SocketAddr>() {
+        Ok(a) => a.ip(),
+        Err(_) => return,
+    };
+    if let Some(peer) = inner.peers.lock().get_mut(remote_id) {
+        peer.bt_addr = Some(SocketAddr::new(ip, bt_port));
+    }
+}
+
+/// Validate each record with the one validation function and store the good ones. Returns how many were refused.
+fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> u32 {
+    let ctx = ValidationContext {
+        network: inner.network.clone(),
+        now_unix: unix_now(),
+    };
+    let mut refused = 0;
+    for bytes in records {
+        match validate_record(&bytes, &ctx) {
+            Ok(record) => match inner.catalog().insert_record(&record, unix_now()) {
+                Ok(true) => {
+                    tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record")
+                }
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot store a record"),
+            },
+            Err(error) => {
+                refused += 1;
+                tracing::warn!(peer = %from, %error, "refused an invalid record");
+            }
+        }
+    }
+    refused
+}
+
+fn view_connected(inner: &Inner, addr: &str, id: NodeId) -> PeerView {
+    let connected = inner.peers.lock();
+    let peer = connected.get(&id);
+    PeerView {
+        addr: addr.to_owned(),
+        node_id: Some(id.to_string()),
+        connected: peer.is_some(),
+        direction: peer.map(|p| direction(p.outbound)),
+        bt_addr: peer.and_then(|p| p.bt_addr).map(|a| a.to_string()),
+        added_by_user: true,
+        last_seen: Some(unix_now()),
+        last_error: None,
+    }
+}
+
+/// Every known peer (from the catalog) and every connected one.
+pub(crate) fn peer_views(inner: &Inner) -> Result<Vec<PeerView>, ApiError> {
+    let known = inner.catalog().list_peers()?;
+    let connected = inner.peers.lock();
+    let mut views = Vec::new();
+    let mut shown = std::collections::HashSet::new();
+    for row in known {
+        let live = row
+            .node_id
+            .and_then(|id| connected.get(&id).map(|c| (id, c)))
+            .or_else(|| {
+                connected
+                    .iter()
+                    .find(|(_, c)| c.addr == row.addr)
+                    .map(|(id, c)| (*id, c))
+            });
+        if let Some((id, _)) = live {
+            shown.insert(id);
+        }
+        views.push(PeerView {
+            addr: row.addr,
+            node_id: row.node_id.map(|id| id.to_string()),
+            connected: live.is_some(),
+            direction: live.map(|(_, c)| direction(c.outbound)),
+            bt_addr: live.and_then(|(_, c)| c.bt_addr).map(|a| a.to_string()),
+            added_by_user: row.by_user,
+            last_seen: row.last_seen,
+            last_error: if live.is_some() { None } else { row.last_error },
+        });
+    }
+    for (id, c) in connected.iter().filter(|(id, _)| !shown.contains(*id)) {
+        views.push(PeerView {
+            addr: c.addr.clone(),
+            node_id: Some(id.to_string()),
+            connected: true,
+            direction: Some(direction(c.outbound)),
+            bt_addr: c.bt_addr.map(|a| a.to_string()),
+            added_by_user: false,
+            last_seen: Some(unix_now()),
+            last_error: None,
+        });
+    }
+    Ok(views)
+}
+
+fn direction(outbound: bool) -> String {
+    if outbound { "outbound" } else { "inbound" }.to_owned()
+}
+
+/// An error and its sources on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh Debian machine: install what the tests need, then run every test.
+#   ./scripts/test.sh            (as root, or with sudo available, for the apt-get step)
+# The interoperability tests drive real, independent BitTorrent clients: Debian's libtorrent (python3-libtorrent,
+# run with /usr/bin/python3) and aria2. They use 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_packages=()
+/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need_packages+=(python3-libtorrent)
+command -v aria2c >/dev/null 2>&1 || need_packages+=(aria2)
+if [ ${#need_packages[@]} -gt 0 ]; then
+    echo "installing ${need_packages[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need_packages[@]}"
+fi
+
+# The reference peer scripts live in shared/interop beside the repository (see its README).
+if [ -z "${KOLOKOL_INTEROP_DIR:-}" ] && [ -d ../shared/interop ]; then
+    KOLOKOL_INTEROP_DIR="$(cd ../shared/interop && pwd)"
+    export KOLOKOL_INTEROP_DIR
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+    # nextest does not run doctests
+    cargo test --workspace --doc
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi
