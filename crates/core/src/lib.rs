@@ -18,6 +18,7 @@ pub mod detour;
 mod ids;
 pub mod keys;
 pub mod magnet;
+pub mod overlay;
 pub mod record;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};
