@@ -35,7 +35,9 @@ pub enum StoreError {
     },
     #[error("catalog database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("the catalog database was written by a newer kolokol (schema {found}, this build knows {known})")]
+    #[error(
+        "the catalog database was written by a newer kolokol (schema {found}, this build knows {known})"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("corrupt value in the catalog database: {0}")]
     Corrupt(String),

@@ -19,7 +19,11 @@ pub struct RecordPage {
 
 impl Catalog {
     /// Store a record that was already validated. Returns `false` if it was stored before (nothing changes).
-    pub fn insert_record(&mut self, record: &SignedRecord, received_at: u64) -> Result<bool, StoreError> {
+    pub fn insert_record(
+        &mut self,
+        record: &SignedRecord,
+        received_at: u64,
+    ) -> Result<bool, StoreError> {
         insert_record_in(&self.conn, record, received_at)
     }
 
@@ -38,7 +42,10 @@ impl Catalog {
     }
 
     /// Records whose torrent has this infohash (usually one).
-    pub fn records_by_infohash(&self, infohash: &InfoHash) -> Result<Vec<SignedRecord>, StoreError> {
+    pub fn records_by_infohash(
+        &self,
+        infohash: &InfoHash,
+    ) -> Result<Vec<SignedRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT bytes, created FROM records WHERE infohash = ?1 ORDER BY created DESC, id DESC LIMIT 100",
         )?;
@@ -51,10 +58,9 @@ impl Catalog {
         let mut stmt = self.conn.prepare(
             "SELECT bytes, created FROM records ORDER BY created DESC, id DESC LIMIT ?1 OFFSET ?2",
         )?;
-        let rows = stmt.query_map(
-            params![limit.min(MAX_PAGE), to_sql_int(offset)?],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
+        let rows = stmt.query_map(params![limit.min(MAX_PAGE), to_sql_int(offset)?], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
         let records = self.collect_valid(rows)?;
         Ok(RecordPage {
             records,
@@ -86,7 +92,9 @@ impl Catalog {
 
     /// The signed bytes of the records with these ids that the catalog holds (unknown ids are skipped).
     pub fn record_bytes(&self, ids: &[RecordId]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT bytes FROM records WHERE id = ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM records WHERE id = ?1")?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(bytes) = stmt
@@ -122,8 +130,9 @@ impl Catalog {
             // The record was accepted when it arrived; its age is not re-judged, only its integrity.
             now_unix: u64::try_from(created).unwrap_or(0),
         };
-        validate_record(bytes, &ctx)
-            .map_err(|error| StoreError::Corrupt(format!("stored record failed validation: {error}")))
+        validate_record(bytes, &ctx).map_err(|error| {
+            StoreError::Corrupt(format!("stored record failed validation: {error}"))
+        })
     }
 }
 

@@ -34,17 +34,29 @@ fn records_survive_reopen_and_are_listed_newest_first() {
         let mut catalog = Catalog::open(&path, "kolokol").unwrap();
         assert!(catalog.insert_record(&older, 5).unwrap());
         assert!(catalog.insert_record(&newer, 5).unwrap());
-        assert!(!catalog.insert_record(&newer, 6).unwrap(), "duplicate is not new");
+        assert!(
+            !catalog.insert_record(&newer, 6).unwrap(),
+            "duplicate is not new"
+        );
     }
     let catalog = Catalog::open(&path, "kolokol").unwrap();
     let page = catalog.list_records(10, 0).unwrap();
     assert_eq!(page.total, 2);
-    let titles: Vec<_> = page.records.iter().map(|r| r.body().title.as_str()).collect();
+    let titles: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| r.body().title.as_str())
+        .collect();
     assert_eq!(titles, ["новое", "older"]);
-    assert_eq!(catalog.get_record(&newer.id()).unwrap().unwrap().bytes(), newer.bytes());
+    assert_eq!(
+        catalog.get_record(&newer.id()).unwrap().unwrap().bytes(),
+        newer.bytes()
+    );
     assert!(catalog.get_record(&RecordId([0; 32])).unwrap().is_none());
     assert_eq!(catalog.record_ids().unwrap().len(), 2);
-    let bytes = catalog.record_bytes(&[older.id(), RecordId([1; 32])]).unwrap();
+    let bytes = catalog
+        .record_bytes(&[older.id(), RecordId([1; 32])])
+        .unwrap();
     assert_eq!(bytes, vec![older.bytes().to_vec()]);
     assert_eq!(catalog.integrity_check().unwrap(), "ok");
 }
@@ -87,7 +99,12 @@ fn torrents_peers_and_settings_round_trip() {
     };
     catalog.put_torrent(&row).unwrap();
     catalog
-        .update_torrent(&row.infohash, None, Some(b"d4:infod..ee"), TorrentState::Complete)
+        .update_torrent(
+            &row.infohash,
+            None,
+            Some(b"d4:infod..ee"),
+            TorrentState::Complete,
+        )
         .unwrap();
     let got = catalog.get_torrent(&row.infohash).unwrap().unwrap();
     assert_eq!(got.state, TorrentState::Complete);
@@ -108,7 +125,10 @@ fn torrents_peers_and_settings_round_trip() {
     assert_eq!(catalog.get_setting("wire_port").unwrap(), None);
     catalog.set_setting("wire_port", "4000").unwrap();
     catalog.set_setting("wire_port", "4001").unwrap();
-    assert_eq!(catalog.get_setting("wire_port").unwrap().as_deref(), Some("4001"));
+    assert_eq!(
+        catalog.get_setting("wire_port").unwrap().as_deref(),
+        Some("4001")
+    );
 }
 
 #[test]

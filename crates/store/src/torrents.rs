@@ -29,7 +29,9 @@ impl TorrentState {
         match s {
             "downloading" => Ok(TorrentState::Downloading),
             "complete" => Ok(TorrentState::Complete),
-            other => Err(StoreError::Corrupt(format!("unknown torrent state {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown torrent state {other:?}"
+            ))),
         }
     }
 }
