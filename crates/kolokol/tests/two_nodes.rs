@@ -31,7 +31,7 @@ fn publish_peer_add_get_and_restart() {
         "ru",
     ]);
     let id = published["id"].as_str().unwrap().to_owned();
-    let magnet = published["magnet"].as_str().unwrap();
+    let magnet = published["magnet"].as_str().unwrap().to_owned();
     assert!(magnet.starts_with("magnet:?xt=urn:btih:"), "{magnet}");
     assert_eq!(a.json(&["list"]).as_array().unwrap().len(), 1);
 
@@ -87,5 +87,14 @@ fn publish_peer_add_get_and_restart() {
             .any(|r| r["id"] == id.as_str()),
         "B forgot its catalog after a restart: {list}"
     );
+
+    // A third person with only the magnet link (plus where a seeder is) gets the same bytes, no catalog needed.
+    let c = NodeProcess::start(&tmp.path().join("c"));
+    let with_peer = format!("{magnet}&x.pe={}", a_status["bt_addr"].as_str().unwrap());
+    let got = c.json(&["get", &with_peer, "--timeout", "120"]);
+    let path = std::path::PathBuf::from(got["path"].as_str().unwrap());
+    assert_eq!(sha256_file(&path), sha256_file(&file));
+    assert!(got["id"].is_null(), "C has no record for it: {got}");
+
     assert!(a.stop(), "A did not shut down cleanly on SIGTERM");
 }
