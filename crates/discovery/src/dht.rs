@@ -1,0 +1,371 @@
+//! One mainline DHT node per kolokol node: bootstrap, status, saved state, and the lookups kolokol needs
+//! (rendezvous, torrent peers).
+//!
+//! Author feeds (BEP 44) are in [`crate::feeds`]; the periodic rendezvous task in [`crate::rendezvous`].
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kolokol_core::InfoHash;
+use mainline::Id;
+use mainline::async_dht::AsyncDht;
+use stream::collect_peers;
+pub(crate) use stream::next as next_item;
+
+use crate::bootstrap::{self, BootstrapError, BootstrapPlan};
+use crate::state::{DhtState, StateError};
+
+/// How long one lookup may run at most, whatever the DHT does (a safety net; lookups end by themselves).
+pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(60);
+/// Most peers one `get_peers` lookup returns.
+pub const MAX_PEERS_PER_LOOKUP: usize = 512;
+
+/// Options of the DHT node. [`Default`] is a node on all interfaces, a port chosen by the system, the public
+/// routers allowed, no state file.
+#[derive(Clone, Debug)]
+pub struct DhtConfig {
+    /// kolokol network name: scopes the saved state and names the rendezvous and feeds.
+    pub network: String,
+    /// UDP address to bind (IPv4: `mainline` is IPv4-only). Port 0 lets the system choose; the node should then
+    /// save [`Dht::local_addr`] and pass it next time so the port stays the same.
+    pub bind: SocketAddrV4,
+    /// Configured bootstrap nodes, `HOST:PORT` (at most [`bootstrap::MAX_CONFIGURED_BOOTSTRAP`]).
+    pub bootstrap: Vec<String>,
+    /// Never use the public BitTorrent routers, nor saved nodes learned while they were allowed: no packet goes
+    /// to an address that was neither configured nor learned from the configured network.
+    pub no_default_bootstrap: bool,
+    /// Where routing-table nodes are saved and read at start, or `None`.
+    pub state_file: Option<PathBuf>,
+    /// Answer other nodes' queries from the start (a full DHT node). `false`: `mainline`'s adaptive mode, which
+    /// answers only once the node has been up a while and found reachable from outside.
+    pub server_mode: bool,
+    /// How long to wait for one DHT node's answer. Every lookup lasts at least this long (it waits for the
+    /// slowest of the nodes it asked), so tests on loopback use a few hundred milliseconds; the `mainline`
+    /// default is 2 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        DhtConfig {
+            network: "kolokol".to_owned(),
+            bind: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            bootstrap: Vec::new(),
+            no_default_bootstrap: false,
+            state_file: None,
+            server_mode: false,
+            request_timeout: mainline::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Why the DHT node could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DhtError {
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("cannot bind the DHT to {addr}: {source}")]
+    Bind {
+        addr: SocketAddrV4,
+        source: std::io::Error,
+    },
+    #[error("network name must be 1 to 255 bytes")]
+    Network,
+    #[error("DHT announce failed: {0}")]
+    Announce(#[source] mainline::errors::PutQueryError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("no state file is configured")]
+    NoStateFile,
+    #[error("the DHT task stopped")]
+    Stopped,
+}
+
+/// What the node reports about its DHT (for `status --json`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DhtStatus {
+    /// The UDP address the DHT listens on (`dht_addr`).
+    pub local_addr: SocketAddrV4,
+    /// Nodes in the routing table that are not stale.
+    pub routing_table_size: usize,
+    /// Our address as other DHT nodes see it, once they agree on one.
+    pub public_addr: Option<SocketAddrV4>,
+    /// `mainline`'s estimate that nodes outside cannot reach us (true until proven otherwise).
+    pub firewalled: bool,
+    /// Whether we answer other nodes' queries (a full DHT node).
+    pub server_mode: bool,
+    /// How many bootstrap addresses the node started with, by source.
+    pub bootstrap_saved: usize,
+    /// See [`DhtStatus::bootstrap_saved`].
+    pub bootstrap_configured: usize,
+    /// See [`DhtStatus::bootstrap_saved`].
+    pub bootstrap_public: usize,
+}
+
+/// A running mainline DHT node. Cheap to clone; the node stops when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Dht {
+    inner: AsyncDht,
+    network: String,
+    local_addr: SocketAddrV4,
+    public_routers_allowed: bool,
+    state_file: Option<PathBuf>,
+    plan_counts: (usize, usize, usize),
+}
+
+impl Dht {
+    /// Starts the DHT node: reads the saved state, resolves the bootstrap entries, binds the socket.
+    pub async fn start(config: DhtConfig) -> Result<Dht, DhtError> {
+        if config.network.is_empty() || config.network.len() > 255 {
+            return Err(DhtError::Network);
+        }
+        let entries = bootstrap::parse_bootstrap(&config.bootstrap)?;
+        let public_routers_allowed = !config.no_default_bootstrap;
+        let saved = match &config.state_file {
+            Some(path) => load_saved(path, &config.network, public_routers_allowed),
+            None => Vec::new(),
+        };
+        let mut configured = Vec::new();
+        for entry in &entries {
+            configured.extend(bootstrap::resolve(&entry.text).await);
+        }
+        let mut public = Vec::new();
+        if public_routers_allowed {
+            for router in mainline::DEFAULT_BOOTSTRAP_NODES {
+                public.extend(bootstrap::resolve(router).await);
+            }
+        }
+        let plan = BootstrapPlan {
+            saved,
+            configured,
+            public,
+        };
+        let list = plan.list();
+        tracing::info!(
+            saved = plan.saved.len(),
+            configured = plan.configured.len(),
+            public = plan.public.len(),
+            "starting the DHT node"
+        );
+        let mainline_config = mainline_config(&config, list);
+        let inner = build_with_retry(mainline_config, config.bind).await?;
+        let local_addr = inner.info().await.local_addr();
+        Ok(Dht {
+            inner,
+            network: config.network,
+            local_addr,
+            public_routers_allowed,
+            state_file: config.state_file,
+            plan_counts: (plan.saved.len(), plan.configured.len(), plan.public.len()),
+        })
+    }
+
+    /// The network this node belongs to.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The UDP address the DHT listens on.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local_addr
+    }
+
+    /// The underlying `mainline` handle, for operations this crate does not wrap.
+    pub fn mainline(&self) -> &AsyncDht {
+        &self.inner
+    }
+
+    /// Current status: routing table size, public address, reachability.
+    pub async fn status(&self) -> DhtStatus {
+        let info = self.inner.info().await;
+        let routing_table_size = self.inner.to_bootstrap().await.len();
+        DhtStatus {
+            local_addr: self.local_addr,
+            routing_table_size,
+            public_addr: info.public_address(),
+            firewalled: info.firewalled(),
+            server_mode: info.server_mode(),
+            bootstrap_saved: self.plan_counts.0,
+            bootstrap_configured: self.plan_counts.1,
+            bootstrap_public: self.plan_counts.2,
+        }
+    }
+
+    /// The routing-table nodes as they would be saved.
+    pub async fn routing_nodes(&self) -> Vec<SocketAddrV4> {
+        self.inner
+            .to_bootstrap()
+            .await
+            .iter()
+            .filter_map(|s| s.parse::<SocketAddrV4>().ok())
+            .collect()
+    }
+
+    /// Writes the routing table to the configured state file (atomically). Returns how many nodes were saved.
+    pub async fn save_state(&self) -> Result<usize, DhtError> {
+        let path = self.state_file.clone().ok_or(DhtError::NoStateFile)?;
+        let nodes = self.routing_nodes().await;
+        let state = DhtState::new(&self.network, self.public_routers_allowed, &nodes);
+        let count = state.nodes.len();
+        tokio::task::spawn_blocking(move || state.save(&path))
+            .await
+            .map_err(|_| DhtError::Stopped)??;
+        Ok(count)
+    }
+
+    /// Announces that a peer listens on `port` of our IP for `infohash` (BEP 5 `announce_peer`).
+    pub async fn announce(&self, infohash: InfoHash, port: u16) -> Result<(), DhtError> {
+        self.inner
+            .announce_peer(Id::from(infohash.0), Some(port))
+            .await
+            .map(|_| ())
+            .map_err(DhtError::Announce)
+    }
+
+    /// Peers announced for `infohash` (BEP 5 `get_peers`), deduplicated, without addresses that cannot be
+    /// dialed, and without loopback addresses unless this DHT itself runs on loopback (a remote DHT node
+    /// could otherwise steer us to services on our own machine). At most [`MAX_PEERS_PER_LOOKUP`].
+    pub async fn get_peers(&self, infohash: InfoHash) -> Vec<SocketAddr> {
+        let stream = self.inner.get_peers(Id::from(infohash.0));
+        let raw = collect_peers(stream, MAX_PEERS_PER_LOOKUP, LOOKUP_DEADLINE).await;
+        let loopback_ok = self.local_addr.ip().is_loopback();
+        raw.into_iter()
+            .filter(|p| crate::state::is_routable_node(p) && (loopback_ok || !p.ip().is_loopback()))
+            .map(SocketAddr::V4)
+            .collect()
+    }
+
+    /// Announces our kolokol wire port on the rendezvous infohash of our network.
+    pub async fn announce_rendezvous(&self, wire_port: u16) -> Result<(), DhtError> {
+        self.announce(InfoHash::rendezvous(&self.network), wire_port)
+            .await
+    }
+
+    /// Looks up the rendezvous infohash: kolokol nodes of our network (candidates: they are only addresses
+    /// until a handshake proves them). Our own announcement (`wire_port` on one of our addresses) is left out.
+    pub async fn find_rendezvous(&self, wire_port: u16) -> Vec<SocketAddr> {
+        let own_ips = self.own_ips().await;
+        self.get_peers(InfoHash::rendezvous(&self.network))
+            .await
+            .into_iter()
+            .filter(|p| !(p.port() == wire_port && own_ips.contains(&p.ip())))
+            .collect()
+    }
+
+    async fn own_ips(&self) -> BTreeSet<IpAddr> {
+        let mut ips = BTreeSet::new();
+        ips.insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if !self.local_addr.ip().is_unspecified() {
+            ips.insert(IpAddr::V4(*self.local_addr.ip()));
+        }
+        if let Some(public) = self.inner.info().await.public_address() {
+            ips.insert(IpAddr::V4(*public.ip()));
+        }
+        ips
+    }
+}
+
+/// The `mainline` configuration: always an explicit bootstrap list, so `mainline` never substitutes its own.
+pub(crate) fn mainline_config(
+    config: &DhtConfig,
+    bootstrap: Vec<SocketAddrV4>,
+) -> mainline::Config {
+    mainline::Config {
+        bootstrap: Some(bootstrap),
+        port: Some(config.bind.port()),
+        bind_address: Some(*config.bind.ip()),
+        request_timeout: config.request_timeout,
+        server_mode: config.server_mode,
+        ..mainline::Config::default()
+    }
+}
+
+/// Binds, retrying for a moment if the port is still held: a node restarted in the same process may start
+/// before the previous `mainline` thread (which polls every 50 ms) has noticed it must stop.
+async fn build_with_retry(
+    config: mainline::Config,
+    bind: SocketAddrV4,
+) -> Result<AsyncDht, DhtError> {
+    let mut attempts = 0;
+    loop {
+        let cfg = config.clone();
+        let built = tokio::task::spawn_blocking(move || mainline::Dht::new(cfg))
+            .await
+            .map_err(|_| DhtError::Stopped)?;
+        match built {
+            Ok(dht) => return Ok(dht.as_async()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && bind.port() != 0
+                    && attempts < 20 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(source) => return Err(DhtError::Bind { addr: bind, source }),
+        }
+    }
+}
+
+fn load_saved(
+    path: &std::path::Path,
+    network: &str,
+    public_routers_allowed: bool,
+) -> Vec<SocketAddrV4> {
+    match DhtState::load(path) {
+        Ok(Some(state)) if state.usable_for(network, public_routers_allowed) => state.nodes,
+        Ok(Some(_)) => {
+            tracing::warn!(
+                path = %path.display(),
+                "ignoring saved DHT nodes: learned in another network or with the public routers, which this \
+                 configuration does not allow"
+            );
+            Vec::new()
+        }
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            tracing::warn!(%error, "ignoring unreadable DHT state file");
+            Vec::new()
+        }
+    }
+}
+
+/// Draining `mainline`'s result streams.
+mod stream {
+    use std::collections::BTreeSet;
+    use std::future::poll_fn;
+    use std::net::SocketAddrV4;
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    use futures_core::Stream;
+    use mainline::async_dht::GetStream;
+
+    /// Deduplicated peers from the stream, until it ends, `max` are found or `deadline` passes.
+    pub(crate) async fn collect_peers(
+        mut stream: GetStream<Vec<SocketAddrV4>>,
+        max: usize,
+        deadline: Duration,
+    ) -> BTreeSet<SocketAddrV4> {
+        let mut found = BTreeSet::new();
+        let collect = async {
+            while let Some(batch) = next(&mut stream).await {
+                for peer in batch {
+                    if found.len() >= max {
+                        return;
+                    }
+                    found.insert(peer);
+                }
+            }
+        };
+        let _ = tokio::time::timeout(deadline, collect).await;
+        found
+    }
+
+    /// The next item of a `mainline` stream.
+    pub(crate) async fn next<T: 'static>(stream: &mut GetStream<T>) -> Option<T> {
+        poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+    }
+}
