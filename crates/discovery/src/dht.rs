@@ -369,3 +369,39 @@ mod stream {
         poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mainline_always_gets_an_explicit_bootstrap_list() {
+        let config = DhtConfig {
+            no_default_bootstrap: true,
+            bind: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            ..DhtConfig::default()
+        };
+        // An empty list stays an empty list: `None` would make mainline use its public routers.
+        let m = mainline_config(&config, Vec::new());
+        assert_eq!(m.bootstrap, Some(Vec::new()));
+        assert_eq!(
+            m.port,
+            Some(0),
+            "port 0 means: let the system choose (not mainline's default 6881)"
+        );
+        assert_eq!(m.bind_address, Some(Ipv4Addr::LOCALHOST));
+        let one = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6881);
+        assert_eq!(
+            mainline_config(&config, vec![one]).bootstrap,
+            Some(vec![one])
+        );
+    }
+
+    #[test]
+    fn default_config_is_all_interfaces_on_a_chosen_port() {
+        let config = DhtConfig::default();
+        assert_eq!(config.bind, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        assert!(!config.no_default_bootstrap);
+        assert_eq!(config.network, "kolokol");
+    }
+}
