@@ -1,6 +1,9 @@
 //! Saved state and bootstrap policy: a restarted node finds its way back from its saved routing table alone,
 //! and a node with `no_default_bootstrap` sends nothing to addresses it was not given.
 
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,8 @@
 //! Author feeds (BEP 44) on a private loopback DHT: put by one node, read by another; bad items ignored.
 
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddrV4;

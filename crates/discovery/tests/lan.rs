@@ -2,6 +2,9 @@
 //! host). The outer test makes the namespace with `unshare -n` (it disappears with the process, even on failure)
 //! and runs the inner, ignored test there.
 
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{Command, Stdio};

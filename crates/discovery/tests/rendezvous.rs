@@ -1,5 +1,8 @@
 //! Rendezvous on a private 30-node DHT on loopback, and torrent peers through the same DHT.
 
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
