@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use kolokol_node::{
-    Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView,
+    Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, SearchRequest, StatusView,
+    TransferView,
 };
 use serde::Deserialize;
 
@@ -22,6 +23,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/records", get(list))
         .route("/api/v1/records/{id}", get(show))
+        .route("/api/v1/search", get(search))
         .route("/api/v1/publish", post(publish))
         .route("/api/v1/get", post(start_get))
         .route("/api/v1/transfers/{infohash}", get(transfer))
@@ -49,6 +51,13 @@ async fn list(State(api): State<Api>, Query(paging): Query<Paging>) -> Result<Ve
         paging.limit.unwrap_or(100),
         paging.offset.unwrap_or(0),
     )?))
+}
+
+async fn search(
+    State(api): State<Api>,
+    Query(request): Query<SearchRequest>,
+) -> Result<Vec<RecordView>> {
+    Ok(Json(api.search(&request)?))
 }
 
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<RecordView> {

@@ -41,6 +41,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// List the publications in this node's catalog, newest first.
     List(ListArgs),
+    /// Search this node's catalog (works offline): words in titles, descriptions and tags, with filters.
+    Search(SearchArgs),
     /// Show one publication.
     Show {
         /// Publication id.
@@ -95,6 +97,78 @@ pub struct ListArgs {
     /// Skip this many of the newest records.
     #[arg(long, default_value_t = 0)]
     pub offset: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to look for (prefix match, any case); may be empty when filters are given.
+    #[arg(default_value = "")]
+    pub query: String,
+    /// Only this author's publications (author id).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Only publications with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only publications in this language.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Only publications created since this time: Unix seconds or a date YYYY-MM-DD (UTC).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<u64>,
+    /// Only this kind of media: video, audio, image, text or other.
+    #[arg(long)]
+    pub media: Option<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Skip this many results.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+}
+
+/// Unix seconds, or a calendar date YYYY-MM-DD taken as midnight UTC.
+fn parse_since(text: &str) -> Result<u64, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let parts: Vec<&str> = text.split('-').collect();
+    let bad = || format!("{text:?} is neither Unix seconds nor a date YYYY-MM-DD");
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian calendar.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_accepts_seconds_and_dates() {
+        assert_eq!(parse_since("0"), Ok(0));
+        assert_eq!(parse_since("1970-01-01"), Ok(0));
+        assert_eq!(parse_since("2000-03-01"), Ok(951_868_800));
+        assert_eq!(parse_since("2026-11-24"), Ok(1_795_478_400));
+        assert!(parse_since("2026-13-01").is_err());
+        assert!(parse_since("yesterday").is_err());
+    }
 }
 
 #[derive(Debug, Args)]

@@ -54,21 +54,22 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                     args.limit, args.offset
                 ))
                 .await?;
-            print(json, &records, || {
-                records
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{}  {}  ({}, by {})",
-                            r.id,
-                            r.title,
-                            human_size(r.size),
-                            short(&r.author)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            print(json, &records, || record_lines(&records))
+        }
+        Command::Search(args) => {
+            let request = kolokol_node::SearchRequest {
+                q: Some(args.query),
+                author: args.author,
+                tag: args.tag,
+                lang: args.lang,
+                since: args.since,
+                media: args.media,
+                limit: Some(args.limit),
+                offset: Some(args.offset),
+            };
+            let query = search_query_string(&request)?;
+            let records: Vec<RecordView> = client.get(&format!("/search?{query}")).await?;
+            print(json, &records, || record_lines(&records))
         }
         Command::Show { id } => {
             let r: RecordView = client
@@ -204,6 +205,39 @@ fn print<T: Serialize>(
         }
     }
     Ok(())
+}
+
+fn record_lines(records: &[RecordView]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{}  {}  ({}, by {})",
+                r.id,
+                r.title,
+                human_size(r.size),
+                short(&r.author)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The query string of a search request (absent fields left out).
+fn search_query_string(request: &kolokol_node::SearchRequest) -> anyhow::Result<String> {
+    let value = serde_json::to_value(request)?;
+    let mut pairs = Vec::new();
+    if let Some(map) = value.as_object() {
+        for (key, value) in map {
+            let text = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            pairs.push(format!("{key}={}", encode_path(&text)));
+        }
+    }
+    Ok(pairs.join("&"))
 }
 
 fn show_text(r: &RecordView) -> String {

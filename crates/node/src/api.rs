@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_store::{Media, SearchError, SearchQuery};
 
 use crate::error::ApiError;
 use crate::node::Inner;
@@ -16,6 +17,23 @@ use crate::views::{IdView, PeerView, PublishedView, RecordView, StatusView, Tran
 
 /// Most records one `list` call returns.
 pub const MAX_LIST: u32 = 1000;
+
+/// A search of the catalog: words and filters (all optional).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SearchRequest {
+    /// Words to look for in titles, descriptions and tags (prefix match, case-insensitive).
+    pub q: Option<String>,
+    /// Author id (hex).
+    pub author: Option<String>,
+    pub tag: Option<String>,
+    pub lang: Option<String>,
+    /// Only publications created at or after this Unix time.
+    pub since: Option<u64>,
+    /// video, audio, image, text or other.
+    pub media: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
 
 /// A handle on a running node. Cheap to clone.
 #[derive(Clone)]
@@ -83,6 +101,44 @@ impl Api {
             .catalog()
             .list_records(limit.min(MAX_LIST), offset)?;
         Ok(page.records.iter().map(RecordView::from_record).collect())
+    }
+
+    /// Search the local catalog (works with no network at all).
+    pub fn search(&self, request: &SearchRequest) -> Result<Vec<RecordView>, ApiError> {
+        let author = match request
+            .author
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            Some(a) => Some(a.parse().map_err(|_| {
+                ApiError::Invalid(format!("{a:?} is not an author id (64 hex characters)"))
+            })?),
+            None => None,
+        };
+        let media = match request.media.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => Some(Media::parse(m).ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "unknown media type {m:?}: use video, audio, image, text or other"
+                ))
+            })?),
+            None => None,
+        };
+        let query = SearchQuery {
+            text: request.q.clone().unwrap_or_default(),
+            author,
+            tag: request.tag.clone().filter(|t| !t.is_empty()),
+            lang: request.lang.clone().filter(|l| !l.is_empty()),
+            since: request.since,
+            media,
+            limit: request.limit.unwrap_or(50).min(MAX_LIST),
+            offset: request.offset.unwrap_or(0),
+        };
+        let found = self.inner.catalog().search(&query).map_err(|e| match e {
+            SearchError::Query(e) => ApiError::Invalid(e.to_string()),
+            SearchError::Store(e) => e.into(),
+        })?;
+        Ok(found.iter().map(RecordView::from_record).collect())
     }
 
     /// One record, by id.

@@ -19,7 +19,7 @@ mod peering;
 mod publish;
 mod views;
 
-pub use api::{Api, MAX_LIST};
+pub use api::{Api, MAX_LIST, SearchRequest};
 pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, NodeConfig};
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};

@@ -13,6 +13,7 @@
 mod migrations;
 mod peers;
 mod records;
+mod search;
 mod settings;
 mod torrents;
 
@@ -22,6 +23,7 @@ use rusqlite::Connection;
 
 pub use peers::PeerRow;
 pub use records::RecordPage;
+pub use search::{Media, QueryError, SearchError, SearchQuery, media_of};
 pub use torrents::{TorrentRow, TorrentState};
 
 /// Errors of the store.

@@ -13,12 +13,26 @@ const MIGRATIONS: &[&str] = &[
         created     INTEGER NOT NULL,
         infohash    BLOB NOT NULL CHECK (length(infohash) = 20),
         title       TEXT NOT NULL,
+        lang        TEXT,
+        media       TEXT NOT NULL,
         bytes       BLOB NOT NULL,
         received_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX records_by_time ON records (created, id);
     CREATE INDEX records_by_author ON records (author, created);
     CREATE INDEX records_by_infohash ON records (infohash);
+
+    -- Full-text index over what people search for. unicode61 folds case for Cyrillic as for Latin and strips
+    -- diacritics (so 'е' matches 'ё'); prefix queries stand in for stemming, which SQLite lacks for Russian.
+    CREATE VIRTUAL TABLE records_fts USING fts5(
+        id UNINDEXED, title, description, tags,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE record_tags (
+        id  BLOB NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (tag, id)
+    ) WITHOUT ROWID;
 
     CREATE TABLE torrents (
         infohash   BLOB PRIMARY KEY NOT NULL CHECK (length(infohash) = 20),

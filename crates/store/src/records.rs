@@ -24,7 +24,11 @@ impl Catalog {
         record: &SignedRecord,
         received_at: u64,
     ) -> Result<bool, StoreError> {
-        insert_record_in(&self.conn, record, received_at)
+        // The row, its search index entry and its tags go in together or not at all.
+        let tx = self.conn.transaction()?;
+        let new = insert_record_in(&tx, record, received_at)?;
+        tx.commit()?;
+        Ok(new)
     }
 
     /// The record with this id, if it is in the catalog.
@@ -107,7 +111,7 @@ impl Catalog {
         Ok(out)
     }
 
-    fn collect_valid(
+    pub(crate) fn collect_valid(
         &self,
         rows: impl Iterator<Item = rusqlite::Result<(Vec<u8>, i64)>>,
     ) -> Result<Vec<SignedRecord>, StoreError> {
@@ -147,17 +151,22 @@ pub(crate) fn insert_record_in(
 ) -> Result<bool, StoreError> {
     let body = record.body();
     let changed = conn.execute(
-        "INSERT OR IGNORE INTO records (id, author, created, infohash, title, bytes, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR IGNORE INTO records (id, author, created, infohash, title, lang, media, bytes, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             &record.id().0[..],
             &body.author.as_bytes()[..],
             to_sql_int(body.created)?,
             &body.infohash.0[..],
             body.title,
+            body.lang.as_deref().map(str::to_lowercase),
+            crate::search::media_of(body).as_str(),
             record.bytes(),
             to_sql_int(received_at)?,
         ],
     )?;
+    if changed == 1 {
+        crate::search::index_record(conn, record)?;
+    }
     Ok(changed == 1)
 }

@@ -144,3 +144,164 @@ fn newer_schema_is_refused() {
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+fn rich(
+    key: &Keypair,
+    title: &str,
+    description: &str,
+    tags: &[&str],
+    lang: &str,
+    mime: &str,
+    created: u64,
+) -> kolokol_core::record::SignedRecord {
+    let body = RecordBody {
+        network: "kolokol".into(),
+        author: key.public(),
+        created,
+        title: title.into(),
+        description: description.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        lang: Some(lang.into()),
+        files: vec![FileEntry {
+            path: "f".into(),
+            size: 100,
+            mime: mime.into(),
+        }],
+        infohash: InfoHash([created as u8; 20]),
+        thumbnail: None,
+    };
+    sign_record(body, key).unwrap()
+}
+
+fn titles(records: Vec<kolokol_core::record::SignedRecord>) -> Vec<String> {
+    records
+        .into_iter()
+        .map(|r| r.body().title.clone())
+        .collect()
+}
+
+#[test]
+fn search_russian_and_english_with_case_prefix_ranking_and_filters() {
+    let mut catalog = Catalog::open_in_memory("kolokol").unwrap();
+    let alice = Keypair::from_secret_bytes([1; 32]);
+    let bob = Keypair::from_secret_bytes([2; 32]);
+    let records = [
+        rich(
+            &alice,
+            "Митинг в Москве",
+            "видео с площади",
+            &["протест"],
+            "ru",
+            "video/mp4",
+            100,
+        ),
+        rich(
+            &alice,
+            "Прогулка",
+            "мы шли через Москву к реке",
+            &["город"],
+            "ru",
+            "image/jpeg",
+            200,
+        ),
+        rich(
+            &bob,
+            "Protest in Moscow",
+            "crowds on the square",
+            &["protest"],
+            "en",
+            "video/webm",
+            300,
+        ),
+        rich(
+            &bob,
+            "Ёлка на площади",
+            "праздник",
+            &["Праздник"],
+            "ru",
+            "image/png",
+            400,
+        ),
+    ];
+    for r in &records {
+        catalog.insert_record(r, 1).unwrap();
+    }
+    let search = |text: &str| {
+        titles(
+            catalog
+                .search(&SearchQuery {
+                    text: text.into(),
+                    limit: 10,
+                    ..SearchQuery::default()
+                })
+                .unwrap(),
+        )
+    };
+    // Case-insensitive Cyrillic, prefix match standing in for stemming ("Москв" finds Москве and Москву),
+    // and a title match ranks above a description match.
+    assert_eq!(search("москв"), ["Митинг в Москве", "Прогулка"]);
+    assert_eq!(search("МИТИНГ"), ["Митинг в Москве"]);
+    assert_eq!(search("moscow"), ["Protest in Moscow"]);
+    assert_eq!(search("PROT"), ["Protest in Moscow"]);
+    // ё and е are the same letter to a searcher.
+    assert_eq!(search("елка"), ["Ёлка на площади"]);
+    // Several words: all must match.
+    assert_eq!(search("видео площади"), ["Митинг в Москве"]);
+    assert!(search("площади несуществующее").is_empty());
+    // Query syntax in user text is only text.
+    assert!(search("\"OR\" NEAR( * ").is_empty());
+
+    let filtered =
+        |q: SearchQuery| titles(catalog.search(&SearchQuery { limit: 10, ..q }).unwrap());
+    assert_eq!(
+        filtered(SearchQuery {
+            author: Some(bob.public()),
+            ..SearchQuery::default()
+        }),
+        ["Ёлка на площади", "Protest in Moscow"]
+    );
+    assert_eq!(
+        filtered(SearchQuery {
+            tag: Some("ПРАЗДНИК".into()),
+            ..SearchQuery::default()
+        }),
+        ["Ёлка на площади"]
+    );
+    assert_eq!(
+        filtered(SearchQuery {
+            lang: Some("en".into()),
+            ..SearchQuery::default()
+        }),
+        ["Protest in Moscow"]
+    );
+    assert_eq!(
+        filtered(SearchQuery {
+            media: Some(Media::Video),
+            ..SearchQuery::default()
+        }),
+        ["Protest in Moscow", "Митинг в Москве"]
+    );
+    assert_eq!(
+        filtered(SearchQuery {
+            since: Some(250),
+            text: "площади".into(),
+            ..SearchQuery::default()
+        }),
+        ["Ёлка на площади"]
+    );
+    // Paging.
+    let page = |offset| {
+        titles(
+            catalog
+                .search(&SearchQuery {
+                    limit: 1,
+                    offset,
+                    ..SearchQuery::default()
+                })
+                .unwrap(),
+        )
+    };
+    assert_eq!(page(0), ["Ёлка на площади"]);
+    assert_eq!(page(3), ["Митинг в Москве"]);
+    assert!(page(4).is_empty());
+}
