@@ -181,10 +181,10 @@ impl<'a> Reader<'a> {
             Some((b'-', m)) => (true, m),
             _ => (false, digits),
         };
-        let canonical = !magnitude.is_empty()
-            && magnitude.iter().all(u8::is_ascii_digit)
-            && !(magnitude.len() > 1 && magnitude[0] == b'0')
-            && !(negative && magnitude == b"0");
+        let leading_zero = magnitude.len() > 1 && magnitude.first() == Some(&b'0');
+        let negative_zero = negative && magnitude == b"0";
+        let digits_only = !magnitude.is_empty() && magnitude.iter().all(u8::is_ascii_digit);
+        let canonical = digits_only && !leading_zero && !negative_zero;
         if !canonical {
             return Err(BencodeError::BadInteger(start));
         }
@@ -279,6 +279,100 @@ mod tests {
         let mut doc = vec![b'l'; 10_000];
         doc.extend(std::iter::repeat_n(b'e', 10_000));
         assert_eq!(decode(&doc), Err(BencodeError::TooDeep));
+    }
+
+    /// Canonical encoding of a value (sorted keys), for the round-trip property.
+    fn encode(v: &Value<'_>, out: &mut Vec<u8>) {
+        match v {
+            Value::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+            Value::Bytes(b) => put_bytes(out, b),
+            Value::List(items) => {
+                out.push(b'l');
+                items.iter().for_each(|i| encode(i, out));
+                out.push(b'e');
+            }
+            Value::Dict { entries, .. } => {
+                out.push(b'd');
+                for (k, v) in entries {
+                    put_bytes(out, k);
+                    encode(v, out);
+                }
+                out.push(b'e');
+            }
+        }
+    }
+
+    /// Values as owned data, so that proptest can generate them.
+    #[derive(Debug, Clone)]
+    enum Owned {
+        Int(i64),
+        Bytes(Vec<u8>),
+        List(Vec<Owned>),
+        Dict(std::collections::BTreeMap<Vec<u8>, Owned>),
+    }
+
+    fn owned_strategy() -> impl proptest::strategy::Strategy<Value = Owned> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Owned::Int),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(Owned::Bytes),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Owned::List),
+                proptest::collection::btree_map(
+                    proptest::collection::vec(any::<u8>(), 0..8),
+                    inner,
+                    0..6
+                )
+                .prop_map(Owned::Dict),
+            ]
+        })
+    }
+
+    fn encode_owned(v: &Owned, out: &mut Vec<u8>) {
+        match v {
+            Owned::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+            Owned::Bytes(b) => put_bytes(out, b),
+            Owned::List(items) => {
+                out.push(b'l');
+                items.iter().for_each(|i| encode_owned(i, out));
+                out.push(b'e');
+            }
+            Owned::Dict(map) => {
+                out.push(b'd');
+                for (k, v) in map {
+                    put_bytes(out, k);
+                    encode_owned(v, out);
+                }
+                out.push(b'e');
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_documents_decode_and_encode_back_to_the_same_bytes(v in owned_strategy()) {
+            let mut doc = Vec::new();
+            encode_owned(&v, &mut doc);
+            let decoded = decode(&doc).unwrap();
+            let mut again = Vec::new();
+            encode(&decoded, &mut again);
+            proptest::prop_assert_eq!(again, doc);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn truncated_documents_are_refused(v in owned_strategy(), cut in 1usize..64) {
+            let mut doc = Vec::new();
+            encode_owned(&v, &mut doc);
+            let keep = doc.len().saturating_sub(cut);
+            proptest::prop_assert!(decode(&doc[..keep]).is_err());
+        }
     }
 
     #[test]

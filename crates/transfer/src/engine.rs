@@ -35,23 +35,23 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// Default download folder (used only where a call gives none).
     pub download_dir: PathBuf,
-    /// Upload limit in bytes per second for the whole engine (at least [`MIN_RATE_LIMIT`]).
-    pub upload_limit: Option<NonZeroU32>,
-    /// Download limit in bytes per second for the whole engine (at least [`MIN_RATE_LIMIT`]).
-    pub download_limit: Option<NonZeroU32>,
 }
 
 impl EngineConfig {
-    /// A configuration without rate limits.
     pub fn new(listen: SocketAddr, state_dir: PathBuf, download_dir: PathBuf) -> Self {
         EngineConfig {
             listen,
             state_dir,
             download_dir,
-            upload_limit: None,
-            download_limit: None,
         }
     }
+}
+
+/// Bandwidth limits for a whole engine, in bytes per second (each at least [`MIN_RATE_LIMIT`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub upload: Option<NonZeroU32>,
+    pub download: Option<NonZeroU32>,
 }
 
 /// A torrent made by [`Engine::create_torrent`].
@@ -121,7 +121,15 @@ struct Created {
 impl Engine {
     /// Starts the engine: binds `cfg.listen` (TCP) and nothing else.
     pub async fn start(cfg: EngineConfig) -> Result<Engine, TransferError> {
-        for limit in [cfg.upload_limit, cfg.download_limit].into_iter().flatten() {
+        Self::start_with_limits(cfg, RateLimits::default()).await
+    }
+
+    /// Like [`Engine::start`], with bandwidth limits.
+    pub async fn start_with_limits(
+        cfg: EngineConfig,
+        limits: RateLimits,
+    ) -> Result<Engine, TransferError> {
+        for limit in [limits.upload, limits.download].into_iter().flatten() {
             if limit.get() < MIN_RATE_LIMIT {
                 return Err(TransferError::Config(format!(
                     "rate limit {limit} B/s is below the minimum of {MIN_RATE_LIMIT} B/s"
@@ -142,8 +150,8 @@ impl Engine {
             cfg.listen,
             cfg.download_dir.clone(),
             fastresume.dir().to_path_buf(),
-            cfg.upload_limit,
-            cfg.download_limit,
+            limits.upload,
+            limits.download,
         )
         .await?;
         let Some(listen) = backend::listen_addr(&session) else {
@@ -485,7 +493,9 @@ impl Engine {
 
     /// Stops every torrent and closes the listener. Partial downloads stay on disk and resume
     /// at the next [`Engine::fetch`].
-    pub async fn shutdown(self) {
+    /// Takes `&self` so that an engine shared behind an `Arc` can be stopped; calls made after it
+    /// fail or find nothing.
+    pub async fn shutdown(&self) {
         self.abort_resolvers();
         backend::stop(&self.inner.session).await;
     }

@@ -54,6 +54,7 @@ mod progress;
 pub use bencode::BencodeError;
 pub use engine::{
     CreatedTorrent, Engine, EngineConfig, FetchSource, MAX_PEERS_PER_TORRENT, MIN_RATE_LIMIT,
+    RateLimits,
 };
 pub use error::TransferError;
 pub use magnet::{Magnet, MagnetError};

@@ -56,6 +56,11 @@ pub enum MetainfoError {
     DuplicatePath(String),
 }
 
+/// The info-hash of a .torrent file, after the same checks the engine applies before using it.
+pub fn infohash_of(torrent: &[u8]) -> Result<[u8; 20], MetainfoError> {
+    TorrentMeta::parse(torrent).map(|t| t.infohash)
+}
+
 /// One file of a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MetaFile {

@@ -1,4 +1,6 @@
 //! Two engines in one process, over loopback TCP: one seeds, the other downloads.
+// Test set-up helpers panic on failure: that is the test failing.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kolokol_transfer::{Engine, EngineConfig, Progress, TorrentState};
+use kolokol_transfer::{Engine, EngineConfig, Progress, RateLimits, TorrentState};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -37,13 +37,16 @@ pub async fn engine(root: &Path) -> Engine {
 }
 
 pub async fn engine_with_upload_limit(root: &Path, upload_limit: Option<u32>) -> Engine {
-    let mut cfg = EngineConfig::new(
+    let cfg = EngineConfig::new(
         loopback_any_port(),
         root.join("state"),
         root.join("downloads"),
     );
-    cfg.upload_limit = upload_limit.map(|l| NonZeroU32::new(l).unwrap());
-    Engine::start(cfg).await.unwrap()
+    let limits = RateLimits {
+        upload: upload_limit.map(|l| NonZeroU32::new(l).unwrap()),
+        download: None,
+    };
+    Engine::start_with_limits(cfg, limits).await.unwrap()
 }
 
 pub fn magnet(infohash: &[u8; 20], name: &str) -> String {

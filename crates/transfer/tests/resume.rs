@@ -1,0 +1,136 @@
+//! Interrupted downloads resume: verified data is kept, damaged data is fetched again.
+//!
+//! The seeder is rate-limited so that the leecher is reliably stopped half-way.
+// Test set-up helpers panic on failure: that is the test failing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{STEP, magnet};
+use kolokol_transfer::{Engine, FetchSource};
+use tokio::time::timeout;
+
+const SIZE: usize = 8 * 1024 * 1024;
+const LIMIT: u32 = 1024 * 1024;
+
+/// Seeds a fresh random file from a rate-limited engine; returns (engine, torrent, file path).
+async fn limited_seeder(
+    root: &Path,
+) -> (Engine, kolokol_transfer::CreatedTorrent, std::path::PathBuf) {
+    let seeder = common::engine_with_upload_limit(&root.join("seeder"), Some(LIMIT)).await;
+    let content_dir = root.join("publish");
+    let path = content_dir.join("film.mkv");
+    common::random_file(&path, SIZE);
+    let created = seeder.create_torrent(&path).await.unwrap();
+    seeder.seed(&created.torrent, &content_dir).await.unwrap();
+    (seeder, created, path)
+}
+
+/// Starts a magnet download and stops the leecher engine once it has at least `min_have` bytes.
+async fn interrupted_download(
+    root: &Path,
+    seeder: &Engine,
+    infohash: &[u8; 20],
+    min_have: u64,
+) -> u64 {
+    let leecher = common::engine(&root.join("leecher")).await;
+    let ih = leecher
+        .fetch(
+            FetchSource::Magnet(magnet(infohash, "film.mkv")),
+            &root.join("out"),
+            vec![seeder.listen_addr()],
+        )
+        .await
+        .unwrap();
+    let p = common::wait_for(&leecher, &ih, STEP, "part of the data", |p| {
+        p.have_bytes >= min_have
+    })
+    .await;
+    leecher.shutdown().await;
+    assert!(
+        !p.finished,
+        "the download was meant to be interrupted: {p:?}"
+    );
+    p.have_bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_stopped_midway_resumes_without_losing_verified_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (seeder, created, original) = limited_seeder(root).await;
+    let had = interrupted_download(root, &seeder, &created.infohash, 3 * 1024 * 1024).await;
+
+    // Same state dir, same folder: the engine comes back and continues from what it had.
+    let leecher = common::engine(&root.join("leecher")).await;
+    let ih = leecher
+        .fetch(
+            FetchSource::Magnet(magnet(&created.infohash, "film.mkv")),
+            &root.join("out"),
+            vec![seeder.listen_addr()],
+        )
+        .await
+        .unwrap();
+    // The seeder sends 1 MiB/s, so most of `had` can only come from the disk.
+    let first = common::wait_for(
+        &leecher,
+        &ih,
+        STEP,
+        "the resume check",
+        common::is_past_checking,
+    )
+    .await;
+    assert!(
+        first.have_bytes + u64::from(LIMIT) >= had,
+        "verified data was lost: had {had}, now {}",
+        first.have_bytes
+    );
+    timeout(STEP, leecher.wait_finished(&ih))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fs::read(root.join("out/film.mkv")).unwrap(),
+        fs::read(&original).unwrap()
+    );
+    seeder.shutdown().await;
+    leecher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_partial_file_is_rechecked_and_completed_correctly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (seeder, created, original) = limited_seeder(root).await;
+    interrupted_download(root, &seeder, &created.infohash, 2 * 1024 * 1024).await;
+
+    // Cut the partial file short, then damage a byte in what is left: the fast-resume bitfield
+    // must not be trusted, and the damaged piece must be downloaded again.
+    let partial = root.join("out/film.mkv");
+    let file = fs::OpenOptions::new().write(true).open(&partial).unwrap();
+    file.set_len(1024 * 1024 + 1000).unwrap();
+    drop(file);
+    let mut bytes = fs::read(&partial).unwrap();
+    bytes[5000] ^= 0xff;
+    fs::write(&partial, &bytes).unwrap();
+
+    let leecher = common::engine(&root.join("leecher")).await;
+    let ih = leecher
+        .fetch(
+            FetchSource::Torrent(created.torrent.clone()),
+            &root.join("out"),
+            vec![seeder.listen_addr()],
+        )
+        .await
+        .unwrap();
+    timeout(STEP, leecher.wait_finished(&ih))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fs::read(&partial).unwrap(), fs::read(&original).unwrap());
+    seeder.shutdown().await;
+    leecher.shutdown().await;
+}
