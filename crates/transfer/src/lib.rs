@@ -28,6 +28,13 @@
 //! [`Engine::add_peers`]. librqbit accepts peers only when a torrent is added, so `add_peers`
 //! re-adds a running download (see its documentation).
 //!
+//! Known limits of librqbit 9.1 that settings cannot remove: every session binds one UDP socket on
+//! `[::]:<random port>` for its UDP tracker client (checked with strace: nothing is ever sent on
+//! it while trackers are off, but the port is open); the client announces itself as rqbit in the
+//! extended handshake; ut_pex cannot be turned off for public torrents; a peer that sends one bad
+//! piece is dropped and retried only after 10 s, then 60 s, then 6 min (so a swarm with a single
+//! damaged seeder stalls, though it never accepts the bad data).
+//!
 //! # Checking what comes in
 //!
 //! Every torrent, whether given by the caller or received as BEP 9 metadata, is parsed by our own
