@@ -46,6 +46,14 @@
 //! What the LAN reveals. A LAN announce tells everyone on the link that this device runs kolokol, its wire port,
 //! its node id and a hash of its network name. On an untrusted network (a café, an office), turn LAN discovery
 //! off.
+//!
+//! # Known limitation of `mainline` 8.0.1
+//!
+//! It reads only 4-byte KRPC transaction ids, while libtorrent (and most BitTorrent clients) send 2-byte ones,
+//! so queries from those clients to a kolokol DHT node are dropped unanswered. kolokol's own queries to them work
+//! (they echo any id), so on the public DHT a kolokol node announces, looks up and stores feed heads through
+//! the other clients' nodes; it just serves only other `mainline` nodes (other kolokol nodes) itself. A private
+//! network of kolokol nodes is unaffected. `tests/interop.rs` shows both directions of what works.
 
 pub mod bootstrap;
 pub mod dht;
