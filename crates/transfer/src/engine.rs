@@ -14,7 +14,7 @@ use crate::backend::{self, EngineSession, Handle};
 use crate::create::{self, ContentFile};
 use crate::error::TransferError;
 use crate::fastresume::{FastResume, hex};
-use crate::magnet::Magnet;
+use kolokol_core::magnet::Magnet;
 use crate::metainfo::TorrentMeta;
 use crate::progress::{Progress, TorrentState};
 
@@ -267,7 +267,7 @@ impl Engine {
             }
             FetchSource::Magnet(uri) => {
                 let magnet = Magnet::parse(uri)?;
-                (magnet.infohash, magnet.name, None, magnet.peers)
+                (magnet.infohash.0, magnet.name, None, magnet.peers)
             }
         };
         all_peers.extend(peers);

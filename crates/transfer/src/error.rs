@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::magnet::MagnetError;
+use kolokol_core::magnet::MagnetError;
 use crate::metainfo::MetainfoError;
 
 /// Everything that can go wrong in the transfer engine.

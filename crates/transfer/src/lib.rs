@@ -54,7 +54,6 @@ mod create;
 mod engine;
 mod error;
 mod fastresume;
-pub mod magnet;
 pub mod metainfo;
 mod progress;
 
@@ -64,6 +63,5 @@ pub use engine::{
     RateLimits,
 };
 pub use error::TransferError;
-pub use magnet::{Magnet, MagnetError};
 pub use metainfo::MetainfoError;
 pub use progress::{Progress, TorrentState};
