@@ -19,6 +19,7 @@ mod ids;
 pub mod keys;
 pub mod magnet;
 pub mod overlay;
+pub mod reconcile;
 pub mod record;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};
