@@ -111,6 +111,31 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The signed bytes of up to `limit` of an author's newest records.
+    pub fn author_record_bytes(
+        &self,
+        author: &kolokol_core::keys::AuthorId,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT bytes FROM records WHERE author = ?1 ORDER BY created DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![&author.as_bytes()[..], limit.min(MAX_PAGE)], |row| {
+            row.get::<_, Vec<u8>>(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many records of this author the catalog holds.
+    pub fn count_author_records(&self, author: &kolokol_core::keys::AuthorId) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE author = ?1",
+            [&author.as_bytes()[..]],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(crate) fn collect_valid(
         &self,
         rows: impl Iterator<Item = rusqlite::Result<(Vec<u8>, i64)>>,

@@ -32,6 +32,7 @@
 
 use std::collections::BTreeSet;
 
+use kolokol_core::keys::PublicKey;
 use kolokol_core::record::RecordId;
 
 use crate::message::{MAX_IDS_PER_MESSAGE, Message, PROTOCOL_VERSION};
@@ -52,6 +53,11 @@ pub enum ExchangeAction {
     SendRecords(Vec<RecordId>),
     /// Record bytes from the peer: validate each with `kolokol_core` and store the valid ones.
     Received(Vec<Vec<u8>>),
+    /// The peer asks for these records (a `Fetch`): send those we have in `Records`, ignore the rest.
+    ServeFetch(Vec<RecordId>),
+    /// The peer asks for an author's records (a `FetchAuthor`): send the newest we have, at most
+    /// [`crate::message::MAX_AUTHOR_RECORDS`].
+    ServeAuthor(PublicKey),
     /// Both directions are complete. Emitted once; the connection stays open.
     Done,
 }
@@ -246,6 +252,11 @@ impl Exchange {
             // Round-trip measurement is the driver's business; the reader's idle timer already counts
             // the message as life.
             Message::Pong { .. } => Ok(Vec::new()),
+            // Requests outside the exchange. Their answers are unsolicited `Records`, which the requester
+            // accepts only once it has sent `Satisfied`; a well-behaved peer therefore fetches only after its
+            // side of the exchange is over, and the answer of an early fetch ends the connection.
+            Message::Fetch { ids } => Ok(vec![ExchangeAction::ServeFetch(ids)]),
+            Message::FetchAuthor { author } => Ok(vec![ExchangeAction::ServeAuthor(author)]),
             Message::Inventory { ids } => self.on_inventory(ids, announced),
             Message::InventoryDone => {
                 if self.peer_inventory_done {

@@ -9,6 +9,7 @@ use kolokol_core::bencode::{
     self, BencodeError, DecodeLimits, Dict, FieldError, Value, reject_unknown_keys, required_bytes,
     required_int, required_list, required_str,
 };
+use kolokol_core::keys::PublicKey;
 use kolokol_core::record::{MAX_RECORD_BYTES, RecordId};
 
 use crate::config::MAX_MAX_MESSAGE_BYTES;
@@ -23,6 +24,10 @@ pub const MAX_IDS_PER_MESSAGE: usize = 4096;
 pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
 /// Length of a record id on the wire.
 pub const RECORD_ID_BYTES: usize = 32;
+/// Most ids in one `Fetch`.
+pub const MAX_FETCH_IDS: usize = 256;
+/// Most records one `FetchAuthor` is answered with (the newest ones).
+pub const MAX_AUTHOR_RECORDS: usize = 1000;
 /// Length of a ping nonce on the wire (big-endian).
 const NONCE_BYTES: usize = 8;
 
@@ -72,6 +77,19 @@ pub enum Message {
     /// The sender has received every record it asked for (or been told it is missing), and will ask for
     /// nothing more in this exchange. After it, the receiver may push new records unsolicited.
     Satisfied,
+    /// After the exchange: asks for these records, whether or not the receiver advertised them (for example ids
+    /// named by an author's feed head). Answered with `Records` holding those the receiver has; 1 to
+    /// [`MAX_FETCH_IDS`] ids.
+    Fetch {
+        /// Ids of the wanted records.
+        ids: Vec<RecordId>,
+    },
+    /// After the exchange: asks for the records of one author. Answered with `Records` holding at most
+    /// [`MAX_AUTHOR_RECORDS`] of the newest ones the receiver has (nothing if it has none).
+    FetchAuthor {
+        /// The author's public key.
+        author: PublicKey,
+    },
     /// Liveness check; answered with a `Pong` carrying the same nonce.
     Ping {
         /// Opaque value echoed in the `Pong`.
@@ -158,6 +176,8 @@ impl Message {
             Message::Missing { .. } => "missing",
             Message::Records { .. } => "records",
             Message::Satisfied => "satisfied",
+            Message::Fetch { .. } => "fetch",
+            Message::FetchAuthor { .. } => "fetch_author",
             Message::Ping { .. } => "ping",
             Message::Pong { .. } => "pong",
         }
@@ -191,6 +211,17 @@ impl Message {
                     .map(|id| Value::from(id.as_bytes().as_slice()))
                     .collect();
                 dict.insert("ids".into(), Value::List(ids));
+            }
+            Message::Fetch { ids } => {
+                check_count("ids", ids.len(), MAX_FETCH_IDS)?;
+                let ids = ids
+                    .iter()
+                    .map(|id| Value::from(id.as_bytes().as_slice()))
+                    .collect();
+                dict.insert("ids".into(), Value::List(ids));
+            }
+            Message::FetchAuthor { author } => {
+                dict.insert("author".into(), Value::from(author.as_bytes().as_slice()));
             }
             Message::Records { records } => {
                 check_count("records", records.len(), MAX_RECORDS_PER_MESSAGE)?;
@@ -245,6 +276,21 @@ impl Message {
             b"missing" => Message::Missing {
                 ids: decode_ids(dict)?,
             },
+            b"fetch" => {
+                let ids = decode_ids(dict)?;
+                check_count("ids", ids.len(), MAX_FETCH_IDS)?;
+                Message::Fetch { ids }
+            }
+            b"fetch_author" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "author"])?;
+                let bytes = required_bytes(dict, "author")?;
+                let author: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| MessageError::BadIdLength(bytes.len()))?;
+                Message::FetchAuthor {
+                    author: PublicKey::from_bytes(author),
+                }
+            }
             b"records" => {
                 reject_unknown_keys(dict, &[TYPE_KEY, "records"])?;
                 let items = required_list(dict, "records")?;

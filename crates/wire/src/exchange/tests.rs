@@ -59,6 +59,12 @@ impl Side {
                         self.store.insert(RecordId::of_signed_bytes(&bytes), bytes);
                     }
                 }
+                ExchangeAction::ServeFetch(ids) => {
+                    let records = ids.iter().filter_map(|id| self.store.get(id).cloned());
+                    self.outbox
+                        .extend(pack_records(records, MAX_MESSAGE).unwrap());
+                }
+                ExchangeAction::ServeAuthor(_) => {}
                 ExchangeAction::Done => {}
             }
         }
@@ -393,4 +399,24 @@ fn done_exactly_once() {
     );
     assert!(ours.is_done());
     assert!(ours.handle(Message::Satisfied).is_err());
+}
+
+#[test]
+fn fetch_after_the_exchange_gets_records_that_were_never_advertised() {
+    let id = RecordId::of_signed_bytes(b"late");
+    let mut a = Side::new(Store::new());
+    let mut b = Side::new(Store::new());
+    run_pair(&mut a, &mut b, &[true, false]);
+    assert!(a.exchange.is_done() && b.exchange.is_done());
+    // B learned of a record after the exchange (it advertised nothing); A fetches it by id.
+    b.store.insert(id, b"late".to_vec());
+    b.deliver(Message::Fetch { ids: vec![id] }).unwrap();
+    let answer = b.outbox.pop_front().expect("B answers the fetch");
+    a.deliver(answer).unwrap();
+    assert_eq!(a.store.get(&id).map(Vec::as_slice), Some(&b"late"[..]));
+    let author = kolokol_core::keys::Keypair::from_secret_bytes([3; 32]).public();
+    assert_eq!(
+        b.exchange.handle(Message::FetchAuthor { author }).unwrap(),
+        vec![ExchangeAction::ServeAuthor(author)]
+    );
 }
