@@ -73,6 +73,8 @@ pub enum DhtError {
     },
     #[error("network name must be 1 to 255 bytes")]
     Network,
+    #[error("request timeout must be between 50 ms and 30 s, got {0:?}")]
+    RequestTimeout(Duration),
     #[error("DHT announce failed: {0}")]
     Announce(#[source] mainline::errors::PutQueryError),
     #[error(transparent)]
@@ -120,6 +122,10 @@ impl Dht {
     pub async fn start(config: DhtConfig) -> Result<Dht, DhtError> {
         if config.network.is_empty() || config.network.len() > 255 {
             return Err(DhtError::Network);
+        }
+        if !(Duration::from_millis(50)..=Duration::from_secs(30)).contains(&config.request_timeout)
+        {
+            return Err(DhtError::RequestTimeout(config.request_timeout));
         }
         let entries = bootstrap::parse_bootstrap(&config.bootstrap)?;
         let public_routers_allowed = !config.no_default_bootstrap;
@@ -216,7 +222,7 @@ impl Dht {
     }
 
     /// Announces that a peer listens on `port` of our IP for `infohash` (BEP 5 `announce_peer`).
-    pub async fn announce(&self, infohash: InfoHash, port: u16) -> Result<(), DhtError> {
+    pub async fn announce_peer(&self, infohash: InfoHash, port: u16) -> Result<(), DhtError> {
         self.inner
             .announce_peer(Id::from(infohash.0), Some(port))
             .await
@@ -239,7 +245,7 @@ impl Dht {
 
     /// Announces our kolokol wire port on the rendezvous infohash of our network.
     pub async fn announce_rendezvous(&self, wire_port: u16) -> Result<(), DhtError> {
-        self.announce(InfoHash::rendezvous(&self.network), wire_port)
+        self.announce_peer(InfoHash::rendezvous(&self.network), wire_port)
             .await
     }
 

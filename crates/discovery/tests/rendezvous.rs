@@ -97,8 +97,8 @@ async fn torrent_peers_are_found_through_the_dht() {
     init_tracing();
     let (_first, nodes) = private_network(8).await;
     let infohash = InfoHash([0x5a; 20]);
-    nodes[1].announce(infohash, 6999).await.unwrap();
-    nodes[2].announce(infohash, 7001).await.unwrap();
+    nodes[1].announce_peer(infohash, 6999).await.unwrap();
+    nodes[2].announce_peer(infohash, 7001).await.unwrap();
     let want: BTreeSet<SocketAddr> = [6999, 7001]
         .into_iter()
         .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
