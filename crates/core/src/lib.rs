@@ -15,6 +15,7 @@
 
 pub mod bencode;
 pub mod detour;
+pub mod gossip;
 mod ids;
 pub mod keys;
 pub mod magnet;
