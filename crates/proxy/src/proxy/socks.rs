@@ -105,6 +105,7 @@ mod tests {
     async fn run(request: &[u8]) -> (Result<Target, ClientRequestError>, Vec<u8>) {
         let (mut client, mut server) = tokio::io::duplex(1024);
         client.write_all(request).await.unwrap();
+        client.shutdown().await.unwrap();
         let result = read_request(&mut server).await;
         drop(server);
         let mut answer = Vec::new();

@@ -1,0 +1,396 @@
+//! The must-show scenario of issue 8 with a simulated censor built from network namespaces:
+//!
+//! ```text
+//!  client ns                censor ns (router)                  outside ns
+//!  proxy 127.0.0.1:7412 --- 198.18.1.1 | 198.18.2.1 ----------- sites 198.18.2.10-15, bridge 198.18.2.50:443
+//!  curl                     iptables + block-page server
+//! ```
+//!
+//! The censor resets connections to site 1 once they carry data, black-holes site 2, poisons DNS for site 3 (the
+//! client namespace's hosts file, which `ip netns exec` mounts over /etc/hosts, points it at a known bogus
+//! address), serves a block page in place of site 4, and swallows site 5's data after the TCP handshake. Site 0 is
+//! not blocked. `curl` through the SOCKS5 and the HTTP proxy must get every real page; the bridge must see streams
+//! for sites 1-5 and none for site 0.
+//!
+//! Needs root (for `ip netns`) and `iptables` (installed with apt-get if missing). Addresses are from 198.18.0.0/15
+//! (reserved for network tests) and exist only inside the namespaces this test creates and always removes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_kolokol-proxy-harness");
+const SITES: [&str; 6] = [
+    "198.18.2.10",
+    "198.18.2.11",
+    "198.18.2.12",
+    "198.18.2.13",
+    "198.18.2.14",
+    "198.18.2.15",
+];
+const BOGUS: &str = "198.18.2.99";
+const BRIDGE: &str = "198.18.2.50";
+const BLOCK_TEXT: &str = "Access to this resource is restricted by the regulator";
+
+fn run(args: &[&str]) -> Output {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn ensure_tools() {
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "this test builds network namespaces and must run as root (CI does)"
+    );
+    if Command::new("iptables").arg("--version").output().is_err() {
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-q", "iptables"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success())
+                && Command::new("iptables").arg("--version").output().is_ok(),
+            "iptables is needed (apt-get install iptables)"
+        );
+    }
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is needed"
+    );
+}
+
+/// A process inside a namespace; its output lines are collected, and it is killed when dropped.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn start(ns: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, HARNESS])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start harness");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn wait_for(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix:?} line; got {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The three namespaces; removed (with their /etc/netns files) when dropped, even if the test failed.
+struct Net {
+    client: String,
+    censor: String,
+    outside: String,
+}
+
+impl Net {
+    fn create() -> Net {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let net = Net {
+            client: format!("kkc{tag}"),
+            censor: format!("kkr{tag}"),
+            outside: format!("kko{tag}"),
+        };
+        for ns in net.all() {
+            run(&["ip", "netns", "add", ns]);
+        }
+        let (c, r, o) = (&net.client, &net.censor, &net.outside);
+        run(&[
+            "ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", "eth0",
+            "netns", r,
+        ]);
+        run(&[
+            "ip", "link", "add", "eth1", "netns", r, "type", "veth", "peer", "name", "eth0",
+            "netns", o,
+        ]);
+        let sh = |ns: &str, cmd: &str| run(&["ip", "netns", "exec", ns, "sh", "-ec", cmd]);
+        sh(
+            c,
+            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.1.2/24 dev eth0; ip route add default via 198.18.1.1",
+        );
+        sh(
+            r,
+            "ip link set lo up; ip link set eth0 up; ip link set eth1 up; ip addr add 198.18.1.1/24 dev eth0; ip addr add 198.18.2.1/24 dev eth1; sysctl -qw net.ipv4.ip_forward=1",
+        );
+        let mut outside = String::from(
+            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.2.2/24 dev eth0; ip route add default via 198.18.2.1;",
+        );
+        for ip in SITES.iter().chain([&BRIDGE]) {
+            outside.push_str(&format!(" ip addr add {ip}/32 dev eth0;"));
+        }
+        sh(o, &outside);
+        // The censor's rules.
+        let censor = format!(
+            "iptables -A FORWARD -p tcp -d {s1} ! --syn -m length --length 53:65535 -j REJECT --reject-with tcp-reset; \
+             iptables -A FORWARD -d {s2} -j DROP; \
+             iptables -t nat -A PREROUTING -p tcp -d {s4} --dport 80 -j DNAT --to-destination 198.18.1.1:8080; \
+             iptables -A FORWARD -p tcp -d {s5} ! --syn -m length --length 53:65535 -j DROP",
+            s1 = SITES[1],
+            s2 = SITES[2],
+            s4 = SITES[4],
+            s5 = SITES[5]
+        );
+        sh(r, &censor);
+        // Name resolution: the client's is poisoned for site 3; the outside world's is true.
+        let hosts = |poisoned: bool| {
+            let mut text = String::from("127.0.0.1 localhost\n");
+            for (i, ip) in SITES.iter().enumerate() {
+                let ip = if poisoned && i == 3 { BOGUS } else { ip };
+                text.push_str(&format!("{ip} site{i}.test\n"));
+            }
+            text
+        };
+        for (ns, poisoned) in [(c, true), (o, false), (r, false)] {
+            let dir = format!("/etc/netns/{ns}");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(format!("{dir}/hosts"), hosts(poisoned)).unwrap();
+            std::fs::write(format!("{dir}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        }
+        net
+    }
+
+    fn all(&self) -> [&String; 3] {
+        [&self.client, &self.censor, &self.outside]
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in self.all() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+}
+
+fn curl(ns: &str, proxy_args: &[&str], url: &str) -> Result<String, String> {
+    let output = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "25"])
+        .args(proxy_args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn bridge_streams(bridge: &Proc, site: usize) -> usize {
+    let needle = format!("host=site{site}.test");
+    bridge
+        .lines()
+        .iter()
+        .filter(|l| l.contains("bridge stream") && l.contains(&needle))
+        .count()
+}
+
+#[test]
+fn curl_reaches_every_site_through_the_simulated_censor() {
+    ensure_tools();
+    let net = Net::create();
+    let listens: Vec<String> = SITES.iter().map(|ip| format!("--listen={ip}:80")).collect();
+    let mut site_args = vec!["site"];
+    site_args.extend(listens.iter().map(String::as_str));
+    let sites = Proc::start(&net.outside, &site_args);
+    sites.wait_for("ready");
+    let block_body = format!("<html><h1>{BLOCK_TEXT}</h1></html>");
+    let block = Proc::start(
+        &net.censor,
+        &["site", "--listen", "198.18.1.1:8080", "--body", &block_body],
+    );
+    block.wait_for("ready");
+    let bridge = Proc::start(
+        &net.outside,
+        &[
+            "bridge",
+            "--listen",
+            &format!("{BRIDGE}:443"),
+            "--invite-host",
+            BRIDGE,
+            "--probe-silence-ms",
+            "2000",
+        ],
+    );
+    let code = bridge
+        .wait_for("invitation ")
+        .trim_start_matches("invitation ")
+        .to_owned();
+
+    // The censorship is real: without the proxy, only site 0 answers and the others fail or lie.
+    assert!(
+        curl(&net.client, &[], "http://site0.test/")
+            .unwrap()
+            .contains("real page at 198.18.2.10")
+    );
+    assert!(
+        curl(&net.client, &[], "http://site1.test/").is_err(),
+        "site 1 is reset"
+    );
+    assert!(
+        curl(&net.client, &["--max-time", "3"], "http://site2.test/").is_err(),
+        "site 2 is black-holed"
+    );
+    assert!(
+        curl(&net.client, &["--max-time", "3"], "http://site3.test/").is_err(),
+        "site 3 resolves to nowhere"
+    );
+    assert!(
+        curl(&net.client, &[], "http://site4.test/")
+            .unwrap()
+            .contains(BLOCK_TEXT),
+        "site 4 is a block page"
+    );
+    assert!(
+        curl(&net.client, &["--max-time", "3"], "http://site5.test/").is_err(),
+        "site 5 never answers"
+    );
+
+    let proxy_args = |port: &str| -> Vec<String> {
+        vec![
+            "proxy".into(),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--bridge={code}"),
+            format!("--bogus-dns={BOGUS}"),
+            format!("--block-signature={BLOCK_TEXT}"),
+            "--connect-timeout-ms=2000".into(),
+            "--first-byte-timeout-ms=2000".into(),
+        ]
+    };
+    let socks_args = proxy_args("7412");
+    let mut socks = Proc::start(
+        &net.client,
+        &socks_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    socks.wait_for("ready");
+    let http_args = proxy_args("7413");
+    let mut http = Proc::start(
+        &net.client,
+        &http_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    http.wait_for("ready");
+
+    for (i, ip) in SITES.iter().enumerate() {
+        let url = format!("http://site{i}.test/");
+        let expected = format!("real page at {ip}");
+        let page = curl(&net.client, &["--socks5-hostname", "127.0.0.1:7412"], &url);
+        assert_eq!(page.as_deref(), Ok(expected.as_str()), "SOCKS5 {url}");
+        let page = curl(&net.client, &["-x", "http://127.0.0.1:7413"], &url);
+        assert_eq!(page.as_deref(), Ok(expected.as_str()), "HTTP proxy {url}");
+        // CONNECT through the HTTP proxy: by now the site's route is remembered.
+        let page = curl(&net.client, &["-p", "-x", "http://127.0.0.1:7413"], &url);
+        assert_eq!(page.as_deref(), Ok(expected.as_str()), "HTTP CONNECT {url}");
+    }
+
+    // The unblocked site never touched the bridge; every blocked one did, from both proxies.
+    assert_eq!(
+        bridge_streams(&bridge, 0),
+        0,
+        "site 0 must go direct: {:?}",
+        bridge.lines()
+    );
+    for site in 1..SITES.len() {
+        assert_eq!(
+            bridge_streams(&bridge, site),
+            3,
+            "site {site} through the bridge: {:?}",
+            bridge.lines()
+        );
+    }
+
+    // `proxy status` shows which sites went where.
+    for proxy in [&mut socks, &mut http] {
+        proxy.send("status");
+        proxy.wait_for("end");
+        let lines = proxy.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("site site0.test direct")),
+            "{lines:?}"
+        );
+        for site in 1..SITES.len() {
+            let prefix = format!("site site{site}.test bridge");
+            assert!(
+                lines.iter().any(|l| l.starts_with(&prefix)),
+                "{prefix}: {lines:?}"
+            );
+        }
+    }
+    drop((socks, http, bridge, block, sites));
+    drop(net);
+}
