@@ -1,5 +1,6 @@
 //! The bridge on loopback: probes get silence, invitation holders get a tunnel, and the client moves to another
 //! bridge when the one in use dies.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -14,6 +14,7 @@
 //!
 //! Needs root (for `ip netns`) and `iptables` (installed with apt-get if missing). Addresses are from 198.18.0.0/15
 //! (reserved for network tests) and exist only inside the namespaces this test creates and always removes.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};

@@ -2,6 +2,7 @@
 //! stand-in censor waits (one resets, one never answers, one serves a block page, one address is a known bogus
 //! DNS answer), while the bridge's resolver sends every name to the real site on 127.0.0.1. Every page must arrive
 //! through both proxy front doors; only the blocked sites may use the bridge.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Helpers for the loopback tests: tiny sites, stand-ins for a censor, and minimal SOCKS5 / HTTP proxy clients.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
