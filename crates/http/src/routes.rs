@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use kolokol_node::{
-    Api, IdView, PeerView, PublishRequest, PublishedView, RecordView, SearchRequest, StatusView,
-    TransferView,
+    Api, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView, SearchRequest,
+    StatusView, TransferView,
 };
 use serde::Deserialize;
 
@@ -28,6 +28,9 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/get", post(start_get))
         .route("/api/v1/transfers/{infohash}", get(transfer))
         .route("/api/v1/peers", get(peers).post(peer_add))
+        .route("/api/v1/following", get(following))
+        .route("/api/v1/follow", post(follow))
+        .route("/api/v1/unfollow", post(unfollow))
         .layer(middleware::from_fn_with_state(api.clone(), check_request))
         .with_state(api)
 }
@@ -37,7 +40,28 @@ async fn id(State(api): State<Api>) -> Json<IdView> {
 }
 
 async fn status(State(api): State<Api>) -> Result<StatusView> {
-    Ok(Json(api.status()?))
+    Ok(Json(api.status().await?))
+}
+
+async fn following(State(api): State<Api>) -> Result<Vec<FollowView>> {
+    Ok(Json(api.following()?))
+}
+
+#[derive(Deserialize)]
+struct AuthorRequest {
+    author: String,
+}
+
+async fn follow(State(api): State<Api>, Json(request): Json<AuthorRequest>) -> Result<FollowView> {
+    Ok(Json(api.follow(&request.author)?))
+}
+
+async fn unfollow(
+    State(api): State<Api>,
+    Json(request): Json<AuthorRequest>,
+) -> Result<serde_json::Value> {
+    api.unfollow(&request.author)?;
+    Ok(Json(serde_json::json!({ "unfollowed": request.author })))
 }
 
 #[derive(Deserialize)]

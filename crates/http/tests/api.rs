@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use kolokol_node::{DataDir, Node, NodeConfig};
+use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 use tower::ServiceExt;
 
 const HOST: &str = "127.0.0.1:7411";
@@ -14,6 +14,7 @@ async fn node(dir: &std::path::Path) -> Node {
         bt_listen: Some("127.0.0.1:0".parse().unwrap()),
         wire_listen: Some("127.0.0.1:0".parse().unwrap()),
         api_addr: HOST.parse().unwrap(),
+        discovery: DiscoveryConfig::private_loopback(),
         ..NodeConfig::default()
     };
     Node::start(DataDir::lock(dir).unwrap(), config)

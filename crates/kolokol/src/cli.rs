@@ -55,6 +55,18 @@ pub enum Command {
     Peer(PeerCommand),
     /// List known and connected kolokol peers.
     Peers,
+    /// Follow an author: their new publications are found through the DHT and fetched from peers.
+    Follow {
+        /// Author id (64 hex characters).
+        author: String,
+    },
+    /// Stop following an author.
+    Unfollow {
+        /// Author id.
+        author: String,
+    },
+    /// List followed authors.
+    Following,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +80,39 @@ pub struct UpArgs {
     /// Network name: nodes of different networks never exchange records.
     #[arg(long, env = "KOLOKOL_NETWORK", default_value = kolokol_node::DEFAULT_NETWORK)]
     pub network: String,
+    /// DHT UDP address, IPv4 (default: all interfaces, a port chosen on first start and kept).
+    #[arg(long, env = "KOLOKOL_DHT")]
+    pub dht: Option<SocketAddr>,
+    /// DHT bootstrap nodes, HOST:PORT, comma-separated (used after the routing table saved on the last run).
+    #[arg(long, env = "KOLOKOL_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<String>,
+    /// Never contact the public BitTorrent DHT routers: only configured nodes and what they lead to.
+    #[arg(long, env = "KOLOKOL_NO_DEFAULT_BOOTSTRAP")]
+    pub no_default_bootstrap: bool,
+    /// Do not announce on or listen to the local network (multicast).
+    #[arg(long, env = "KOLOKOL_NO_LAN")]
+    pub no_lan: bool,
+    /// Answer other DHT nodes' queries from the start (otherwise only once this node is found reachable).
+    #[arg(long, env = "KOLOKOL_DHT_SERVER")]
+    pub dht_server: bool,
+    /// How long to wait for one DHT node's answer, in milliseconds.
+    #[arg(long, env = "KOLOKOL_DHT_TIMEOUT_MS", default_value_t = 2000)]
+    pub dht_timeout_ms: u64,
+    /// Seconds between rendezvous rounds (announce and look up the network's nodes on the DHT).
+    #[arg(long, env = "KOLOKOL_RENDEZVOUS_SECS", default_value_t = 600)]
+    pub rendezvous_secs: u64,
+    /// Seconds between reads of followed authors' feed heads.
+    #[arg(long, env = "KOLOKOL_FEED_POLL_SECS", default_value_t = 300)]
+    pub feed_poll_secs: u64,
+    /// kolokol connections to keep.
+    #[arg(long, env = "KOLOKOL_PEERS", default_value_t = 8)]
+    pub peers: usize,
+    /// Most inbound kolokol connections.
+    #[arg(long, env = "KOLOKOL_MAX_INBOUND", default_value_t = 32)]
+    pub max_inbound: usize,
+    /// Connected peers each new record is pushed to (0: only the catalog exchange spreads records).
+    #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
+    pub push_fanout: usize,
 }
 
 #[derive(Debug, Args)]

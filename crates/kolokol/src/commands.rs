@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kolokol_node::{
-    IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView, TransferView,
+    FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView,
+    TransferView,
 };
 use serde::Serialize;
 
@@ -31,13 +32,21 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
             print(json, &s, || {
                 format!(
                     "node id:   {}\nauthor id: {}\nnetwork:   {}\napi:       {}\nwire:      {}\nbt:        {}\n\
-                     data dir:  {}\nrecords:   {}\npeers:     {} connected, {} known\ntransfers: {}",
+                     dht:       {} ({} nodes){}\ndata dir:  {}\nrecords:   {}\npeers:     {} connected, {} known\n\
+                     transfers: {}",
                     s.node_id,
                     s.author_id,
                     s.network,
                     s.api_addr,
                     s.wire_addr,
                     s.bt_addr,
+                    s.dht_addr,
+                    s.dht_nodes,
+                    if s.reachable {
+                        ", reachable from outside"
+                    } else {
+                        ""
+                    },
                     s.data_dir.display(),
                     s.records,
                     s.peers_connected,
@@ -88,6 +97,27 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                     peer.node_id.as_deref().unwrap_or("?"),
                     peer.addr
                 )
+            })
+        }
+        Command::Follow { author } => {
+            let f: FollowView = client
+                .post("/follow", &serde_json::json!({ "author": author }))
+                .await?;
+            print(json, &f, || format!("following {}", f.author))
+        }
+        Command::Unfollow { author } => {
+            let v: serde_json::Value = client
+                .post("/unfollow", &serde_json::json!({ "author": author }))
+                .await?;
+            print(json, &v, || format!("no longer following {author}"))
+        }
+        Command::Following => {
+            let list: Vec<FollowView> = client.get("/following").await?;
+            print(json, &list, || {
+                list.iter()
+                    .map(|f| format!("{}  {} records", f.author, f.records))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
         }
         Command::Peers => {
@@ -196,13 +226,15 @@ fn print<T: Serialize>(
     value: &T,
     human: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+    let text = if json {
+        serde_json::to_string_pretty(value)?
     } else {
-        let text = human();
-        if !text.is_empty() {
-            println!("{text}");
-        }
+        human()
+    };
+    if !text.is_empty() {
+        use std::io::Write;
+        // A reader that went away (`kolokol list | head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
     Ok(())
 }

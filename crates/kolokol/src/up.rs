@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use kolokol_node::{DataDir, Node, NodeConfig};
+use std::time::Duration;
+
+use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 use tokio::net::TcpListener;
 
 use crate::cli::UpArgs;
@@ -17,22 +19,50 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen for the HTTP API on {api}"))?;
     let api_addr = listener.local_addr().context("HTTP API address")?;
+    if args.dht_timeout_ms == 0 || args.rendezvous_secs == 0 || args.feed_poll_secs == 0 {
+        anyhow::bail!(
+            "--dht-timeout-ms, --rendezvous-secs and --feed-poll-secs must be greater than 0"
+        );
+    }
     let config = NodeConfig {
         network: args.network,
         bt_listen: args.listen,
         wire_listen: args.wire,
         api_addr,
+        discovery: DiscoveryConfig {
+            dht_listen: args.dht,
+            bootstrap: args.bootstrap,
+            no_default_bootstrap: args.no_default_bootstrap,
+            dht_server: args.dht_server,
+            dht_request_timeout: Duration::from_millis(args.dht_timeout_ms),
+            rendezvous_interval: Duration::from_secs(args.rendezvous_secs),
+            lan: !args.no_lan,
+            feed_poll_interval: Duration::from_secs(args.feed_poll_secs),
+        },
+        push_fanout: args.push_fanout,
+        target_peers: args.peers,
+        max_inbound: args.max_inbound,
     };
     let node = Node::start(dir, config).await?;
     let api = node.api();
-    let status = api.status()?;
-    println!("kolokol node {} is up", status.node_id);
-    println!("  web:     http://{api_addr}/");
-    println!("  node id: {}", status.node_id);
-    println!("  author:  {}", status.author_id);
-    println!("  wire:    {}", status.wire_addr);
-    println!("  bt:      {}", status.bt_addr);
-    println!("  data:    {}", status.data_dir.display());
+    let status = api.status().await?;
+    // The node must not die because whoever started it stopped reading its output: write errors are ignored.
+    let ready = format!(
+        "kolokol node {id} is up\n  web:     http://{api_addr}/\n  node id: {id}\n  author:  {author}\n  \
+         wire:    {wire}\n  bt:      {bt}\n  dht:     {dht}\n  data:    {data}\n",
+        id = status.node_id,
+        author = status.author_id,
+        wire = status.wire_addr,
+        bt = status.bt_addr,
+        dht = status.dht_addr,
+        data = status.data_dir.display(),
+    );
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(ready.as_bytes());
+        let _ = stdout.flush();
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(kolokol_http::serve(listener, api, async move {

@@ -13,7 +13,9 @@ use kolokol_store::{Media, SearchError, SearchQuery};
 use crate::error::ApiError;
 use crate::node::Inner;
 use crate::publish::PublishRequest;
-use crate::views::{IdView, PeerView, PublishedView, RecordView, StatusView, TransferView};
+use crate::views::{
+    FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
+};
 
 /// Most records one `list` call returns.
 pub const MAX_LIST: u32 = 1000;
@@ -63,7 +65,8 @@ impl Api {
         }
     }
 
-    pub fn status(&self) -> Result<StatusView, ApiError> {
+    pub async fn status(&self) -> Result<StatusView, ApiError> {
+        let dht = self.inner.dht.status().await;
         let inner = &self.inner;
         let (records, peers_known, transfers) = {
             let catalog = inner.catalog();
@@ -80,6 +83,12 @@ impl Api {
             api_addr: inner.api_addr.to_string(),
             wire_addr: inner.wire_addr.to_string(),
             bt_addr: inner.bt_addr.to_string(),
+            dht_addr: dht.local_addr.to_string(),
+            dht_nodes: dht.routing_table_size,
+            reachable: inner
+                .reached_from_outside
+                .load(std::sync::atomic::Ordering::Relaxed)
+                || !dht.firewalled,
             data_dir: inner.dir.root().to_path_buf(),
             records,
             peers_connected: inner.peers.connected_count(),
@@ -182,8 +191,61 @@ impl Api {
         crate::peering::add_peer(&self.inner, addr).await
     }
 
+    /// Follow an author: their feed head is polled in the DHT and the records it names are fetched from peers.
+    pub fn follow(&self, author: &str) -> Result<FollowView, ApiError> {
+        let author = parse_author(author)?;
+        if author == self.inner.author_key.public() {
+            return Err(ApiError::Invalid(
+                "that is this node's own author id".into(),
+            ));
+        }
+        self.inner
+            .catalog()
+            .follow(&author, crate::node::unix_now())
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        self.inner.feeds_wake.notify_one();
+        self.following()?
+            .into_iter()
+            .find(|f| f.author == author.to_string())
+            .ok_or_else(|| ApiError::Internal("follow was not stored".into()))
+    }
+
+    /// Stop following an author (their records stay in the catalog).
+    pub fn unfollow(&self, author: &str) -> Result<(), ApiError> {
+        let author = parse_author(author)?;
+        if self.inner.catalog().unfollow(&author)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("not following {author}")))
+        }
+    }
+
+    /// Followed authors.
+    pub fn following(&self) -> Result<Vec<FollowView>, ApiError> {
+        let catalog = self.inner.catalog();
+        catalog
+            .following()?
+            .into_iter()
+            .map(|f| {
+                Ok(FollowView {
+                    author: f.author.to_string(),
+                    since: f.added_at,
+                    records: catalog.count_author_records(&f.author)?,
+                    feed_seq: f.last_seq,
+                    checked_at: f.checked_at,
+                })
+            })
+            .collect()
+    }
+
     /// Known and connected kolokol peers.
     pub fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
         crate::peering::peer_views(&self.inner)
     }
+}
+
+fn parse_author(text: &str) -> Result<kolokol_core::keys::AuthorId, ApiError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ApiError::Invalid(format!("{text:?} is not an author id (64 hex characters)")))
 }

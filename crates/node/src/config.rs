@@ -1,6 +1,7 @@
 //! What a node is told at start.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Default network name: nodes of different networks never exchange records.
 pub const DEFAULT_NETWORK: &str = "kolokol";
@@ -18,6 +19,65 @@ pub struct NodeConfig {
     pub wire_listen: Option<SocketAddr>,
     /// Address the HTTP API was bound to by the caller; reported by `status`.
     pub api_addr: SocketAddr,
+    /// Discovery: DHT, rendezvous, LAN, feeds.
+    pub discovery: DiscoveryConfig,
+    /// Connected peers a new record (published here or received) is pushed to.
+    pub push_fanout: usize,
+    /// Connections the node tries to keep (the overlay's target degree).
+    pub target_peers: usize,
+    /// Most inbound kolokol connections accepted.
+    pub max_inbound: usize,
+}
+
+/// How the node finds others with no server.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// DHT UDP address (IPv4). `None`: all interfaces, on the port chosen on first start and kept.
+    pub dht_listen: Option<SocketAddr>,
+    /// Extra DHT bootstrap nodes, `HOST:PORT`.
+    pub bootstrap: Vec<String>,
+    /// Never contact the public BitTorrent bootstrap routers (a private network, or a test).
+    pub no_default_bootstrap: bool,
+    /// Answer other DHT nodes' queries from the start (otherwise only once found reachable).
+    pub dht_server: bool,
+    /// How long to wait for one DHT node's answer.
+    pub dht_request_timeout: Duration,
+    /// Announce and look up the rendezvous this often (sooner while nobody has been found).
+    pub rendezvous_interval: Duration,
+    /// Announce on the LAN by multicast and connect to what is heard.
+    pub lan: bool,
+    /// Read followed authors' feed heads this often.
+    pub feed_poll_interval: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            dht_listen: None,
+            bootstrap: Vec::new(),
+            no_default_bootstrap: false,
+            dht_server: false,
+            dht_request_timeout: Duration::from_secs(2),
+            rendezvous_interval: Duration::from_secs(600),
+            lan: true,
+            feed_poll_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl DiscoveryConfig {
+    /// Only loopback and what the caller configures: no public routers, no LAN multicast, short timeouts. For tests
+    /// and private networks on one machine.
+    pub fn private_loopback() -> Self {
+        DiscoveryConfig {
+            dht_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            no_default_bootstrap: true,
+            dht_server: true,
+            dht_request_timeout: Duration::from_millis(300),
+            lan: false,
+            ..DiscoveryConfig::default()
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -27,6 +87,10 @@ impl Default for NodeConfig {
             bt_listen: None,
             wire_listen: None,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 7411)),
+            discovery: DiscoveryConfig::default(),
+            push_fanout: 8,
+            target_peers: 8,
+            max_inbound: 32,
         }
     }
 }

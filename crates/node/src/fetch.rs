@@ -126,7 +126,28 @@ pub(crate) async fn start_get(
         .await
         .map_err(|e| ApiError::internal("starting the download", e))?;
     watch(inner.clone(), infohash);
+    crate::discovery::spawn_peer_lookup(inner.clone(), infohash);
     inner.transfer_view(&infohash, record_id)
+}
+
+/// A kolokol peer told us its BitTorrent address: every download still in progress may find data there.
+pub(crate) fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketAddr) {
+    let downloading: Vec<InfoHash> = inner
+        .catalog()
+        .list_torrents()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.state == TorrentState::Downloading)
+        .map(|row| row.infohash)
+        .collect();
+    for infohash in downloading {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Err(error) = inner.engine.add_peers(&infohash.0, vec![bt_addr]).await {
+                tracing::debug!(%error, %infohash, "cannot offer a peer to a download");
+            }
+        });
+    }
 }
 
 /// Start the engine on a torrent known from an earlier run (at start-up, or when `get` asks again).
@@ -164,6 +185,7 @@ pub(crate) async fn resume(
                 .await
                 .map_err(|e| ApiError::internal("resuming the download", e))?;
             watch(inner.clone(), row.infohash);
+            crate::discovery::spawn_peer_lookup(inner.clone(), row.infohash);
         }
     }
     Ok(())
@@ -185,6 +207,7 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                         torrent.as_deref(),
                         TorrentState::Complete,
                     );
+                    crate::discovery::announce_torrent(&inner, infohash).await;
                     match updated {
                         Ok(()) => tracing::info!(%infohash, "download complete and verified"),
                         Err(error) => tracing::warn!(%error, %infohash, "could not record a finished download"),

@@ -11,6 +11,7 @@
 mod api;
 mod config;
 mod data_dir;
+mod discovery;
 mod error;
 mod fetch;
 mod identity;
@@ -20,9 +21,11 @@ mod publish;
 mod views;
 
 pub use api::{Api, MAX_LIST, SearchRequest};
-pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, NodeConfig};
+pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, DiscoveryConfig, NodeConfig};
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};
 pub use node::Node;
 pub use publish::PublishRequest;
-pub use views::{FileView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView};
+pub use views::{
+    FileView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
+};

@@ -2,8 +2,13 @@
 //! shuts them down in order.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kolokol_core::overlay::{Overlay, OverlayConfig};
+use kolokol_discovery::Dht;
+use tokio::sync::Notify;
 
 use kolokol_core::keys::Keypair;
 use kolokol_core::record::{InfoHash, RecordId};
@@ -40,6 +45,16 @@ pub(crate) struct Inner {
     pub wire_config: WireConfig,
     /// Cancelled at shutdown; every background task watches it.
     pub cancel: CancellationToken,
+    pub dht: Dht,
+    overlay: Mutex<Overlay>,
+    /// Woken when the overlay may want to dial (an address was heard, a connection closed).
+    pub dial_wake: Notify,
+    /// Woken to poll followed authors' feeds at once (after `follow`).
+    pub feeds_wake: Notify,
+    /// Set once another node has connected to us.
+    pub reached_from_outside: AtomicBool,
+    pub push_fanout: usize,
+    started: Instant,
 }
 
 impl Inner {
@@ -49,6 +64,18 @@ impl Inner {
         self.catalog
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The overlay (peer-set policy), locked for one short decision.
+    pub fn overlay(&self) -> MutexGuard<'_, Overlay> {
+        self.overlay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Time since the node started: the overlay's clock.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// What the engine and the catalog know of one torrent.
@@ -127,6 +154,22 @@ impl Node {
             })?;
         let engine = start_engine(&dir, &mut catalog, config.bt_listen).await?;
         let bt_addr = engine.listen_addr();
+        let dht = crate::discovery::start_dht(
+            &config.discovery,
+            &config.network,
+            dir.root().join("dht.state"),
+            &mut catalog,
+        )
+        .await?;
+        let overlay_config = OverlayConfig {
+            target_degree: config.target_peers.max(1),
+            min_outbound: config.target_peers.clamp(1, 4),
+            max_outbound: config.target_peers.max(1),
+            max_inbound: config.max_inbound,
+            ..OverlayConfig::default()
+        };
+        let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
+            .map_err(|e| StartError::Other(format!("peer settings: {e}")))?;
 
         let inner = Arc::new(Inner {
             network: config.network.clone(),
@@ -142,9 +185,17 @@ impl Node {
             wire_config,
             cancel: CancellationToken::new(),
             dir,
+            dht,
+            overlay: Mutex::new(overlay),
+            dial_wake: Notify::new(),
+            feeds_wake: Notify::new(),
+            reached_from_outside: AtomicBool::new(false),
+            push_fanout: config.push_fanout,
+            started: Instant::now(),
         });
         crate::peering::spawn_listener(inner.clone(), wire_listener);
-        crate::peering::spawn_redialer(inner.clone());
+        crate::peering::spawn_dialer(inner.clone());
+        crate::discovery::spawn_all(&inner, &config.discovery).await;
         resume_torrents(&inner).await;
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");
         Ok(Node { inner })
@@ -158,6 +209,7 @@ impl Node {
     /// Stop every task, close connections, stop the engine. The data directory lock is released when the last
     /// reference to the node's state is gone.
     pub async fn shutdown(self) {
+        crate::discovery::save_state(&self.inner).await;
         self.inner.cancel.cancel();
         self.inner.peers.close_all();
         self.inner.engine.shutdown().await;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
+use kolokol_core::overlay::Source;
 use kolokol_core::record::{ValidationContext, validate_record};
 use kolokol_wire::{
     Exchange, ExchangeAction, Message, Role, WireReader, WireWriter, handshake, pack_records,
@@ -88,6 +89,30 @@ impl PeerRegistry {
         }
     }
 
+    /// Send a request (a `Fetch`) to every connected peer; it goes out once that peer's exchange is over.
+    pub fn request(&self, message: Message) {
+        for peer in self.lock().values() {
+            let _ = peer.outbox.try_send(message.clone());
+        }
+    }
+
+    /// Offer records that arrived from `from` to up to `fanout` other connected peers (never back to the sender).
+    fn relay(&self, records: &[Vec<u8>], from: &NodeId, fanout: usize) {
+        if records.is_empty() || fanout == 0 {
+            return;
+        }
+        for (_, peer) in self
+            .lock()
+            .iter()
+            .filter(|(id, _)| *id != from)
+            .take(fanout)
+        {
+            let _ = peer.outbox.try_send(Message::Records {
+                records: records.to_vec(),
+            });
+        }
+    }
+
     pub fn close_all(&self) {
         for peer in self.lock().values() {
             peer.cancel.cancel();
@@ -134,6 +159,16 @@ pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
                 drop(permit);
                 match result {
                     Ok((reader, writer, remote_id)) => {
+                        if let Err(refusal) = inner
+                            .overlay()
+                            .inbound_connected(remote_id, inner.elapsed())
+                        {
+                            tracing::debug!(%remote, ?refusal, "inbound connection not kept");
+                            return;
+                        }
+                        inner
+                            .reached_from_outside
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
                         if let Err(error) = start_connection(
                             &inner,
                             reader,
@@ -154,32 +189,54 @@ pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
     });
 }
 
-/// Dial known peers at start and again every [`REDIAL_INTERVAL`] while they are disconnected.
-pub(crate) fn spawn_redialer(inner: Arc<Inner>) {
+/// Tell the overlay about an address; wake the dialer if it was new.
+pub(crate) fn heard_of(inner: &Inner, addr: SocketAddr, source: Source, node: Option<NodeId>) {
+    let now = inner.elapsed();
+    if inner.overlay().heard_of(addr, source, node, now).is_ok() {
+        inner.dial_wake.notify_one();
+    }
+}
+
+/// Put the peers remembered from earlier runs into the overlay, then dial what the overlay says, whenever it may
+/// have something new to say (an address was heard, a connection closed, a backoff expired).
+pub(crate) fn spawn_dialer(inner: Arc<Inner>) {
+    let known = inner.catalog().list_peers().unwrap_or_default();
+    for peer in known {
+        if let Ok(addr) = peer.addr.parse::<SocketAddr>() {
+            let source = if peer.by_user {
+                Source::User
+            } else {
+                Source::Cache
+            };
+            let _ = inner
+                .overlay()
+                .heard_of(addr, source, peer.node_id, inner.elapsed());
+        }
+    }
     tokio::spawn(async move {
         loop {
-            let peers = inner.catalog().list_peers().unwrap_or_default();
-            for peer in peers.into_iter().take(MAX_CONNECTIONS) {
-                if inner.cancel.is_cancelled() || inner.peers.connected_count() >= MAX_CONNECTIONS {
-                    break;
-                }
-                if inner.peers.is_connected_to(&peer.addr).is_some()
-                    || peer
-                        .node_id
-                        .is_some_and(|id| inner.peers.lock().contains_key(&id))
-                {
-                    continue;
-                }
+            let now = inner.elapsed();
+            let (dials, wakeup) = {
+                let mut overlay = inner.overlay();
+                let dials = overlay.dials(now);
+                (dials, overlay.next_wakeup(now))
+            };
+            for addr in dials {
                 let inner = inner.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = dial(&inner, &peer.addr).await {
-                        tracing::debug!(addr = %peer.addr, %error, "redial failed");
+                    if let Err(error) = dial(&inner, addr, false).await {
+                        inner.overlay().dial_failed(&addr, inner.elapsed());
+                        tracing::debug!(%addr, %error, "dial failed");
                     }
                 });
             }
+            let sleep = wakeup
+                .map_or(REDIAL_INTERVAL, |at| at.saturating_sub(now))
+                .clamp(Duration::from_millis(50), REDIAL_INTERVAL);
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
-                _ = tokio::time::sleep(REDIAL_INTERVAL) => {}
+                _ = inner.dial_wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
     });
@@ -190,13 +247,14 @@ pub(crate) async fn add_peer(inner: &Arc<Inner>, addr: &str) -> Result<PeerView,
     let addr = addr.trim();
     let resolved = resolve(addr).await?;
     let canonical = resolved.to_string();
+    inner.catalog().add_peer(&canonical, true)?;
+    let _ = inner
+        .overlay()
+        .heard_of(resolved, Source::User, None, inner.elapsed());
     if let Some(id) = inner.peers.is_connected_to(&canonical) {
-        inner.catalog().add_peer(&canonical, true)?;
         return Ok(view_connected(inner, &canonical, id));
     }
-    let id = dial(inner, &canonical).await?;
-    inner.catalog().add_peer(&canonical, true)?;
-    inner.catalog().peer_seen(&canonical, &id, unix_now())?;
+    let id = dial(inner, resolved, true).await?;
     Ok(view_connected(inner, &canonical, id))
 }
 
@@ -216,16 +274,29 @@ async fn resolve(addr: &str) -> Result<SocketAddr, ApiError> {
         .ok_or_else(|| ApiError::Unreachable(format!("{addr} resolves to no address")))
 }
 
-/// Connect, handshake and start the connection tasks. Returns the peer's node id.
-async fn dial(inner: &Arc<Inner>, addr: &str) -> Result<NodeId, ApiError> {
-    let result = dial_inner(inner, addr).await;
-    if let Err(error) = &result {
-        let _ = inner.catalog().peer_failed(addr, &error.to_string());
+/// Connect, handshake and start the connection tasks. Returns the peer's node id. `by_user`: the user asked for
+/// this connection, so it is kept even when the overlay has no room for it.
+async fn dial(inner: &Arc<Inner>, addr: SocketAddr, by_user: bool) -> Result<NodeId, ApiError> {
+    let text = addr.to_string();
+    let result = dial_inner(inner, addr, by_user).await;
+    match &result {
+        Ok(id) => {
+            let mut catalog = inner.catalog();
+            let _ = catalog.add_peer(&text, by_user);
+            let _ = catalog.peer_seen(&text, id, unix_now());
+        }
+        Err(error) => {
+            let _ = inner.catalog().peer_failed(&text, &error.to_string());
+        }
     }
     result
 }
 
-async fn dial_inner(inner: &Arc<Inner>, addr: &str) -> Result<NodeId, ApiError> {
+async fn dial_inner(
+    inner: &Arc<Inner>,
+    addr: SocketAddr,
+    by_user: bool,
+) -> Result<NodeId, ApiError> {
     if inner.peers.connected_count() >= MAX_CONNECTIONS {
         return Err(ApiError::Unreachable(format!(
             "already connected to {MAX_CONNECTIONS} peers, the most this node keeps"
@@ -244,15 +315,26 @@ async fn dial_inner(inner: &Arc<Inner>, addr: &str) -> Result<NodeId, ApiError> 
             ))
         })?;
     if remote_id == inner.node_key.public() {
+        inner.overlay().forget(&addr);
         return Err(ApiError::Invalid(format!("{addr} is this node itself")));
     }
     if inner.peers.lock().contains_key(&remote_id) {
         // Already connected to that node through another address: keep the existing connection.
+        inner.overlay().dial_failed(&addr, inner.elapsed());
         return Ok(remote_id);
     }
-    start_connection(inner, reader, writer, remote_id, addr.to_owned(), true)
+    let admitted = inner
+        .overlay()
+        .outbound_connected(addr, remote_id, inner.elapsed());
+    if let Err(refusal) = admitted
+        && !by_user
+    {
+        return Err(ApiError::Unreachable(format!(
+            "{addr}: not kept ({refusal:?})"
+        )));
+    }
+    start_connection(inner, reader, writer, remote_id, addr.to_string(), true)
         .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
-    let _ = inner.catalog().peer_seen(addr, &remote_id, unix_now());
     Ok(remote_id)
 }
 
@@ -366,6 +448,7 @@ where
         writer.send(&message).await.map_err(|e| chain(&e))?;
     }
     let mut bad_records = 0u32;
+    let mut deferred: Vec<Message> = Vec::new();
     let mut keepalive = tokio::time::interval(inner.wire_config.keepalive_interval());
     keepalive.tick().await;
     let mut nonce = 0u64;
@@ -381,9 +464,11 @@ where
             }
             pushed = outbox.recv() => {
                 let Some(message) = pushed else { return Ok(()) };
-                // Pushing before the peer finished its exchange would break the exchange's accounting.
-                if exchange.may_push() {
+                // Pushes and fetches before the exchange is over would break its accounting: hold them until Done.
+                if exchange.is_done() {
                     writer.send(&message).await.map_err(|e| chain(&e))?;
+                } else if deferred.len() < OUTBOX {
+                    deferred.push(message);
                 }
             }
             received = inbox.recv() => {
@@ -414,12 +499,30 @@ where
                             }
                         }
                         ExchangeAction::Received(records) => {
-                            bad_records += store_records(inner, &remote_id, records);
+                            let (new, refused) = store_records(inner, &remote_id, records);
+                            inner.peers.relay(&new, &remote_id, inner.push_fanout);
+                            bad_records += refused;
                             if bad_records > MAX_BAD_RECORDS {
                                 return Err(format!("sent {bad_records} invalid records"));
                             }
                         }
-                        ExchangeAction::Done => tracing::info!(peer = %remote_id, "catalog exchange complete"),
+                        ExchangeAction::ServeFetch(ids) => {
+                            let found = inner.catalog().record_bytes(&ids).map_err(|e| e.to_string())?;
+                            send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                        }
+                        ExchangeAction::ServeAuthor(author) => {
+                            let found = inner
+                                .catalog()
+                                .author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
+                                .map_err(|e| e.to_string())?;
+                            send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                        }
+                        ExchangeAction::Done => {
+                            tracing::info!(peer = %remote_id, "catalog exchange complete");
+                            for message in deferred.drain(..) {
+                                writer.send(&message).await.map_err(|e| chain(&e))?;
+                            }
+                        }
                     }
                 }
             }
@@ -427,7 +530,7 @@ where
     }
 }
 
-fn note_hello(inner: &Inner, remote_id: &NodeId, addr: &str, bt_port: u16) {
+fn note_hello(inner: &Arc<Inner>, remote_id: &NodeId, addr: &str, bt_port: u16) {
     if bt_port == 0 {
         return;
     }
@@ -435,23 +538,28 @@ fn note_hello(inner: &Inner, remote_id: &NodeId, addr: &str, bt_port: u16) {
         Ok(a) => a.ip(),
         Err(_) => return,
     };
+    let bt_addr = SocketAddr::new(ip, bt_port);
     if let Some(peer) = inner.peers.lock().get_mut(remote_id) {
-        peer.bt_addr = Some(SocketAddr::new(ip, bt_port));
+        peer.bt_addr = Some(bt_addr);
     }
+    crate::fetch::offer_peer_to_downloads(inner, bt_addr);
 }
 
-/// Validate each record with the one validation function and store the good ones. Returns how many were refused.
-fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> u32 {
+/// Validate each record with the one validation function and store the good ones. Returns the records that were
+/// new here (to relay) and how many were refused.
+fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, u32) {
     let ctx = ValidationContext {
         network: inner.network.clone(),
         now_unix: unix_now(),
     };
     let mut refused = 0;
+    let mut new = Vec::new();
     for bytes in records {
         match validate_record(&bytes, &ctx) {
             Ok(record) => match inner.catalog().insert_record(&record, unix_now()) {
                 Ok(true) => {
-                    tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record")
+                    tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
+                    new.push(bytes);
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "cannot store a record"),
@@ -462,7 +570,18 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> u32 {
             }
         }
     }
-    refused
+    (new, refused)
+}
+
+async fn send_records<W: AsyncWrite + Unpin>(
+    writer: &mut WireWriter<W>,
+    records: Vec<Vec<u8>>,
+    max_message_bytes: usize,
+) -> Result<(), String> {
+    for message in pack_records(records, max_message_bytes).map_err(|e| e.to_string())? {
+        writer.send(&message).await.map_err(|e| chain(&e))?;
+    }
+    Ok(())
 }
 
 fn view_connected(inner: &Inner, addr: &str, id: NodeId) -> PeerView {

@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record};
 use kolokol_store::{TorrentRow, TorrentState};
@@ -33,7 +34,7 @@ pub struct PublishRequest {
 }
 
 pub(crate) async fn publish(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     request: PublishRequest,
 ) -> Result<PublishedView, ApiError> {
     let sources = check_sources(&request.paths)?;
@@ -52,7 +53,7 @@ pub(crate) async fn publish(
 }
 
 async fn stage_and_publish(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     request: &PublishRequest,
     sources: &[PathBuf],
     staging: &Path,
@@ -118,6 +119,11 @@ async fn stage_and_publish(
         tracing::warn!(%error, %infohash, "could not start seeding");
     }
     inner.peers.push_record(record.bytes());
+    crate::discovery::spawn_feed_put(inner.clone(), record.id());
+    {
+        let inner = inner.clone();
+        tokio::spawn(async move { crate::discovery::announce_torrent(&inner, infohash).await });
+    }
     tracing::info!(id = %record.id(), %infohash, "published");
     Ok(PublishedView {
         id: record.id().to_string(),

@@ -15,6 +15,13 @@ pub struct StatusView {
     pub api_addr: String,
     pub wire_addr: String,
     pub bt_addr: String,
+    /// DHT UDP address.
+    pub dht_addr: String,
+    /// Nodes in the DHT routing table.
+    pub dht_nodes: usize,
+    /// Whether the node has been reached from outside: another kolokol node connected to it, or the DHT found it
+    /// reachable.
+    pub reachable: bool,
     pub data_dir: PathBuf,
     pub records: u64,
     pub peers_connected: usize,
@@ -130,6 +137,20 @@ pub struct TransferView {
     pub download_bps: u64,
     pub upload_bps: u64,
     pub error: Option<String>,
+}
+
+/// A followed author.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowView {
+    pub author: String,
+    /// Unix time the follow began.
+    pub since: u64,
+    /// Records of this author in the catalog.
+    pub records: u64,
+    /// BEP 44 sequence number of the newest feed head whose records are here.
+    pub feed_seq: Option<i64>,
+    /// Unix time the feed head was last read.
+    pub checked_at: Option<u64>,
 }
 
 /// A kolokol peer.

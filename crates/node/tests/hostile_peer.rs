@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kolokol_core::keys::Keypair;
 use kolokol_core::record::{FileEntry, InfoHash, RecordBody, SignedRecord, sign_record};
-use kolokol_node::{DataDir, Node, NodeConfig};
+use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 use kolokol_wire::{Exchange, ExchangeAction, Message, Role, WireConfig, WireError, handshake};
 use tokio::net::TcpStream;
 
@@ -42,13 +42,14 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
     let config = NodeConfig {
         bt_listen: Some("127.0.0.1:0".parse().unwrap()),
         wire_listen: Some("127.0.0.1:0".parse().unwrap()),
+        discovery: DiscoveryConfig::private_loopback(),
         ..NodeConfig::default()
     };
     let node = Node::start(DataDir::lock(&tmp.path().join("n")).unwrap(), config)
         .await
         .unwrap();
     let api = node.api();
-    let wire_addr = api.status().unwrap().wire_addr;
+    let wire_addr = api.status().await.unwrap().wire_addr;
 
     // An honest record the node already holds must survive everything below unchanged.
     let author = Keypair::from_secret_bytes([5; 32]);
@@ -82,7 +83,10 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
                         .await
                         .unwrap();
                 }
-                ExchangeAction::Received(_) | ExchangeAction::Done => {}
+                ExchangeAction::Received(_)
+                | ExchangeAction::ServeFetch(_)
+                | ExchangeAction::ServeAuthor(_)
+                | ExchangeAction::Done => {}
             }
         }
     }

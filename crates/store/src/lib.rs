@@ -10,6 +10,7 @@
 //!
 //! Every write is one SQLite transaction: a failed operation leaves the database as it was.
 
+mod follows;
 mod migrations;
 mod peers;
 mod records;
@@ -21,6 +22,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+pub use follows::{FollowRow, MAX_FOLLOWS};
 pub use peers::PeerRow;
 pub use records::RecordPage;
 pub use search::{Media, QueryError, SearchError, SearchQuery, media_of};

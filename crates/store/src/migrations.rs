@@ -56,6 +56,16 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: followed authors.
+    "
+    CREATE TABLE follows (
+        author     BLOB PRIMARY KEY NOT NULL CHECK (length(author) = 32),
+        added_at   INTEGER NOT NULL,
+        -- The BEP 44 sequence number of the newest feed head whose records we hold.
+        last_seq   INTEGER,
+        checked_at INTEGER
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

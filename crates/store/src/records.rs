@@ -120,14 +120,18 @@ impl Catalog {
         let mut stmt = self.conn.prepare(
             "SELECT bytes FROM records WHERE author = ?1 ORDER BY created DESC, id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![&author.as_bytes()[..], limit.min(MAX_PAGE)], |row| {
-            row.get::<_, Vec<u8>>(0)
-        })?;
+        let rows = stmt.query_map(
+            params![&author.as_bytes()[..], limit.min(MAX_PAGE)],
+            |row| row.get::<_, Vec<u8>>(0),
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// How many records of this author the catalog holds.
-    pub fn count_author_records(&self, author: &kolokol_core::keys::AuthorId) -> Result<u64, StoreError> {
+    pub fn count_author_records(
+        &self,
+        author: &kolokol_core::keys::AuthorId,
+    ) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM records WHERE author = ?1",
             [&author.as_bytes()[..]],

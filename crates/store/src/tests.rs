@@ -305,3 +305,23 @@ fn search_russian_and_english_with_case_prefix_ranking_and_filters() {
     assert_eq!(page(3), ["Митинг в Москве"]);
     assert!(page(4).is_empty());
 }
+
+#[test]
+fn follows_round_trip() {
+    let mut catalog = Catalog::open_in_memory("kolokol").unwrap();
+    let a = Keypair::from_secret_bytes([1; 32]).public();
+    let b = Keypair::from_secret_bytes([2; 32]).public();
+    assert!(catalog.follow(&a, 10).unwrap());
+    assert!(!catalog.follow(&a, 11).unwrap());
+    assert!(catalog.follow(&b, 12).unwrap());
+    catalog.follow_checked(&a, Some(5), 20).unwrap();
+    catalog.follow_checked(&a, None, 30).unwrap();
+    let rows = catalog.following().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].author, a);
+    assert_eq!(rows[0].last_seq, Some(5));
+    assert_eq!(rows[0].checked_at, Some(30));
+    assert!(catalog.unfollow(&a).unwrap());
+    assert!(!catalog.unfollow(&a).unwrap());
+    assert_eq!(catalog.following().unwrap().len(), 1);
+}

@@ -38,7 +38,22 @@ impl NodeProcess {
                 "127.0.0.1:0",
                 "up",
             ])
-            .args(["--listen", "127.0.0.1:0", "--wire", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--wire",
+                "127.0.0.1:0",
+                "--dht",
+                "127.0.0.1:0",
+            ])
+            // Tests touch loopback only: no public DHT routers, no LAN multicast.
+            .args([
+                "--no-default-bootstrap",
+                "--no-lan",
+                "--dht-server",
+                "--dht-timeout-ms",
+                "300",
+            ])
             .args(extra)
             .env("KOLOKOL_LOG", "info,librqbit=warn")
             .stdin(Stdio::null())
@@ -51,9 +66,8 @@ impl NodeProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+                // Keep draining after the harness stopped listening, like a terminal would.
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);

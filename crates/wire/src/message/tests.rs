@@ -33,8 +33,11 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..8)
             .prop_map(|records| Message::Records { records }),
         Just(Message::Satisfied),
-        prop::collection::vec(any::<[u8; 32]>(), 1..=MAX_FETCH_IDS)
-            .prop_map(|ids| Message::Fetch { ids: ids.into_iter().map(RecordId).collect() }),
+        prop::collection::vec(any::<[u8; 32]>(), 1..=MAX_FETCH_IDS).prop_map(|ids| {
+            Message::Fetch {
+                ids: ids.into_iter().map(RecordId).collect(),
+            }
+        }),
         any::<[u8; 32]>().prop_map(|author| Message::FetchAuthor {
             author: kolokol_core::keys::PublicKey::from_bytes(author)
         }),
@@ -273,8 +276,14 @@ fn fetch_is_capped_and_fetch_author_needs_a_32_byte_key() {
     };
     assert!(too_many.encode().is_err());
     let mut dict = kolokol_core::bencode::Dict::new();
-    dict.insert(b"t".to_vec(), kolokol_core::bencode::Value::from("fetch_author"));
-    dict.insert(b"author".to_vec(), kolokol_core::bencode::Value::from(&[1u8; 31][..]));
+    dict.insert(
+        b"t".to_vec(),
+        kolokol_core::bencode::Value::from("fetch_author"),
+    );
+    dict.insert(
+        b"author".to_vec(),
+        kolokol_core::bencode::Value::from(&[1u8; 31][..]),
+    );
     let bytes = kolokol_core::bencode::encode(&kolokol_core::bencode::Value::Dict(dict));
     assert!(Message::decode(&bytes).is_err());
     let ids = vec![RecordId([7; 32]); MAX_FETCH_IDS + 1];
@@ -282,8 +291,15 @@ fn fetch_is_capped_and_fetch_author_needs_a_32_byte_key() {
     dict.insert(b"t".to_vec(), kolokol_core::bencode::Value::from("fetch"));
     dict.insert(
         b"ids".to_vec(),
-        kolokol_core::bencode::Value::List(ids.iter().map(|id| kolokol_core::bencode::Value::from(&id.0[..])).collect()),
+        kolokol_core::bencode::Value::List(
+            ids.iter()
+                .map(|id| kolokol_core::bencode::Value::from(&id.0[..]))
+                .collect(),
+        ),
     );
     let bytes = kolokol_core::bencode::encode(&kolokol_core::bencode::Value::Dict(dict));
-    assert!(Message::decode(&bytes).is_err(), "a fetch of more than MAX_FETCH_IDS is refused");
+    assert!(
+        Message::decode(&bytes).is_err(),
+        "a fetch of more than MAX_FETCH_IDS is refused"
+    );
 }

@@ -1,0 +1,313 @@
+//! Discovery in the node: the DHT (rendezvous, torrent peers, author feeds), LAN multicast and the peer cache all
+//! feed candidate addresses into the overlay (`kolokol_core::overlay`), which decides whom to dial.
+//!
+//! Background tasks started here: rendezvous announce + lookup, LAN listen + announce, announcing seeded torrents,
+//! polling followed authors' feed heads, saving the DHT routing table.
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kolokol_core::keys::AuthorId;
+use kolokol_core::overlay::Source;
+use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_discovery::{
+    Dht, DhtConfig, FeedHead, Lan, LanConfig, Rendezvous, RendezvousConfig, next_feed_seq,
+};
+use kolokol_wire::Message;
+
+use crate::config::DiscoveryConfig;
+use crate::error::StartError;
+use crate::node::{Inner, unix_now};
+
+const DHT_PORT_KEY: &str = "dht_port";
+const FEED_SEQ_KEY: &str = "feed_seq";
+/// How often seeded torrents are announced on the DHT (announcements expire after about 30 minutes).
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often the routing table is saved while running (it is saved at shutdown too).
+const SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How often a download with too few peers asks the DHT for more.
+const PEER_LOOKUP_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Start the DHT node on the kept (or configured) UDP address.
+pub(crate) async fn start_dht(
+    config: &DiscoveryConfig,
+    network: &str,
+    state_file: std::path::PathBuf,
+    catalog: &mut kolokol_store::Catalog,
+) -> Result<Dht, StartError> {
+    let chosen = config.dht_listen.is_none();
+    let bind = match config.dht_listen {
+        Some(SocketAddr::V4(addr)) => addr,
+        Some(SocketAddr::V6(addr)) => {
+            return Err(StartError::Other(format!(
+                "--dht {addr}: the DHT is IPv4 only; give an IPv4 address"
+            )));
+        }
+        None => {
+            let kept = catalog
+                .get_setting(DHT_PORT_KEY)?
+                .and_then(|p| p.parse::<u16>().ok())
+                .unwrap_or(0);
+            SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, kept)
+        }
+    };
+    let dht_config = |bind| DhtConfig {
+        network: network.to_owned(),
+        bind,
+        bootstrap: config.bootstrap.clone(),
+        no_default_bootstrap: config.no_default_bootstrap,
+        state_file: Some(state_file.clone()),
+        server_mode: config.dht_server,
+        request_timeout: config.dht_request_timeout,
+    };
+    let dht = match Dht::start(dht_config(bind)).await {
+        Ok(dht) => dht,
+        Err(error) if chosen && bind.port() != 0 => {
+            tracing::warn!(%error, %bind, "kept DHT port is busy; choosing another");
+            Dht::start(dht_config(SocketAddrV4::new(*bind.ip(), 0)))
+                .await
+                .map_err(|e| StartError::Other(format!("cannot start the DHT: {e}")))?
+        }
+        Err(error) => return Err(StartError::Other(format!("cannot start the DHT: {error}"))),
+    };
+    if chosen {
+        catalog.set_setting(DHT_PORT_KEY, &dht.local_addr().port().to_string())?;
+    }
+    Ok(dht)
+}
+
+/// Spawn every discovery task.
+pub(crate) async fn spawn_all(inner: &Arc<Inner>, config: &DiscoveryConfig) {
+    spawn_rendezvous(inner.clone(), config.rendezvous_interval);
+    if config.lan {
+        spawn_lan(inner.clone()).await;
+    }
+    spawn_announcer(inner.clone());
+    spawn_feed_poller(inner.clone(), config.feed_poll_interval);
+    spawn_state_saver(inner.clone());
+}
+
+fn spawn_rendezvous(inner: Arc<Inner>, interval: Duration) {
+    let mut config = RendezvousConfig::new(inner.wire_addr.port());
+    config.interval = interval;
+    config.retry_interval = config.retry_interval.min(interval);
+    let mut rendezvous = Rendezvous::spawn(inner.dht.clone(), config);
+    tokio::spawn(async move {
+        loop {
+            let found = tokio::select! {
+                _ = inner.cancel.cancelled() => break,
+                found = rendezvous.next() => found,
+            };
+            let Some(addr) = found else { break };
+            if addr == inner.wire_addr {
+                continue;
+            }
+            crate::peering::heard_of(&inner, addr, Source::Dht, None);
+        }
+        rendezvous.stop().await;
+    });
+}
+
+async fn spawn_lan(inner: Arc<Inner>) {
+    let config = LanConfig::new(
+        &inner.network,
+        inner.node_key.public(),
+        inner.wire_addr.port(),
+    );
+    let mut lan = match Lan::start(config).await {
+        Ok(lan) => lan,
+        Err(error) => {
+            tracing::warn!(%error, "LAN discovery is off: it could not start");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let heard = tokio::select! {
+                _ = inner.cancel.cancelled() => break,
+                heard = lan.next() => heard,
+            };
+            let Some(peer) = heard else { break };
+            tracing::debug!(addr = %peer.addr, node = %peer.node_id, "heard a kolokol node on the LAN");
+            crate::peering::heard_of(&inner, peer.addr, Source::Lan, Some(peer.node_id));
+        }
+        lan.stop().await;
+    });
+}
+
+/// Announce every complete torrent on the DHT now and every [`ANNOUNCE_INTERVAL`], so that any BitTorrent client
+/// (and any kolokol node) finds this node as a seeder.
+fn spawn_announcer(inner: Arc<Inner>) {
+    tokio::spawn(async move {
+        loop {
+            let rows = inner.catalog().list_torrents().unwrap_or_default();
+            for row in rows
+                .iter()
+                .filter(|r| r.state == kolokol_store::TorrentState::Complete)
+            {
+                announce_torrent(&inner, row.infohash).await;
+            }
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(ANNOUNCE_INTERVAL) => {}
+            }
+        }
+    });
+}
+
+pub(crate) async fn announce_torrent(inner: &Inner, infohash: InfoHash) {
+    if let Err(error) = inner
+        .dht
+        .announce_peer(infohash, inner.bt_addr.port())
+        .await
+    {
+        tracing::debug!(%error, %infohash, "DHT announce failed");
+    }
+}
+
+/// While a download runs, ask the DHT for its peers now and then and give new ones to the engine.
+pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
+    tokio::spawn(async move {
+        loop {
+            let finished = inner
+                .engine
+                .progress(&infohash.0)
+                .is_none_or(|p| p.finished);
+            if finished || inner.cancel.is_cancelled() {
+                return;
+            }
+            let peers = inner.dht.get_peers(infohash).await;
+            let peers: Vec<SocketAddr> =
+                peers.into_iter().filter(|p| *p != inner.bt_addr).collect();
+            if !peers.is_empty() {
+                match inner.engine.add_peers(&infohash.0, peers).await {
+                    Ok(0) => {}
+                    Ok(new) => tracing::info!(%infohash, new, "peers found through the DHT"),
+                    Err(error) => tracing::debug!(%error, %infohash, "cannot add DHT peers"),
+                }
+            }
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(PEER_LOOKUP_INTERVAL) => {}
+            }
+        }
+    });
+}
+
+/// After a publish: put the author's feed head (latest record, record count) in the DHT.
+pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
+    tokio::spawn(async move {
+        let author = inner.author_key.public();
+        let (count, previous) = {
+            let catalog = inner.catalog();
+            let count = catalog.count_author_records(&author).unwrap_or(1).max(1);
+            let previous = catalog
+                .get_setting(FEED_SEQ_KEY)
+                .ok()
+                .flatten()
+                .and_then(|s| s.parse::<i64>().ok());
+            (count, previous)
+        };
+        let seq = next_feed_seq(previous, unix_now());
+        let _ = inner.catalog().set_setting(FEED_SEQ_KEY, &seq.to_string());
+        match inner
+            .dht
+            .put_feed(&inner.author_key, FeedHead { latest, count }, seq)
+            .await
+        {
+            Ok(put) => {
+                tracing::info!(%latest, count, seq, stored_at = put.stored_at, "feed head put in the DHT")
+            }
+            Err(error) => tracing::warn!(%error, "cannot put the feed head in the DHT"),
+        }
+    });
+}
+
+/// Read every followed author's feed head now and every `interval`; fetch what it names from connected peers.
+fn spawn_feed_poller(inner: Arc<Inner>, interval: Duration) {
+    tokio::spawn(async move {
+        loop {
+            poll_feeds(&inner).await;
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = inner.feeds_wake.notified() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+async fn poll_feeds(inner: &Arc<Inner>) {
+    let follows = inner.catalog().following().unwrap_or_default();
+    for follow in follows {
+        if inner.cancel.is_cancelled() {
+            return;
+        }
+        poll_feed(inner, follow.author, follow.last_seq).await;
+    }
+}
+
+async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) {
+    let Some(entry) = inner.dht.get_feed(author).await else {
+        let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        return;
+    };
+    if last_seq.is_some_and(|seen| entry.seq <= seen) {
+        let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        return;
+    }
+    let (have_latest, have_count) = {
+        let catalog = inner.catalog();
+        (
+            catalog.get_record(&entry.head.latest).ok().flatten(),
+            catalog.count_author_records(&author).unwrap_or(0),
+        )
+    };
+    match have_latest {
+        // The record the head names must be the author's own; a head pointing elsewhere is ignored.
+        Some(record) if record.body().author != author => {
+            tracing::warn!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
+            let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        }
+        Some(_) if have_count >= entry.head.count => {
+            let _ = inner
+                .catalog()
+                .follow_checked(&author, Some(entry.seq), unix_now());
+        }
+        _ => {
+            tracing::info!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
+                "feed head names records we lack; fetching them from peers");
+            inner.peers.request(Message::Fetch {
+                ids: vec![entry.head.latest],
+            });
+            inner.peers.request(Message::FetchAuthor { author });
+            let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        }
+    }
+}
+
+fn spawn_state_saver(inner: Arc<Inner>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(SAVE_INTERVAL) => {}
+            }
+            save_state(&inner).await;
+        }
+    });
+}
+
+/// Save the DHT routing table and the overlay's good addresses (the peer cache).
+pub(crate) async fn save_state(inner: &Inner) {
+    match inner.dht.save_state().await {
+        Ok(n) => tracing::debug!(nodes = n, "DHT routing table saved"),
+        Err(error) => tracing::warn!(%error, "cannot save the DHT routing table"),
+    }
+    let cacheable = inner.overlay().cacheable(200);
+    let mut catalog = inner.catalog();
+    for addr in cacheable {
+        let _ = catalog.add_peer(&addr.to_string(), false);
+    }
+}
