@@ -6,6 +6,7 @@ pub mod http;
 pub mod socks;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,6 +140,7 @@ pub(crate) struct Ctx {
     detour: Mutex<Detour>,
     pool: Arc<BridgePool>,
     clock: Instant,
+    open_connections: AtomicUsize,
 }
 
 impl Ctx {
@@ -176,20 +178,15 @@ impl ProxyServer {
             detour: Mutex::new(Detour::new(config.detour.clone(), config.rules.clone())),
             pool,
             clock: Instant::now(),
+            open_connections: AtomicUsize::new(0),
             config,
         });
         let limit = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(
-            listener,
-            ctx.clone(),
-            limit.clone(),
-            shutdown.clone(),
-        ));
+        let task = tokio::spawn(accept_loop(listener, ctx.clone(), limit, shutdown.clone()));
         Ok(ProxyHandle {
             addr,
             ctx,
-            limit,
             shutdown,
             task: Some(task),
         })
@@ -200,7 +197,6 @@ impl ProxyServer {
 pub struct ProxyHandle {
     addr: SocketAddr,
     ctx: Arc<Ctx>,
-    limit: Arc<Semaphore>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -226,12 +222,11 @@ impl ProxyHandle {
             now_ms,
             sites,
             bridges: self.ctx.pool.status(),
-            connections_open: self.ctx.config.max_connections.max(1)
-                - self.limit.available_permits(),
+            connections_open: self.ctx.open_connections.load(Ordering::Relaxed),
         }
     }
 
-    /// Adds a bridge (`kolokol bridge add CODE`).
+    /// Adds a bridge (`kolokol bridge add CODE`). Call from within the tokio runtime (it connects in the background).
     pub fn add_bridge(&self, invitation: Invitation) {
         self.ctx.pool.add(invitation);
     }
@@ -302,7 +297,9 @@ async fn accept_loop(
         while tasks.try_join_next().is_some() {}
         let ctx = ctx.clone();
         tasks.spawn(async move {
-            connection::serve(client, ctx).await;
+            ctx.open_connections.fetch_add(1, Ordering::Relaxed);
+            connection::serve(client, ctx.clone()).await;
+            ctx.open_connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
