@@ -92,6 +92,14 @@ pub struct UpArgs {
     /// Do not announce on or listen to the local network (multicast).
     #[arg(long, env = "KOLOKOL_NO_LAN")]
     pub no_lan: bool,
+    /// Announce on and listen to the LAN only on the interface with this IPv4 address (repeat for several;
+    /// default: every non-loopback interface).
+    #[arg(
+        long = "lan-interface",
+        env = "KOLOKOL_LAN_INTERFACE",
+        value_delimiter = ','
+    )]
+    pub lan_interfaces: Vec<std::net::Ipv4Addr>,
     /// Answer other DHT nodes' queries from the start (otherwise only once this node is found reachable).
     #[arg(long, env = "KOLOKOL_DHT_SERVER")]
     pub dht_server: bool,

@@ -188,17 +188,20 @@ async fn get(client: &Client, args: GetArgs, json: bool) -> anyhow::Result<()> {
                 bar.set_length(view.total_bytes);
                 bar.set_position(view.have_bytes);
             }
-            bar.set_message(if view.peers == 0 && !view.finished {
-                "waiting for peers".to_owned()
-            } else {
-                format!("{} peers", view.peers)
+            bar.set_message(match (view.state.as_str(), view.peers) {
+                ("resolving", _) => "looking for peers with the torrent's metadata".to_owned(),
+                (_, 0) if !view.finished => "waiting for peers".to_owned(),
+                (state, peers) => format!("{state}, {peers} peers"),
             });
         }
         if view.finished {
             break;
         }
-        if let Some(error) = &view.error {
-            bail!("download failed: {error}");
+        if view.state == "failed" {
+            bail!(
+                "download failed: {}",
+                view.error.as_deref().unwrap_or("unknown error")
+            );
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             bail!(

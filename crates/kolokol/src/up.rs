@@ -37,6 +37,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
             dht_request_timeout: Duration::from_millis(args.dht_timeout_ms),
             rendezvous_interval: Duration::from_secs(args.rendezvous_secs),
             lan: !args.no_lan,
+            lan_interfaces: args.lan_interfaces,
             feed_poll_interval: Duration::from_secs(args.feed_poll_secs),
         },
         push_fanout: args.push_fanout,

@@ -46,6 +46,8 @@ pub struct DiscoveryConfig {
     pub rendezvous_interval: Duration,
     /// Announce on the LAN by multicast and connect to what is heard.
     pub lan: bool,
+    /// LAN interfaces (their IPv4 addresses); empty: every non-loopback interface.
+    pub lan_interfaces: Vec<std::net::Ipv4Addr>,
     /// Read followed authors' feed heads this often.
     pub feed_poll_interval: Duration,
 }
@@ -60,6 +62,7 @@ impl Default for DiscoveryConfig {
             dht_request_timeout: Duration::from_secs(2),
             rendezvous_interval: Duration::from_secs(600),
             lan: true,
+            lan_interfaces: Vec::new(),
             feed_poll_interval: Duration::from_secs(300),
         }
     }

@@ -12,7 +12,8 @@ use kolokol_core::keys::AuthorId;
 use kolokol_core::overlay::Source;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::{
-    Dht, DhtConfig, FeedHead, Lan, LanConfig, Rendezvous, RendezvousConfig, next_feed_seq,
+    Dht, DhtConfig, FeedHead, Lan, LanConfig, LanInterfaces, Rendezvous, RendezvousConfig,
+    next_feed_seq,
 };
 use kolokol_wire::Message;
 
@@ -81,7 +82,7 @@ pub(crate) async fn start_dht(
 pub(crate) async fn spawn_all(inner: &Arc<Inner>, config: &DiscoveryConfig) {
     spawn_rendezvous(inner.clone(), config.rendezvous_interval);
     if config.lan {
-        spawn_lan(inner.clone()).await;
+        spawn_lan(inner.clone(), &config.lan_interfaces).await;
     }
     spawn_announcer(inner.clone());
     spawn_feed_poller(inner.clone(), config.feed_poll_interval);
@@ -109,12 +110,15 @@ fn spawn_rendezvous(inner: Arc<Inner>, interval: Duration) {
     });
 }
 
-async fn spawn_lan(inner: Arc<Inner>) {
-    let config = LanConfig::new(
+async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
+    let mut config = LanConfig::new(
         &inner.network,
         inner.node_key.public(),
         inner.wire_addr.port(),
     );
+    if !interfaces.is_empty() {
+        config.interfaces = LanInterfaces::Only(interfaces.to_vec());
+    }
     let mut lan = match Lan::start(config).await {
         Ok(lan) => lan,
         Err(error) => {

@@ -115,6 +115,9 @@ impl Inner {
             id: id.map(|id| id.to_string()),
             name,
             path,
+            state: progress
+                .as_ref()
+                .map_or_else(|| "stopped".to_owned(), |p| state_name(p.state).to_owned()),
             total_bytes: progress.as_ref().map_or(0, |p| p.total_bytes),
             have_bytes: progress.as_ref().map_or(0, |p| p.have_bytes),
             finished: progress.as_ref().map_or(complete_in_store, |p| p.finished),
@@ -317,4 +320,16 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+fn state_name(state: kolokol_transfer::TorrentState) -> &'static str {
+    use kolokol_transfer::TorrentState::*;
+    match state {
+        Resolving => "resolving",
+        Checking => "checking",
+        Downloading => "downloading",
+        Seeding => "seeding",
+        Paused => "paused",
+        Failed => "failed",
+    }
 }

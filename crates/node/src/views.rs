@@ -129,6 +129,9 @@ pub struct TransferView {
     pub name: Option<String>,
     /// Where the data is (or will be) once complete.
     pub path: Option<PathBuf>,
+    /// resolving (waiting for the torrent's metadata from peers), checking, downloading, seeding, paused, failed;
+    /// or stopped (known to this node but not running).
+    pub state: String,
     pub total_bytes: u64,
     pub have_bytes: u64,
     /// Complete and every piece verified.
@@ -136,6 +139,7 @@ pub struct TransferView {
     pub peers: usize,
     pub download_bps: u64,
     pub upload_bps: u64,
+    /// The engine's last error: final when `state` is failed, otherwise the last failed attempt (the engine retries).
     pub error: Option<String>,
 }
 
