@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 need_packages=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need_packages+=(python3-libtorrent)
 command -v aria2c >/dev/null 2>&1 || need_packages+=(aria2)
+# LAN discovery tests make network namespaces (unshare, ip).
+command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "installing ${need_packages[*]}"
     sudo_cmd=()

@@ -27,6 +27,14 @@ impl NodeProcess {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        // Tests touch loopback only: no public DHT routers, no LAN multicast.
+        let mut args = vec!["--no-default-bootstrap", "--no-lan"];
+        args.extend_from_slice(extra);
+        Self::start_custom(data_dir, &args)
+    }
+
+    /// Like [`NodeProcess::start_with`] without the default `--no-default-bootstrap --no-lan`: the caller decides.
+    pub fn start_custom(data_dir: &Path, extra: &[&str]) -> NodeProcess {
         std::fs::create_dir_all(data_dir).unwrap();
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).unwrap();
@@ -46,14 +54,7 @@ impl NodeProcess {
                 "--dht",
                 "127.0.0.1:0",
             ])
-            // Tests touch loopback only: no public DHT routers, no LAN multicast.
-            .args([
-                "--no-default-bootstrap",
-                "--no-lan",
-                "--dht-server",
-                "--dht-timeout-ms",
-                "300",
-            ])
+            .args(["--dht-server", "--dht-timeout-ms", "300"])
             .args(extra)
             .env("KOLOKOL_LOG", "info,librqbit=warn")
             .stdin(Stdio::null())
