@@ -226,7 +226,7 @@ pub(crate) fn spawn_dialer(inner: Arc<Inner>) {
                 tokio::spawn(async move {
                     if let Err(error) = dial(&inner, addr, false).await {
                         inner.overlay().dial_failed(&addr, inner.elapsed());
-                        tracing::debug!(%addr, %error, "dial failed");
+                        tracing::info!(%addr, %error, "dial failed");
                     }
                 });
             }
