@@ -10,6 +10,7 @@
 //!
 //! Every write is one SQLite transaction: a failed operation leaves the database as it was.
 
+mod blocks;
 mod follows;
 mod migrations;
 mod peers;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+pub use blocks::{BlockedRow, Purge};
 pub use follows::{FollowRow, MAX_FOLLOWS};
 pub use peers::PeerRow;
 pub use records::RecordPage;

@@ -66,6 +66,13 @@ const MIGRATIONS: &[&str] = &[
         checked_at INTEGER
     ) WITHOUT ROWID;
     ",
+    // 3: blocked authors.
+    "
+    CREATE TABLE blocked_authors (
+        author     BLOB PRIMARY KEY NOT NULL CHECK (length(author) = 32),
+        blocked_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -325,3 +325,74 @@ fn follows_round_trip() {
     assert!(!catalog.unfollow(&a).unwrap());
     assert_eq!(catalog.following().unwrap().len(), 1);
 }
+
+#[test]
+fn blocking_purges_an_author_and_their_orphaned_torrents_only() {
+    let mut catalog = Catalog::open_in_memory("kolokol").unwrap();
+    let spammer = Keypair::from_secret_bytes([4; 32]);
+    let honest = Keypair::from_secret_bytes([5; 32]);
+    let spam = rich(&spammer, "Купите", "спам", &["spam"], "ru", "video/mp4", 10);
+    let good = rich(
+        &honest,
+        "Новости",
+        "правда",
+        &["news"],
+        "ru",
+        "video/mp4",
+        20,
+    );
+    catalog.insert_record(&spam, 1).unwrap();
+    catalog.insert_record(&good, 1).unwrap();
+    catalog.follow(&spammer.public(), 1).unwrap();
+    for record in [&spam, &good] {
+        catalog
+            .put_torrent(&TorrentRow {
+                infohash: record.body().infohash,
+                name: "f".into(),
+                torrent: None,
+                output_dir: "/tmp".into(),
+                state: TorrentState::Complete,
+                added_at: 1,
+            })
+            .unwrap();
+    }
+    let purge = catalog.block_author(&spammer.public(), 30).unwrap();
+    assert_eq!(purge.records, 1);
+    assert_eq!(purge.orphaned_torrents, vec![spam.body().infohash]);
+    assert!(catalog.is_blocked(&spammer.public()).unwrap());
+    assert!(!catalog.is_blocked(&honest.public()).unwrap());
+    assert_eq!(catalog.count_records().unwrap(), 1);
+    assert!(
+        catalog
+            .get_torrent(&spam.body().infohash)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        catalog
+            .get_torrent(&good.body().infohash)
+            .unwrap()
+            .is_some()
+    );
+    assert!(catalog.following().unwrap().is_empty());
+    let search = |text: &str| {
+        catalog
+            .search(&SearchQuery {
+                text: text.into(),
+                limit: 10,
+                ..SearchQuery::default()
+            })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        search("купите"),
+        0,
+        "the search index forgot the purged record"
+    );
+    assert_eq!(search("новости"), 1);
+    assert_eq!(catalog.blocked_authors().unwrap().len(), 1);
+    assert!(catalog.unblock_author(&spammer.public()).unwrap());
+    assert!(!catalog.unblock_author(&spammer.public()).unwrap());
+    assert!(!catalog.is_blocked(&spammer.public()).unwrap());
+}
