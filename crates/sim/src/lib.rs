@@ -17,5 +17,7 @@ pub mod scenario;
 pub mod world;
 
 pub use config::SimConfig;
-pub use scenario::{PartitionReport, PartitionScenario, ReachReport, ReachScenario, run_partition, run_reach};
+pub use scenario::{
+    PartitionReport, PartitionScenario, ReachReport, ReachScenario, run_partition, run_reach,
+};
 pub use world::World;

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use kolokol_core::gossip::GossipConfig;
 use kolokol_sim::{PartitionScenario, ReachScenario, SimConfig, run_partition, run_reach};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -52,11 +53,11 @@ struct Args {
     /// Size of a record in bytes.
     #[arg(long, default_value_t = 1500)]
     record_bytes: u32,
-    /// Peers that get a new record whole.
-    #[arg(long, default_value_t = 2)]
+    /// Peers that get a received record whole (a published one goes whole to the whole fan-out).
+    #[arg(long, default_value_t = GossipConfig::default().eager_fanout)]
     eager_fanout: usize,
     /// Further peers that get its id.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = GossipConfig::default().announce_fanout)]
     announce_fanout: usize,
     /// Mean seconds between periodic reconciliations of a node.
     #[arg(long, default_value_t = 30)]

@@ -67,17 +67,17 @@ pub struct PartitionTrack {
     pub held: Vec<u32>,
     /// When each node first held all of them.
     pub complete_at: Vec<Option<Duration>>,
-    /// Nodes online at the heal and never offline after it.
-    pub stayed_online: Vec<bool>,
+    /// The nodes timed: online at the heal, and not gone offline before holding everything.
+    pub cohort: Vec<bool>,
 }
 
 impl PartitionTrack {
-    /// Time from the heal until `fraction` of the nodes that stayed online held every partition record.
+    /// Time from the heal until `fraction` of the cohort held every partition record.
     pub fn time_to(&self, fraction: f64) -> Option<Duration> {
         let heal = self.heal_at?;
         let mut times: Vec<Duration> = Vec::new();
         let mut members = 0usize;
-        for (stayed, complete) in self.stayed_online.iter().zip(&self.complete_at) {
+        for (stayed, complete) in self.cohort.iter().zip(&self.complete_at) {
             if !*stayed {
                 continue;
             }
@@ -137,7 +137,9 @@ impl Metrics {
                 break;
             }
         }
-        if let (Some(track), RecordKind::Partition(_)) = (&mut self.partition, records.get(record).kind) {
+        if let (Some(track), RecordKind::Partition(_)) =
+            (&mut self.partition, records.get(record).kind)
+        {
             track.held[node] += 1;
             if track.held[node] == track.total && track.complete_at[node].is_none() {
                 track.complete_at[node] = Some(now);
@@ -165,8 +167,9 @@ impl Metrics {
         }
         if let Some(track) = &mut self.partition
             && track.heal_at.is_some()
+            && track.complete_at[node].is_none()
         {
-            track.stayed_online[node] = false;
+            track.cohort[node] = false;
         }
         if self.catchup[node].take().is_some() {
             self.catchups_abandoned += 1;

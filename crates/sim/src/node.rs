@@ -112,6 +112,9 @@ pub struct SimNode {
     pub conns: BTreeMap<u32, Conn>,
     /// Dials in flight.
     pub dialing: BTreeMap<u32, Duration>,
+    /// Records requested and not yet arrived, with the time after which they may be requested again: one
+    /// request at a time per record, whether gossip or reconciliation asks.
+    pub inflight: BTreeMap<u32, Duration>,
     /// Sessions this node started, by peer.
     pub initiators: BTreeMap<u32, Initiator>,
     /// Sessions peers started with this node, by peer.
@@ -134,6 +137,7 @@ impl SimNode {
             timer_at: None,
             conns: BTreeMap::new(),
             dialing: BTreeMap::new(),
+            inflight: BTreeMap::new(),
             initiators: BTreeMap::new(),
             responders: BTreeMap::new(),
             half: 0,

@@ -2,6 +2,7 @@
 //! have, over the same core state machines.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use kolokol_core::gossip::{Action, Event, Via};
@@ -17,8 +18,10 @@ use crate::world::{Ev, World};
 pub(crate) enum Msg {
     /// Whole records; `reconcile` says a reconciliation found them missing (else they were pushed).
     Records { records: Vec<u32>, reconcile: bool },
-    /// Ids the sender holds.
+    /// Ids the sender holds (gossip).
     Announce(Vec<u32>),
+    /// Ids the sender holds that a reconciliation found the receiver lacks.
+    Offer(Vec<u32>),
     /// Ids the sender wants; `reconcile` as for `Records`.
     Want { records: Vec<u32>, reconcile: bool },
     /// A reconciliation frame; `to_responder` tells which session of the receiver it belongs to.
@@ -43,7 +46,7 @@ impl Msg {
                 attribute(list, each);
                 MESSAGE_OVERHEAD + each * list.len() as u64
             }
-            Msg::Announce(list) | Msg::Want { records: list, .. } => {
+            Msg::Announce(list) | Msg::Offer(list) | Msg::Want { records: list, .. } => {
                 attribute(list, id_bytes);
                 MESSAGE_OVERHEAD + id_bytes * list.len() as u64
             }
@@ -54,11 +57,15 @@ impl Msg {
 
     pub(crate) fn traffic(&self) -> Traffic {
         match self {
-            Msg::Records { reconcile: true, .. } => Traffic::RecordReconcile,
-            Msg::Records { reconcile: false, .. } => Traffic::RecordPush,
+            Msg::Records {
+                reconcile: true, ..
+            } => Traffic::RecordReconcile,
+            Msg::Records {
+                reconcile: false, ..
+            } => Traffic::RecordPush,
             Msg::Announce(_) => Traffic::Announce,
             Msg::Want { .. } => Traffic::Want,
-            Msg::Reconcile { .. } | Msg::ReconcileDone => Traffic::Reconcile,
+            Msg::Offer(_) | Msg::Reconcile { .. } | Msg::ReconcileDone => Traffic::Reconcile,
         }
     }
 }
@@ -110,13 +117,44 @@ impl World {
             }
         }
         for (to, records) in outbox.push {
-            self.send(node, to, Msg::Records { records, reconcile: false });
+            self.send(
+                node,
+                to,
+                Msg::Records {
+                    records,
+                    reconcile: false,
+                },
+            );
         }
         for (to, list) in outbox.announce {
             self.send(node, to, Msg::Announce(list));
         }
         for (to, records) in outbox.want {
-            self.send(node, to, Msg::Want { records, reconcile: false });
+            self.request(node, to, records, false);
+        }
+    }
+
+    /// Asks `from` for the records among `records` that are neither held nor already asked for.
+    fn request(&mut self, node: u32, from: u32, records: Vec<u32>, reconcile: bool) {
+        let now = self.now();
+        let retry_after = now + self.config.gossip.request_timeout;
+        let n = &mut self.nodes[node as usize];
+        let wanted: Vec<u32> = records
+            .into_iter()
+            .filter(|r| !n.held.contains(*r) && n.inflight.get(r).is_none_or(|until| *until <= now))
+            .collect();
+        for r in &wanted {
+            n.inflight.insert(*r, retry_after);
+        }
+        if !wanted.is_empty() {
+            self.send(
+                node,
+                from,
+                Msg::Want {
+                    records: wanted,
+                    reconcile,
+                },
+            );
         }
     }
 
@@ -150,17 +188,31 @@ impl World {
                     }
                 }
             }
+            Msg::Offer(records) => self.request(node, from, records, true),
             Msg::Want { records, reconcile } => {
                 let held: Vec<u32> = records
                     .into_iter()
                     .filter(|r| self.nodes[node as usize].held.contains(*r))
                     .collect();
                 if !held.is_empty() {
-                    self.send(node, from, Msg::Records { records: held, reconcile });
+                    self.send(
+                        node,
+                        from,
+                        Msg::Records {
+                            records: held,
+                            reconcile,
+                        },
+                    );
                 }
             }
-            Msg::Reconcile { frame, to_responder: true } => self.answer_session(node, from, &frame),
-            Msg::Reconcile { frame, to_responder: false } => self.continue_session(node, from, &frame),
+            Msg::Reconcile {
+                frame,
+                to_responder: true,
+            } => self.answer_session(node, from, &frame),
+            Msg::Reconcile {
+                frame,
+                to_responder: false,
+            } => self.continue_session(node, from, &frame),
             Msg::ReconcileDone => {
                 let n = &mut self.nodes[node as usize];
                 n.responders.remove(&from);
@@ -187,7 +239,14 @@ impl World {
             Some((initiator, frame)) => {
                 n.initiators.insert(peer, initiator);
                 self.metrics.sessions_started += 1;
-                self.send(node, peer, Msg::Reconcile { frame, to_responder: true });
+                self.send(
+                    node,
+                    peer,
+                    Msg::Reconcile {
+                        frame,
+                        to_responder: true,
+                    },
+                );
             }
             None => self.gossip_event(node, Event::ReconcileEnded { peer }),
         }
@@ -196,10 +255,10 @@ impl World {
     fn answer_session(&mut self, node: u32, from: u32, frame: &[u8]) {
         let config = self.config.reconcile.clone();
         let n = &mut self.nodes[node as usize];
-        if !n.responders.contains_key(&from) {
+        if let Entry::Vacant(slot) = n.responders.entry(from) {
             match Responder::new(config) {
                 Ok(responder) => {
-                    n.responders.insert(from, responder);
+                    slot.insert(responder);
                 }
                 Err(_) => return,
             }
@@ -209,7 +268,14 @@ impl World {
             return;
         };
         match responder.handle(storage, frame) {
-            Ok(reply) => self.send(node, from, Msg::Reconcile { frame: reply, to_responder: false }),
+            Ok(reply) => self.send(
+                node,
+                from,
+                Msg::Reconcile {
+                    frame: reply,
+                    to_responder: false,
+                },
+            ),
             Err(_) => {
                 n.responders.remove(&from);
                 self.metrics.session_errors += 1;
@@ -233,20 +299,23 @@ impl World {
             }
         };
         let have = self.indices(&step.have);
-        let need: Vec<u32> = self
-            .indices(&step.need)
-            .into_iter()
-            .filter(|r| !self.nodes[node as usize].held.contains(*r))
-            .collect();
+        let need = self.indices(&step.need);
         self.metrics.reconciled_ids += (have.len() + need.len()) as u64;
+        // What the peer lacks is offered by id rather than sent whole: it may be fetching some of it from
+        // elsewhere already, and it asks for the rest.
         if !have.is_empty() {
-            self.send(node, from, Msg::Records { records: have, reconcile: true });
+            self.send(node, from, Msg::Offer(have));
         }
-        if !need.is_empty() {
-            self.send(node, from, Msg::Want { records: need, reconcile: true });
-        }
+        self.request(node, from, need, true);
         match step.reply {
-            Some(frame) => self.send(node, from, Msg::Reconcile { frame, to_responder: true }),
+            Some(frame) => self.send(
+                node,
+                from,
+                Msg::Reconcile {
+                    frame,
+                    to_responder: true,
+                },
+            ),
             None => {
                 let n = &mut self.nodes[node as usize];
                 if let Some(done) = n.initiators.remove(&from) {
@@ -263,7 +332,9 @@ impl World {
     }
 
     fn indices(&self, ids: &[RecordId]) -> Vec<u32> {
-        ids.iter().filter_map(|id| self.records.index_of(id)).collect()
+        ids.iter()
+            .filter_map(|id| self.records.index_of(id))
+            .collect()
     }
 
     /// Records of `kind` published so far.

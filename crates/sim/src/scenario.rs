@@ -60,7 +60,13 @@ pub struct ReachReport {
     /// Reconciliation sessions started, completed, failed; median and max rounds.
     pub sessions: (u64, u64, u64, u32, u32),
     /// Catch-ups of returning nodes: completed, abandoned, median, p99 and max time.
-    pub catchups: (usize, u32, Option<Duration>, Option<Duration>, Option<Duration>),
+    pub catchups: (
+        usize,
+        u32,
+        Option<Duration>,
+        Option<Duration>,
+        Option<Duration>,
+    ),
     /// Whole records received twice.
     pub duplicate_records: u64,
     /// Spam: records published, how many a per-author limit would refuse, spam bytes per node.
@@ -81,7 +87,10 @@ pub struct SpamReport {
 }
 
 /// Runs the reach scenario.
-pub fn run_reach(config: SimConfig, scenario: &ReachScenario) -> anyhow::Result<(World, ReachReport)> {
+pub fn run_reach(
+    config: SimConfig,
+    scenario: &ReachScenario,
+) -> anyhow::Result<(World, ReachReport)> {
     let mut world = World::new(config)?;
     world.start();
     let quiet_start = scenario.warmup.saturating_sub(Duration::from_secs(60));
@@ -118,13 +127,24 @@ pub fn run_reach(config: SimConfig, scenario: &ReachScenario) -> anyhow::Result<
         .sum();
     let mut rounds = world.metrics.session_rounds.clone();
     rounds.sort_unstable();
-    let mut catchup_times: Vec<Duration> = world.metrics.catchups_done.iter().map(|(_, d)| *d).collect();
+    let mut catchup_times: Vec<Duration> = world
+        .metrics
+        .catchups_done
+        .iter()
+        .map(|(_, d)| *d)
+        .collect();
     catchup_times.sort();
     let spam = (world.config.spammers > 0).then(|| spam_report(&world));
     let report = ReachReport {
         nodes: world.nodes.len(),
         online_at_publish: online,
-        cohort: world.metrics.probes.iter().map(|p| p.cohort_size()).sum::<usize>() as f64 / probes,
+        cohort: world
+            .metrics
+            .probes
+            .iter()
+            .map(|p| p.cohort_size())
+            .sum::<usize>() as f64
+            / probes,
         probe_times: world
             .metrics
             .probes
@@ -133,7 +153,9 @@ pub fn run_reach(config: SimConfig, scenario: &ReachScenario) -> anyhow::Result<
             .collect(),
         gossip_bytes_per_node_per_record: probe_bytes as f64 / online / probes,
         all_bytes_per_node_per_record: phase.total() as f64 / online / probes,
-        idle_bytes_per_node_per_minute: quiet.total() as f64 / online_quiet.max(1) as f64 / quiet_minutes,
+        idle_bytes_per_node_per_minute: quiet.total() as f64
+            / online_quiet.max(1) as f64
+            / quiet_minutes,
         phase_traffic: phase,
         sessions: (
             world.metrics.sessions_started,
@@ -161,7 +183,10 @@ fn spam_report(world: &World) -> SpamReport {
     let mut bytes = 0u64;
     for (index, record) in world.records.iter().enumerate() {
         if record.kind == RecordKind::Spam {
-            by_author.entry(record.author).or_default().push(record.published_at);
+            by_author
+                .entry(record.author)
+                .or_default()
+                .push(record.published_at);
             bytes += world.records.gossip_bytes[index];
         }
     }
@@ -224,7 +249,12 @@ impl fmt::Display for ReachReport {
         )?;
         write!(f, "  phase traffic:")?;
         for kind in Traffic::ALL {
-            write!(f, " {} {:.1} MB;", kind.label(), self.phase_traffic.get(kind) as f64 / 1e6)?;
+            write!(
+                f,
+                " {} {:.1} MB;",
+                kind.label(),
+                self.phase_traffic.get(kind) as f64 / 1e6
+            )?;
         }
         writeln!(f)?;
         let (started, completed, errors, median, max) = self.sessions;
@@ -240,7 +270,11 @@ impl fmt::Display for ReachReport {
             secs(p99),
             secs(max)
         )?;
-        writeln!(f, "  whole records received twice: {}", self.duplicate_records)?;
+        writeln!(
+            f,
+            "  whole records received twice: {}",
+            self.duplicate_records
+        )?;
         if let Some(spam) = &self.spam {
             writeln!(
                 f,
@@ -286,11 +320,13 @@ pub struct PartitionReport {
     pub nodes: usize,
     /// Records published in the two halves.
     pub published: u32,
-    /// Nodes online at the heal that stayed online to the end.
+    /// Nodes online at the heal that did not go offline before holding every record.
     pub cohort: usize,
+    /// Nodes online at the heal.
+    pub online_at_heal: usize,
     /// Times from the heal until 50%, 99% and 100% of them held every record of both halves.
     pub times: [Option<Duration>; 3],
-    /// Bytes sent from the heal to the end, per node of the cohort, by kind.
+    /// Bytes sent from the heal to the end, per node online at the heal, by kind.
     pub traffic: TrafficCounters,
 }
 
@@ -317,16 +353,18 @@ pub fn run_partition(
     let heal_at = scenario.warmup + scenario.cut_for;
     world.run_until(heal_at);
     world.heal_and_track();
+    let online_at_heal = world.online_count();
     let before = world.metrics.traffic;
     world.run_until(heal_at + scenario.observe);
     let traffic = world.metrics.traffic.since(&before);
     let track = world.metrics.partition.clone().unwrap_or_default();
-    let cohort = track.stayed_online.iter().filter(|s| **s).count();
-    let per_node = |bytes: u64| bytes / cohort.max(1) as u64;
+    let cohort = track.cohort.iter().filter(|s| **s).count();
+    let per_node = |bytes: u64| bytes / online_at_heal.max(1) as u64;
     let report = PartitionReport {
         nodes: world.nodes.len(),
         published: track.total,
         cohort,
+        online_at_heal,
         times: [track.time_to(0.5), track.time_to(0.99), track.time_to(1.0)],
         traffic: TrafficCounters(traffic.0.map(per_node)),
     };
@@ -342,15 +380,28 @@ impl fmt::Display for PartitionReport {
         )?;
         writeln!(
             f,
-            "  nodes online at the heal and to the end: {} (they are the ones timed)",
-            self.cohort
+            "  timed: {} of the {} nodes online at the heal (those that went offline before holding everything are left out)",
+            self.cohort, self.online_at_heal
         )?;
         for (label, t) in ["50%", "99%", "100%"].iter().zip(self.times) {
-            writeln!(f, "  time from heal until {label:>4} of them hold all records: {}", secs(t))?;
+            writeln!(
+                f,
+                "  time from heal until {label:>4} of them hold all records: {}",
+                secs(t)
+            )?;
         }
-        write!(f, "  bytes sent per node after the heal: {:.2} MB (", self.traffic.total() as f64 / 1e6)?;
+        write!(
+            f,
+            "  bytes sent per node online at the heal, from the heal to the end of the run (churn catch-up included): {:.2} MB (",
+            self.traffic.total() as f64 / 1e6
+        )?;
         for kind in Traffic::ALL {
-            write!(f, "{} {:.2} MB; ", kind.label(), self.traffic.get(kind) as f64 / 1e6)?;
+            write!(
+                f,
+                "{} {:.2} MB; ",
+                kind.label(),
+                self.traffic.get(kind) as f64 / 1e6
+            )?;
         }
         writeln!(f, ")")
     }

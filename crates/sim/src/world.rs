@@ -22,16 +22,45 @@ use crate::records::{RecordKind, Records, UNIX_BASE};
 
 /// Things that happen at a point of virtual time.
 pub(crate) enum Ev {
-    Deliver { from: u32, to: u32, conn: u64, msg: Msg },
-    Connected { dialer: u32, target: u32 },
-    DialFailed { dialer: u32, target: u32 },
-    PeerGone { node: u32, peer: u32, conn: u64 },
-    GossipTimer { node: u32, at: Duration },
-    Maintain { node: u32 },
-    Rotate { node: u32 },
-    Churn { node: u32 },
-    Publish { node: u32, kind: RecordKind },
-    Spam { node: u32 },
+    Deliver {
+        from: u32,
+        to: u32,
+        conn: u64,
+        msg: Msg,
+    },
+    Connected {
+        dialer: u32,
+        target: u32,
+    },
+    DialFailed {
+        dialer: u32,
+        target: u32,
+    },
+    PeerGone {
+        node: u32,
+        peer: u32,
+        conn: u64,
+    },
+    GossipTimer {
+        node: u32,
+        at: Duration,
+    },
+    Maintain {
+        node: u32,
+    },
+    Rotate {
+        node: u32,
+    },
+    Churn {
+        node: u32,
+    },
+    Publish {
+        node: u32,
+        kind: RecordKind,
+    },
+    Spam {
+        node: u32,
+    },
 }
 
 /// State of one direction of a link.
@@ -64,10 +93,16 @@ impl World {
         config.gossip.validate()?;
         config.reconcile.validate()?;
         anyhow::ensure!(config.nodes >= 2, "need at least two nodes");
-        anyhow::ensure!((0.0..1.0).contains(&config.churn), "churn must be in [0, 1)");
+        anyhow::ensure!(
+            (0.0..1.0).contains(&config.churn),
+            "churn must be in [0, 1)"
+        );
         anyhow::ensure!((0.0..1.0).contains(&config.loss), "loss must be in [0, 1)");
         anyhow::ensure!(config.bandwidth > 0, "bandwidth must be positive");
-        anyhow::ensure!(config.latency_min <= config.latency_max, "latency range is empty");
+        anyhow::ensure!(
+            config.latency_min <= config.latency_max,
+            "latency range is empty"
+        );
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut nodes = Vec::with_capacity(config.nodes);
         for i in 0..config.nodes {
@@ -79,7 +114,8 @@ impl World {
         let mut records = Records::default();
         for i in 0..config.initial_records {
             // Spread over the year before the start.
-            let created = UNIX_BASE - 365 * 86_400 + (i as u64 * 31_536_000) / config.initial_records.max(1) as u64;
+            let created = UNIX_BASE - 365 * 86_400
+                + (i as u64 * 31_536_000) / config.initial_records.max(1) as u64;
             let index = records.add(config.seed, created, 0, Duration::ZERO, RecordKind::Initial);
             for node in &mut nodes {
                 node.held.insert(index);
@@ -257,7 +293,8 @@ impl World {
             let candidates: Vec<u32> = (0..self.nodes.len() as u32)
                 .filter(|n| {
                     let candidate = &self.nodes[*n as usize];
-                    candidate.online && (!matches!(kind, RecordKind::Partition(_)) || candidate.half == half)
+                    candidate.online
+                        && (!matches!(kind, RecordKind::Partition(_)) || candidate.half == half)
                 })
                 .collect();
             if candidates.is_empty() {
@@ -267,7 +304,9 @@ impl World {
         }
         let now = self.now();
         let created = UNIX_BASE + now.as_secs();
-        let index = self.records.add(self.config.seed, created, author, now, kind);
+        let index = self
+            .records
+            .add(self.config.seed, created, author, now, kind);
         if kind == RecordKind::Probe {
             self.metrics.probes.push(crate::metrics::Probe {
                 record: index,
@@ -286,11 +325,14 @@ impl World {
 
     /// Adds a record to a node's catalog; returns whether it was new.
     pub(crate) fn store(&mut self, node: u32, record: u32) -> bool {
-        if !self.nodes[node as usize].held.insert(record) {
+        let n = &mut self.nodes[node as usize];
+        n.inflight.remove(&record);
+        if !n.held.insert(record) {
             return false;
         }
         let now = self.now();
-        self.metrics.on_hold(node as usize, record, now, &self.records);
+        self.metrics
+            .on_hold(node as usize, record, now, &self.records);
         true
     }
 
@@ -309,12 +351,13 @@ impl World {
         let lacking = (0..existing)
             .filter(|r| self.records.get(*r).kind != RecordKind::Spam && !n.held.contains(*r))
             .count() as u32;
-        self.metrics.catchup[node as usize] = (now > Duration::ZERO && lacking > 0).then_some(Catchup {
-            since: now,
-            existing,
-            lacking,
-            lacked_at_start: lacking,
-        });
+        self.metrics.catchup[node as usize] =
+            (now > Duration::ZERO && lacking > 0).then_some(Catchup {
+                since: now,
+                existing,
+                lacking,
+                lacked_at_start: lacking,
+            });
         self.queue.push(now, Ev::Maintain { node });
     }
 
@@ -326,6 +369,7 @@ impl World {
         let n = &mut self.nodes[node as usize];
         n.online = false;
         n.dialing.clear();
+        n.inflight.clear();
         n.initiators.clear();
         n.responders.clear();
         n.timer_at = None;
@@ -356,14 +400,18 @@ impl World {
         let reachable = t.online && !self.cut_off(dialer, target);
         if !reachable {
             // No answer: the dial times out.
-            self.queue
-                .push(now + Duration::from_secs(3), Ev::DialFailed { dialer, target });
+            self.queue.push(
+                now + Duration::from_secs(3),
+                Ev::DialFailed { dialer, target },
+            );
         } else if t.inbound_count() >= self.config.max_inbound || t.conns.contains_key(&dialer) {
             // Refused at once.
-            self.queue.push(now + latency * 2, Ev::DialFailed { dialer, target });
+            self.queue
+                .push(now + latency * 2, Ev::DialFailed { dialer, target });
         } else {
             // Noise XX takes one and a half round trips, then the hellos cross.
-            self.queue.push(now + latency * 4, Ev::Connected { dialer, target });
+            self.queue
+                .push(now + latency * 4, Ev::Connected { dialer, target });
         }
     }
 
@@ -478,8 +526,12 @@ impl World {
     /// The one-way latency of the pair, fixed for the run.
     pub(crate) fn latency(&self, a: u32, b: u32) -> Duration {
         let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
-        let unit = (splitmix(self.config.seed ^ (lo << 32 | hi)) >> 11) as f64 / (1u64 << 53) as f64;
-        let span = self.config.latency_max.saturating_sub(self.config.latency_min);
+        let unit =
+            (splitmix(self.config.seed ^ (lo << 32 | hi)) >> 11) as f64 / (1u64 << 53) as f64;
+        let span = self
+            .config
+            .latency_max
+            .saturating_sub(self.config.latency_min);
         self.config.latency_min + span.mul_f64(unit)
     }
 
@@ -549,7 +601,7 @@ impl World {
         self.metrics.partition = Some(crate::metrics::PartitionTrack {
             held: vec![0; self.nodes.len()],
             complete_at: vec![None; self.nodes.len()],
-            stayed_online: vec![false; self.nodes.len()],
+            cohort: vec![false; self.nodes.len()],
             ..Default::default()
         });
     }
@@ -561,7 +613,7 @@ impl World {
         let online: Vec<bool> = self.nodes.iter().map(|n| n.online).collect();
         if let Some(track) = &mut self.metrics.partition {
             track.heal_at = Some(now);
-            track.stayed_online = online;
+            track.cohort = online;
         }
     }
 }

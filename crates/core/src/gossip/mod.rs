@@ -3,11 +3,14 @@
 //!
 //! Two mechanisms work together:
 //!
-//! - **Push.** A record new to this node (published here, or received) is sent whole to a few random connected
-//!   peers ([`GossipConfig::eager_fanout`]) and announced by id to a few more
-//!   ([`GossipConfig::announce_fanout`]); a peer that was announced a record it lacks requests it from the
-//!   announcer. Never back to the peer it came from nor to peers known to hold it, and only once per record
-//!   (a bounded set of recently seen ids). Fast: a record crosses the network in a few round trips.
+//! - **Push.** A record published here is sent whole to up to `eager_fanout + announce_fanout` random
+//!   connected peers (none of them can hold it yet). A record received is sent whole to
+//!   [`GossipConfig::eager_fanout`] random peers and announced by id to [`GossipConfig::announce_fanout`] more;
+//!   a peer that was announced a record it lacks requests it from the announcer. Never back to the peer it came
+//!   from nor to peers known to hold it, and only once per record (a bounded set of recently seen ids). A
+//!   record crosses a network of thousands of nodes in a few seconds. The default sends nothing whole past the
+//!   first hop: in the simulator (2,000 nodes, degree 8) that costs about 1.5 record sizes per node per record
+//!   and about 3 s to reach every node, against 3.5 record sizes and 1.6 s with two eager peers.
 //! - **Reconciliation.** Every [`GossipConfig::reconcile_interval`] (with jitter), and when an outbound
 //!   connection opens, the node starts a reconciliation session ([`crate::reconcile`]) with a random connected
 //!   peer. Whatever push missed (a lost message, a node that was offline, a partition that healed) arrives this
@@ -22,7 +25,7 @@
 //! # Invariants (checked by the tests)
 //!
 //! - A record is forwarded at most once per node while its id is remembered, to at most
-//!   `eager_fanout + announce_fanout` peers, never to the peer it came from.
+//!   `eager_fanout + announce_fanout` peers, never to the peer it came from nor to peers that announced it.
 //! - At most [`GossipConfig::max_reconciles`] sessions started by this node run at once, and a session that
 //!   is never reported ended is forgotten after [`GossipConfig::reconcile_timeout`].
 //! - Memory is bounded whatever peers send: [`GossipConfig::seen_capacity`] ids,
@@ -149,10 +152,11 @@ pub enum Action<P> {
 /// Parameters of the propagation policy. [`Default`] gives what a node uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GossipConfig {
-    /// Peers that receive a new record whole, chosen at random: 2.
+    /// Peers that receive a record this node received whole, chosen at random: 0. Each one costs a whole
+    /// record on most links, as the receiver often has it already; announcing costs 34 bytes and one more
+    /// round trip per hop.
     pub eager_fanout: usize,
-    /// Further peers that receive only its id: 6. With the default overlay degree of 8 this covers every peer
-    /// but the sender.
+    /// Further peers that receive only its id: 8 (with the default overlay degree of 8, every peer).
     pub announce_fanout: usize,
     /// Record ids remembered to drop duplicates: 16,384.
     pub seen_capacity: usize,
@@ -179,8 +183,8 @@ pub struct GossipConfig {
 impl Default for GossipConfig {
     fn default() -> Self {
         GossipConfig {
-            eager_fanout: 2,
-            announce_fanout: 6,
+            eager_fanout: 0,
+            announce_fanout: 8,
             seen_capacity: 16_384,
             reconcile_interval: Duration::from_secs(30),
             max_reconciles: 1,

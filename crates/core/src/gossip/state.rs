@@ -120,7 +120,9 @@ impl<P: Ord + Clone, R: RngCore> Gossip<P, R> {
             Event::PeerDown { peer } => self.peer_down(&peer, now, &mut actions),
             Event::Published { id } => {
                 if self.seen.insert(id) {
-                    self.forward(id, &[], &mut actions);
+                    // No peer can hold a record just published: everyone chosen gets it whole.
+                    let fanout = self.config.eager_fanout + self.config.announce_fanout;
+                    self.forward(id, &[], fanout, &mut actions);
                 }
             }
             Event::Received { from, id, via } => self.received(from, id, via, &mut actions),
@@ -193,7 +195,7 @@ impl<P: Ord + Clone, R: RngCore> Gossip<P, R> {
             Via::Reconcile { age } => age <= self.config.push_max_age,
         };
         if forward {
-            self.forward(id, &holders, actions);
+            self.forward(id, &holders, self.config.eager_fanout, actions);
         }
     }
 
@@ -286,9 +288,9 @@ impl<P: Ord + Clone, R: RngCore> Gossip<P, R> {
         actions.push(Action::StartReconcile { peer });
     }
 
-    /// Pushes `id` to `eager_fanout` random peers and announces it to `announce_fanout` more, skipping
-    /// `holders`.
-    fn forward(&mut self, id: RecordId, holders: &[P], actions: &mut Vec<Action<P>>) {
+    /// Sends `id` whole to `eager` random peers and announces it to more, `eager_fanout + announce_fanout` in
+    /// all, skipping `holders`.
+    fn forward(&mut self, id: RecordId, holders: &[P], eager: usize, actions: &mut Vec<Action<P>>) {
         let mut targets: Vec<P> = self
             .peers
             .keys()
@@ -302,7 +304,7 @@ impl<P: Ord + Clone, R: RngCore> Gossip<P, R> {
             targets.swap(i, j);
         }
         for (rank, to) in targets.into_iter().take(wanted).enumerate() {
-            if rank < self.config.eager_fanout {
+            if rank < eager {
                 actions.push(Action::SendRecord { to, id });
             } else {
                 actions.push(Action::Announce { to, id });

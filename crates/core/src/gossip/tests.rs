@@ -54,12 +54,12 @@ fn pushes(actions: &[Action<u32>]) -> (BTreeSet<u32>, BTreeSet<u32>) {
 }
 
 #[test]
-fn a_published_record_is_pushed_to_a_few_and_announced_to_more() {
+fn a_published_record_is_pushed_whole_to_the_whole_fanout() {
     let mut g = with_peers(GossipConfig::default(), 12);
     let actions = g.handle(Event::Published { id: id(1) }, secs(1));
     let (eager, announced) = pushes(&actions);
-    assert_eq!(eager.len(), 2);
-    assert_eq!(announced.len(), 6);
+    assert_eq!(eager.len(), 8);
+    assert!(announced.is_empty());
     // Publishing it again (or receiving it) does nothing.
     assert!(
         pushes(&g.handle(Event::Published { id: id(1) }, secs(1)))
@@ -75,6 +75,40 @@ fn a_published_record_is_pushed_to_a_few_and_announced_to_more() {
         secs(2),
     );
     assert_eq!(pushes(&again), (BTreeSet::new(), BTreeSet::new()));
+}
+
+#[test]
+fn a_received_record_is_pushed_to_a_few_and_announced_to_more() {
+    let config = GossipConfig {
+        eager_fanout: 2,
+        announce_fanout: 6,
+        ..GossipConfig::default()
+    };
+    let mut g = with_peers(config, 12);
+    let actions = g.handle(
+        Event::Received {
+            from: 12,
+            id: id(1),
+            via: Via::Push,
+        },
+        secs(1),
+    );
+    let (eager, announced) = pushes(&actions);
+    assert_eq!(eager.len(), 2);
+    assert_eq!(announced.len(), 6);
+    // With the defaults, nothing goes whole past the first hop.
+    let mut g = with_peers(GossipConfig::default(), 12);
+    let actions = g.handle(
+        Event::Received {
+            from: 12,
+            id: id(1),
+            via: Via::Push,
+        },
+        secs(1),
+    );
+    let (eager, announced) = pushes(&actions);
+    assert!(eager.is_empty());
+    assert_eq!(announced.len(), 8);
 }
 
 #[test]
