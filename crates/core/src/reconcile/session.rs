@@ -95,10 +95,13 @@ fn process<S: ReconcileStorage>(
                         .saturating_sub(pass.reply.len() + CLOSING_RESERVE + ID_LIST_HEADER)
                         / ID_BYTES;
                     let count = upper - lower;
-                    if count <= room {
+                    // The first answered range of a message lists at least one id, so that every message
+                    // makes progress.
+                    let allowance = if answered_any { room } else { room.max(1) };
+                    if count <= allowance {
                         write_id_list(storage, &mut pass.reply, lower, upper, &range.upper)?;
                         answered_any = true;
-                    } else if room == 0 && answered_any {
+                    } else if allowance == 0 {
                         pass.reply.rollback(before);
                         skip_owed = skip_was_owed;
                         close_early(
@@ -112,8 +115,8 @@ fn process<S: ReconcileStorage>(
                         return Ok(pass);
                     } else {
                         // List what fits, up to a bound between the last listed item and the next, then hand
-                        // the rest back as one fingerprint.
-                        let cut = lower + room.max(1);
+                        // the rest back as one fingerprint. `cut < upper` since `count > allowance`.
+                        let cut = lower + allowance;
                         let bound = Bound::between(&storage.item(cut - 1)?, &storage.item(cut)?);
                         write_id_list(storage, &mut pass.reply, lower, cut, &bound)?;
                         let rest = storage.fingerprint(cut, n)?;

@@ -326,3 +326,33 @@ fn session_state_errors() {
         Err(ReconcileError::Finished)
     ));
 }
+
+#[test]
+fn a_responder_with_far_more_items_lists_them_over_several_frames() {
+    // The initiator holds 5 items, so its first message is one id list over everything; the responder holds
+    // 20,000 and must list them in pieces, each piece followed by a fingerprint of the rest.
+    let a = storage(0..5);
+    let b = storage(3..20_003);
+    let config = ReconcileConfig {
+        frame_size_limit: MIN_FRAME_SIZE_LIMIT,
+        ..ReconcileConfig::default()
+    };
+    let mut initiator = Initiator::new(config.clone()).unwrap();
+    let mut responder = Responder::new(config.clone()).unwrap();
+    let mut message = initiator.initiate(&a).unwrap();
+    let mut answers = 0;
+    loop {
+        let answer = responder.handle(&b, &message).unwrap();
+        assert!(answer.len() <= config.frame_size_limit, "{}", answer.len());
+        answers += 1;
+        match initiator.handle(&a, &answer).unwrap().reply {
+            Some(next) => message = next,
+            None => break,
+        }
+    }
+    assert_eq!(initiator.status(), InitiatorStatus::Complete);
+    assert_eq!(initiator.need().len(), 19_998);
+    assert_eq!(initiator.have(), &(0..3).map(id_of).collect());
+    // 20,000 ids of 32 bytes in frames of 4 KiB: at least 160 answers, and not wildly more.
+    assert!((160..400).contains(&answers), "{answers} answers");
+}
