@@ -38,6 +38,8 @@
 //!             ExchangeAction::Send(message) => writer.send(&message).await?,
 //!             ExchangeAction::SendRecords(_ids) => { /* load, pack, send */ }
 //!             ExchangeAction::Received(_records) => { /* validate, store */ }
+//!             ExchangeAction::ServeFetch(_ids) => { /* load those we have, pack, send */ }
+//!             ExchangeAction::ServeAuthor(_author) => { /* load the author's newest, pack, send */ }
 //!             ExchangeAction::Done => {}
 //!         }
 //!     }
