@@ -9,6 +9,7 @@
 
 mod error;
 mod guard;
+mod proxy_routes;
 mod routes;
 
 use std::future::Future;

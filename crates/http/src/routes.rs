@@ -31,6 +31,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/following", get(following))
         .route("/api/v1/follow", post(follow))
         .route("/api/v1/unfollow", post(unfollow))
+        .merge(crate::proxy_routes::routes())
         .layer(middleware::from_fn_with_state(api.clone(), check_request))
         .with_state(api)
 }

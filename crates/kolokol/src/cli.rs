@@ -67,6 +67,12 @@ pub enum Command {
     },
     /// List followed authors.
     Following,
+    /// Bridges: invite people to this node's bridge, or use bridges others invited you to.
+    #[command(subcommand)]
+    Bridge(crate::proxy_cmd::BridgeCommand),
+    /// The local proxy that reaches blocked sites (SOCKS5 and HTTP, `--proxy` of `up`).
+    #[command(subcommand)]
+    Proxy(crate::proxy_cmd::ProxyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +127,8 @@ pub struct UpArgs {
     /// Connected peers each new record is pushed to (0: only the catalog exchange spreads records).
     #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
     pub push_fanout: usize,
+    #[command(flatten)]
+    pub proxy: crate::proxy_cmd::ProxyUpArgs,
 }
 
 #[derive(Debug, Args)]

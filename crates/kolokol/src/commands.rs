@@ -33,7 +33,7 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                 format!(
                     "node id:   {}\nauthor id: {}\nnetwork:   {}\napi:       {}\nwire:      {}\nbt:        {}\n\
                      dht:       {} ({} nodes){}\ndata dir:  {}\nrecords:   {}\npeers:     {} connected, {} known\n\
-                     transfers: {}",
+                     transfers: {}\nproxy:     {}",
                     s.node_id,
                     s.author_id,
                     s.network,
@@ -51,7 +51,8 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                     s.records,
                     s.peers_connected,
                     s.peers_known,
-                    s.transfers
+                    s.transfers,
+                    s.proxy_addr.as_deref().unwrap_or("off")
                 )
             })
         }
@@ -120,6 +121,8 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                     .join("\n")
             })
         }
+        Command::Bridge(command) => crate::proxy_cmd::bridge(client, command, json).await,
+        Command::Proxy(command) => crate::proxy_cmd::proxy(client, command, json).await,
         Command::Peers => {
             let peers: Vec<PeerView> = client.get("/peers").await?;
             print(json, &peers, || {
@@ -224,7 +227,7 @@ async fn get(client: &Client, args: GetArgs, json: bool) -> anyhow::Result<()> {
     print(json, &view, || format!("{}", path.display()))
 }
 
-fn print<T: Serialize>(
+pub(crate) fn print<T: Serialize>(
     json: bool,
     value: &T,
     human: impl FnOnce() -> String,

@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod commands;
+mod proxy_cmd;
 mod up;
 
 use std::io::Write;

@@ -43,12 +43,13 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         push_fanout: args.push_fanout,
         target_peers: args.peers,
         max_inbound: args.max_inbound,
+        proxy: args.proxy.options()?,
     };
     let node = Node::start(dir, config).await?;
     let api = node.api();
     let status = api.status().await?;
     // The node must not die because whoever started it stopped reading its output: write errors are ignored.
-    let ready = format!(
+    let mut ready = format!(
         "kolokol node {id} is up\n  web:     http://{api_addr}/\n  node id: {id}\n  author:  {author}\n  \
          wire:    {wire}\n  bt:      {bt}\n  dht:     {dht}\n  data:    {data}\n",
         id = status.node_id,
@@ -58,6 +59,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         dht = status.dht_addr,
         data = status.data_dir.display(),
     );
+    ready.push_str(&crate::proxy_cmd::ready_lines(&api.proxy().status()));
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();

@@ -95,6 +95,7 @@ impl Api {
             peers_known,
             transfers,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            proxy_addr: inner.proxy.proxy_addr().map(|a| a.to_string()),
         })
     }
 
@@ -241,6 +242,11 @@ impl Api {
     /// Known and connected kolokol peers.
     pub fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
         crate::peering::peer_views(&self.inner)
+    }
+
+    /// The local proxy, the bridges this node uses, and its own bridge.
+    pub fn proxy(&self) -> crate::proxy::ProxyApi {
+        crate::proxy::ProxyApi::new(self.inner.proxy.clone())
     }
 }
 

@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub target_peers: usize,
     /// Most inbound kolokol connections accepted.
     pub max_inbound: usize,
+    /// The local proxy and the bridge (default: neither; `kolokol up` turns the proxy on).
+    pub proxy: crate::proxy::ProxyOptions,
 }
 
 /// How the node finds others with no server.
@@ -94,6 +96,7 @@ impl Default for NodeConfig {
             push_fanout: 8,
             target_peers: 8,
             max_inbound: 32,
+            proxy: crate::proxy::ProxyOptions::default(),
         }
     }
 }

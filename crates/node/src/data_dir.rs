@@ -10,6 +10,8 @@
 //! content/        published data, one folder per infohash
 //! downloads/      fetched data (unless `get -o DIR` chose another folder)
 //! engine/         BitTorrent engine state
+//! bridge.key, bridge-invitations.json, bridges.json, proxy-rules.json
+//!                 the proxy's and the bridge's saved state, mode 0600 (see `proxy/saved.rs`)
 //! ```
 
 use std::fs::{self, File, OpenOptions};

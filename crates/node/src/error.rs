@@ -45,6 +45,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyStartError),
     #[error("{0}")]
     Other(String),
 }

@@ -63,7 +63,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], IdentityError> {
 
 /// Write a new secret file atomically: a 0600 temporary file, synced, then renamed into place, so a crash never
 /// leaves a half-written key behind.
-fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), IdentityError> {
+pub(crate) fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), IdentityError> {
     let write_error = |source| IdentityError::Write {
         path: path.display().to_string(),
         source,

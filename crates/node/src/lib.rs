@@ -17,6 +17,7 @@ mod fetch;
 mod identity;
 mod node;
 mod peering;
+mod proxy;
 mod publish;
 mod views;
 
@@ -25,6 +26,11 @@ pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, DiscoveryConfig, NodeConfig}
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};
 pub use node::Node;
+pub use proxy::{
+    BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
+    MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
+    SiteView,
+};
 pub use publish::PublishRequest;
 pub use views::{
     FileView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,

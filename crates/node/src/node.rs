@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub reached_from_outside: AtomicBool,
     pub push_fanout: usize,
     started: Instant,
+    /// The local proxy and the bridge (see `proxy.rs`).
+    pub proxy: Arc<crate::proxy::ProxyService>,
 }
 
 impl Inner {
@@ -155,6 +157,9 @@ impl Node {
                 addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 source,
             })?;
+        // Before the engine: a proxy address in use must stop the start before anything else is running.
+        let proxy =
+            crate::proxy::ProxyService::start(dir.root(), &mut catalog, &config.proxy).await?;
         let engine = start_engine(&dir, &mut catalog, config.bt_listen).await?;
         let bt_addr = engine.listen_addr();
         let dht = crate::discovery::start_dht(
@@ -195,6 +200,7 @@ impl Node {
             reached_from_outside: AtomicBool::new(false),
             push_fanout: config.push_fanout,
             started: Instant::now(),
+            proxy: Arc::new(proxy),
         });
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone());
@@ -215,6 +221,7 @@ impl Node {
         crate::discovery::save_state(&self.inner).await;
         self.inner.cancel.cancel();
         self.inner.peers.close_all();
+        self.inner.proxy.shutdown().await;
         self.inner.engine.shutdown().await;
         tracing::info!("node stopped");
     }

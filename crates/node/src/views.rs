@@ -28,6 +28,8 @@ pub struct StatusView {
     pub peers_known: usize,
     pub transfers: usize,
     pub version: String,
+    /// The local SOCKS5/HTTP proxy's address, or `null` when the node runs without one.
+    pub proxy_addr: Option<String>,
 }
 
 /// `id`: the node's identities.

@@ -55,6 +55,8 @@ impl NodeProcess {
                 "127.0.0.1:0",
             ])
             .args(["--dht-server", "--dht-timeout-ms", "300"])
+            // The default proxy port (7412) would collide between test nodes: any free loopback port instead.
+            .args(["--proxy", "127.0.0.1:0"])
             .args(extra)
             .env("KOLOKOL_LOG", "info,librqbit=warn")
             .stdin(Stdio::null())
