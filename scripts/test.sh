@@ -12,6 +12,9 @@ command -v aria2c >/dev/null 2>&1 || need_packages+=(aria2)
 # LAN discovery tests make network namespaces (unshare, ip).
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+# Proxy tests fetch pages with curl through the proxy; the censor test in network namespaces uses iptables.
+command -v curl >/dev/null 2>&1 || need_packages+=(curl)
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_packages+=(iptables)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "installing ${need_packages[*]}"
     sudo_cmd=()
