@@ -112,9 +112,9 @@ pub struct SimNode {
     pub conns: BTreeMap<u32, Conn>,
     /// Dials in flight.
     pub dialing: BTreeMap<u32, Duration>,
-    /// Records requested and not yet arrived, with the time after which they may be requested again: one
-    /// request at a time per record, whether gossip or reconciliation asks.
-    pub inflight: BTreeMap<u32, Duration>,
+    /// Records requested and not yet arrived, with the peer asked and the time after which they may be
+    /// requested again: one request at a time per record, whether gossip or reconciliation asks.
+    pub inflight: BTreeMap<u32, (u32, Duration)>,
     /// Sessions this node started, by peer.
     pub initiators: BTreeMap<u32, Initiator>,
     /// Sessions peers started with this node, by peer.

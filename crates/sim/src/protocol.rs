@@ -139,12 +139,18 @@ impl World {
         let now = self.now();
         let retry_after = now + self.config.gossip.request_timeout;
         let n = &mut self.nodes[node as usize];
+        // A request is outstanding while its time has not run out and its connection is open.
         let wanted: Vec<u32> = records
             .into_iter()
-            .filter(|r| !n.held.contains(*r) && n.inflight.get(r).is_none_or(|until| *until <= now))
+            .filter(|r| {
+                !n.held.contains(*r)
+                    && n.inflight
+                        .get(r)
+                        .is_none_or(|(asked, until)| *until <= now || !n.conns.contains_key(asked))
+            })
             .collect();
         for r in &wanted {
-            n.inflight.insert(*r, retry_after);
+            n.inflight.insert(*r, (from, retry_after));
         }
         if !wanted.is_empty() {
             self.send(
