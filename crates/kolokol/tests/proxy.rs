@@ -9,156 +9,14 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+mod proxy_common;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::io::Write;
+use std::process::Command;
 
 use common::*;
+use proxy_common::*;
 use serde_json::Value;
-
-/// A tiny web site on 127.0.0.1. `/censored` answers its first request with a block page (HTTP 451), as a filter
-/// in the site's place would, and the real page after that; every other path answers `hello from <path>`.
-struct Site {
-    port: u16,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Site {
-    fn start() -> Site {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let counter = hits.clone();
-        // The thread ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let counter = counter.clone();
-                std::thread::spawn(move || serve(stream, &counter));
-            }
-        });
-        Site { port, hits }
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
-
-fn serve(mut stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > 16 * 1024 {
-            return;
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    let target = text.split(' ').nth(1).unwrap_or("/");
-    // A proxy may pass the absolute form on; the site only cares about the path.
-    let path = match target.strip_prefix("http://") {
-        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]).to_owned(),
-        None => target.to_owned(),
-    };
-    let seen = {
-        let mut hits = hits.lock().unwrap();
-        let count = hits.entry(path.clone()).or_default();
-        *count += 1;
-        *count
-    };
-    let (status, body) = if path == "/censored" && seen == 1 {
-        (
-            "451 Unavailable For Legal Reasons",
-            "blocked by order".to_owned(),
-        )
-    } else {
-        ("200 OK", format!("hello from {path}"))
-    };
-    let answer = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(answer.as_bytes());
-}
-
-/// `curl` with the given proxy arguments; returns the body of a successful fetch.
-fn curl(proxy_args: &[&str], url: &str) -> String {
-    let out = Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--max-time", "60"])
-        .args(proxy_args)
-        .arg(url)
-        // Only the proxy the test names.
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("all_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("no_proxy")
-        .env_remove("NO_PROXY")
-        .output()
-        .expect("run curl (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "curl {proxy_args:?} {url} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn socks(proxy: &str) -> Vec<String> {
-    vec!["--socks5-hostname".into(), proxy.into()]
-}
-
-fn http_proxy(proxy: &str) -> Vec<String> {
-    vec!["--proxy".into(), format!("http://{proxy}")]
-}
-
-/// HTTP CONNECT through the proxy even for an http:// URL (what browsers do for https).
-fn http_connect(proxy: &str) -> Vec<String> {
-    vec![
-        "--proxytunnel".into(),
-        "--proxy".into(),
-        format!("http://{proxy}"),
-    ]
-}
-
-fn fetch(args: &[String], url: &str) -> String {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args, url)
-}
-
-fn assert_fails_with(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "expected exit 1: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr:?}"
-    );
-    assert!(
-        stderr.to_lowercase().contains(&needle.to_lowercase()),
-        "{stderr:?} should mention {needle:?}"
-    );
-}
-
-fn bridge_streams(bridge: &NodeProcess) -> u64 {
-    bridge.json(&["proxy", "status"])["bridge_server"]["streams_total"]
-        .as_u64()
-        .unwrap()
-}
 
 fn site<'a>(status: &'a Value, host: &str) -> &'a Value {
     status["sites"]
@@ -167,19 +25,6 @@ fn site<'a>(status: &'a Value, host: &str) -> &'a Value {
         .iter()
         .find(|s| s["host"] == host)
         .unwrap_or_else(|| panic!("no site {host} in {status:#}"))
-}
-
-fn start_bridge(dir: &Path) -> NodeProcess {
-    NodeProcess::start_with(
-        dir,
-        &[
-            "--no-proxy",
-            "--bridge",
-            "--bridge-listen",
-            "127.0.0.1:0",
-            "--bridge-allow-private",
-        ],
-    )
 }
 
 /// Flips one character of the code's body: the checksum no longer matches.

@@ -61,7 +61,8 @@ pub struct BridgeOptions {
     pub allow_private_targets: bool,
 }
 
-/// Why the proxy or the bridge could not start.
+/// Why the proxy or the bridge could not start. (`Proxy` and `Bridge` carry their error in the message rather than
+/// as a source: its message already ends with the operating system's reason, which the CLI would print twice.)
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyStartError {
     #[error(transparent)]
@@ -71,9 +72,9 @@ pub enum ProxyStartError {
     #[error(
         "cannot start the local proxy (choose another address with --proxy, or --no-proxy): {0}"
     )]
-    Proxy(#[from] ProxyError),
+    Proxy(ProxyError),
     #[error("cannot start the bridge: {0}")]
-    Bridge(#[from] BridgeError),
+    Bridge(BridgeError),
     #[error(transparent)]
     Store(#[from] kolokol_store::StoreError),
 }
@@ -114,6 +115,13 @@ impl ProxyService {
         let proxy = match options.listen {
             None => None,
             Some(listen) => {
+                if !listen.ip().is_loopback() {
+                    tracing::warn!(
+                        %listen,
+                        "the local proxy asks no password and listens beyond this machine: anyone who reaches \
+                         it can use it and its bridges"
+                    );
+                }
                 let mut config = ProxyConfig::new(listen);
                 config.bogus_dns = options.bogus_dns.clone();
                 config.rules = effective;
@@ -124,7 +132,7 @@ impl ProxyService {
                         tracing::warn!(%error, "running without the local proxy");
                         None
                     }
-                    Err(error) => return Err(error.into()),
+                    Err(error) => return Err(ProxyStartError::Proxy(error)),
                 }
             }
         };
@@ -143,7 +151,9 @@ impl ProxyService {
                         "the bridge lets invited clients reach this machine's loopback and private networks"
                     );
                 }
-                let bridge = BridgeServer::start(config).await?;
+                let bridge = BridgeServer::start(config)
+                    .await
+                    .map_err(ProxyStartError::Bridge)?;
                 if remember {
                     catalog
                         .set_setting(BRIDGE_PORT_KEY, &bridge.local_addr().port().to_string())?;
