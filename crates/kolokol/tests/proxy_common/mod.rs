@@ -186,9 +186,62 @@ pub fn proxy_addr(node: &NodeProcess) -> String {
 /// `kolokol up` with exactly these `up` arguments (no harness defaults), on loopback-only settings given by the
 /// caller. Waits for the node's `web:` line; returns `Err(output)` if the process exits first.
 pub fn start_raw(data_dir: &Path, up_args: &[&str]) -> Result<NodeProcess, Output> {
+    spawn_node(None, data_dir, up_args)
+}
+
+/// `kolokol up` inside the network namespace `ns` (which `ip netns exec` enters before running the binary, so the
+/// process is the node itself). Its API is on the namespace's own loopback: talk to it with [`cli_in_netns`].
+pub fn start_in_netns(ns: &str, data_dir: &Path, up_args: &[&str]) -> NodeProcess {
+    spawn_node(Some(ns), data_dir, up_args).unwrap_or_else(|out| {
+        panic!(
+            "node in {ns} did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A CLI command against `node`, run inside namespace `ns`.
+pub fn cli_in_netns(ns: &str, node: &NodeProcess, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns, BIN])
+        .args([
+            "--data-dir",
+            node.data_dir.to_str().unwrap(),
+            "--api",
+            &node.api,
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// [`cli_in_netns`] with `--json`; requires success.
+pub fn json_in_netns(ns: &str, node: &NodeProcess, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = cli_in_netns(ns, node, &all);
+    assert!(
+        out.status.success(),
+        "kolokol {args:?} in {ns} failed: {}\nnode log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        node.log()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn spawn_node(ns: Option<&str>, data_dir: &Path, up_args: &[&str]) -> Result<NodeProcess, Output> {
     std::fs::create_dir_all(data_dir).unwrap();
     let stderr_log = data_dir.with_extension("stderr.log");
-    let mut child = Command::new(BIN)
+    let mut command = match ns {
+        Some(ns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", ns, BIN]);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .args([
             "--data-dir",
             data_dir.to_str().unwrap(),
