@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use kolokol_node::{
-    Api, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView, SearchRequest,
-    StatusView, TransferView,
+    Api, BlockedView, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView,
+    SearchRequest, StatusView, TransferView,
 };
 use serde::Deserialize;
 
@@ -29,6 +29,9 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/transfers/{infohash}", get(transfer))
         .route("/api/v1/peers", get(peers).post(peer_add))
         .route("/api/v1/following", get(following))
+        .route("/api/v1/blocked", get(blocked))
+        .route("/api/v1/block", post(block))
+        .route("/api/v1/unblock", post(unblock))
         .route("/api/v1/follow", post(follow))
         .route("/api/v1/unfollow", post(unfollow))
         .merge(crate::proxy_routes::routes())
@@ -42,6 +45,22 @@ async fn id(State(api): State<Api>) -> Json<IdView> {
 
 async fn status(State(api): State<Api>) -> Result<StatusView> {
     Ok(Json(api.status().await?))
+}
+
+async fn blocked(State(api): State<Api>) -> Result<Vec<BlockedView>> {
+    Ok(Json(api.blocked()?))
+}
+
+async fn block(State(api): State<Api>, Json(request): Json<AuthorRequest>) -> Result<BlockedView> {
+    Ok(Json(api.block(&request.author).await?))
+}
+
+async fn unblock(
+    State(api): State<Api>,
+    Json(request): Json<AuthorRequest>,
+) -> Result<serde_json::Value> {
+    api.unblock(&request.author)?;
+    Ok(Json(serde_json::json!({ "unblocked": request.author })))
 }
 
 async fn following(State(api): State<Api>) -> Result<Vec<FollowView>> {

@@ -67,6 +67,18 @@ pub enum Command {
     },
     /// List followed authors.
     Following,
+    /// Block an author: hide them everywhere, purge their records and data from this node, refuse them on sync.
+    Block {
+        /// Author id.
+        author: String,
+    },
+    /// Lift a block.
+    Unblock {
+        /// Author id.
+        author: String,
+    },
+    /// List blocked authors.
+    Blocked,
     /// Bridges: invite people to this node's bridge, or use bridges others invited you to.
     #[command(subcommand)]
     Bridge(crate::proxy_cmd::BridgeCommand),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kolokol_node::{
-    FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView, StatusView,
-    TransferView,
+    BlockedView, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView,
+    StatusView, TransferView,
 };
 use serde::Serialize;
 
@@ -111,6 +111,32 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                 .post("/unfollow", &serde_json::json!({ "author": author }))
                 .await?;
             print(json, &v, || format!("no longer following {author}"))
+        }
+        Command::Block { author } => {
+            let b: BlockedView = client
+                .post("/block", &serde_json::json!({ "author": author }))
+                .await?;
+            print(json, &b, || {
+                format!(
+                    "blocked {}: {} records and {} downloads purged",
+                    b.author, b.purged_records, b.purged_data
+                )
+            })
+        }
+        Command::Unblock { author } => {
+            let v: serde_json::Value = client
+                .post("/unblock", &serde_json::json!({ "author": author }))
+                .await?;
+            print(json, &v, || format!("unblocked {author}"))
+        }
+        Command::Blocked => {
+            let list: Vec<BlockedView> = client.get("/blocked").await?;
+            print(json, &list, || {
+                list.iter()
+                    .map(|b| b.author.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
         }
         Command::Following => {
             let list: Vec<FollowView> = client.get("/following").await?;

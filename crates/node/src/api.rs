@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::node::Inner;
 use crate::publish::PublishRequest;
 use crate::views::{
-    FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
+    BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
 
 /// Most records one `list` call returns.
@@ -237,6 +237,93 @@ impl Api {
                 })
             })
             .collect()
+    }
+
+    /// Block an author: hide them everywhere, purge their records and the data only they referred to from this node
+    /// (data the user saved elsewhere with `get -o` is left in place, only no longer seeded), and refuse their
+    /// records from peers from now on.
+    pub async fn block(&self, author: &str) -> Result<BlockedView, ApiError> {
+        let author = parse_author(author)?;
+        if author == self.inner.author_key.public() {
+            return Err(ApiError::Invalid(
+                "that is this node's own author id".into(),
+            ));
+        }
+        let infohashes: Vec<InfoHash> = {
+            let catalog = self.inner.catalog();
+            let mut infohashes = Vec::new();
+            for bytes in catalog.author_record_bytes(&author, u32::MAX)? {
+                if let Ok(record) = kolokol_core::record::validate_record(
+                    &bytes,
+                    &kolokol_core::record::ValidationContext {
+                        network: self.inner.network.clone(),
+                        now_unix: u64::MAX / 2,
+                    },
+                ) {
+                    infohashes.push(record.body().infohash);
+                }
+            }
+            infohashes
+        };
+        let rows: Vec<_> = {
+            let catalog = self.inner.catalog();
+            infohashes
+                .iter()
+                .filter_map(|h| catalog.get_torrent(h).ok().flatten())
+                .collect()
+        };
+        let purge = self
+            .inner
+            .catalog()
+            .block_author(&author, crate::node::unix_now())?;
+        let data_root = self.inner.dir.root().to_path_buf();
+        let mut removed_data = 0;
+        for infohash in &purge.orphaned_torrents {
+            let inside = rows
+                .iter()
+                .find(|r| r.infohash == *infohash)
+                .is_some_and(|r| r.output_dir.starts_with(&data_root));
+            if let Err(error) = self.inner.engine.remove(&infohash.0, inside).await {
+                tracing::debug!(%error, %infohash, "engine had nothing to remove");
+            }
+            if inside && let Some(row) = rows.iter().find(|r| r.infohash == *infohash) {
+                let _ = std::fs::remove_dir_all(&row.output_dir);
+                removed_data += 1;
+            }
+        }
+        tracing::info!(%author, records = purge.records, data = removed_data, "author blocked");
+        Ok(BlockedView {
+            author: author.to_string(),
+            blocked_at: crate::node::unix_now(),
+            purged_records: purge.records,
+            purged_data: removed_data,
+        })
+    }
+
+    /// Lift a block (the author's records come back through sync).
+    pub fn unblock(&self, author: &str) -> Result<(), ApiError> {
+        let author = parse_author(author)?;
+        if self.inner.catalog().unblock_author(&author)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("{author} is not blocked")))
+        }
+    }
+
+    /// Blocked authors.
+    pub fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
+        Ok(self
+            .inner
+            .catalog()
+            .blocked_authors()?
+            .into_iter()
+            .map(|b| BlockedView {
+                author: b.author.to_string(),
+                blocked_at: b.blocked_at,
+                purged_records: 0,
+                purged_data: 0,
+            })
+            .collect())
     }
 
     /// Known and connected kolokol peers.

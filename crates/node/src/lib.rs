@@ -33,5 +33,6 @@ pub use proxy::{
 };
 pub use publish::PublishRequest;
 pub use views::{
-    FileView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
+    BlockedView, FileView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView,
+    TransferView,
 };

@@ -393,14 +393,20 @@ where
         )
         .await;
         cancel.cancel();
-        {
+        let removed = {
             let mut connected = inner.peers.lock();
-            if connected
+            let ours = connected
                 .get(&remote_id)
-                .is_some_and(|c| c.serial == serial)
-            {
+                .is_some_and(|c| c.serial == serial);
+            if ours {
                 connected.remove(&remote_id);
             }
+            ours
+        };
+        // Never hold the registry lock while taking the overlay lock.
+        if removed {
+            inner.overlay().disconnected(&remote_id, inner.elapsed());
+            inner.dial_wake.notify_one();
         }
         match result {
             Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),
@@ -556,6 +562,16 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Ve
     let mut new = Vec::new();
     for bytes in records {
         match validate_record(&bytes, &ctx) {
+            // A blocked author's records are refused quietly: the peer cannot know whom this node blocks, so it is
+            // not held against it.
+            Ok(record)
+                if inner
+                    .catalog()
+                    .is_blocked(&record.body().author)
+                    .unwrap_or(false) =>
+            {
+                tracing::debug!(peer = %from, author = %record.body().author, "refused a blocked author's record");
+            }
             Ok(record) => match inner.catalog().insert_record(&record, unix_now()) {
                 Ok(true) => {
                     tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");

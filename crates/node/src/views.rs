@@ -145,6 +145,17 @@ pub struct TransferView {
     pub error: Option<String>,
 }
 
+/// A blocked author (and, right after `block`, what was purged).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockedView {
+    pub author: String,
+    pub blocked_at: u64,
+    /// Records deleted by this block (0 when listing).
+    pub purged_records: u64,
+    /// Downloads or seeds whose data was deleted from the data directory (0 when listing).
+    pub purged_data: u64,
+}
+
 /// A followed author.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FollowView {
