@@ -14,16 +14,15 @@ mod views;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use kolokol_core::detour::{Host, Pattern, Rule, RuleError, Rules};
+use kolokol_core::detour::{Rule, RuleError, Rules};
 use kolokol_proxy::{
-    BridgeConfig, BridgeError, BridgeHandle, BridgeServer, Invitation, ProxyConfig, ProxyError,
-    ProxyHandle, ProxyServer,
+    BridgeConfig, BridgeError, BridgeHandle, BridgeServer, ProxyConfig, ProxyError, ProxyHandle,
+    ProxyServer,
 };
 use kolokol_store::Catalog;
 
-use crate::error::ApiError;
 pub use api::ProxyApi;
 pub use saved::{MAX_BRIDGES, MAX_INVITATIONS, SavedError};
 use saved::{SavedBridge, SavedInvitation};
@@ -251,6 +250,7 @@ fn bridge_listen_addr(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kolokol_core::detour::Host;
 
     #[test]
     fn flag_rules_replace_saved_rules_for_the_same_pattern() {
