@@ -136,6 +136,12 @@ pub struct UpArgs {
     /// Most inbound kolokol connections.
     #[arg(long, env = "KOLOKOL_MAX_INBOUND", default_value_t = 32)]
     pub max_inbound: usize,
+    /// Records one author may add to this node's catalog per hour (records from other nodes).
+    #[arg(long, env = "KOLOKOL_AUTHOR_RATE", default_value_t = 60)]
+    pub author_rate: u64,
+    /// Records of one author this node's catalog holds at most.
+    #[arg(long, env = "KOLOKOL_AUTHOR_MAX", default_value_t = 10_000)]
+    pub author_max: u64,
     /// Connected peers each new record is pushed to (0: only the catalog exchange spreads records).
     #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
     pub push_fanout: usize,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kolokol_core::detour::Rule;
+use kolokol_core::detour::{Host, Rule};
 use kolokol_node::{
     BridgeOptions, BridgeView, InvitationInfoView, InvitationView, ProxyOptions, ProxyStatusView,
 };
@@ -18,6 +18,8 @@ use crate::commands::print;
 const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:7412";
 /// Longest invitation code read from standard input (the node checks the exact limit).
 const MAX_CODE_INPUT: u64 = 4096;
+/// Longest block-page signature: they are searched for in the first 8 KiB of answers.
+const MAX_SIGNATURE_BYTES: usize = 1024;
 
 /// Flags of `kolokol up` for the local proxy and the bridge.
 #[derive(Debug, Args)]
@@ -41,6 +43,14 @@ pub struct ProxyUpArgs {
         value_delimiter = ','
     )]
     pub proxy_bogus_dns: Vec<IpAddr>,
+    /// A host that the filter's block pages redirect to (repeat or separate with commas): a plain-HTTP redirect
+    /// there sends the site through a bridge.
+    #[arg(long = "proxy-block-host", env = "KOLOKOL_PROXY_BLOCK_HOST", value_delimiter = ',', value_parser = parse_host)]
+    pub proxy_block_hosts: Vec<Host>,
+    /// A text that appears in the filter's block pages (repeat for several): a plain-HTTP answer containing it
+    /// sends the site through a bridge. HTTP 451 always does.
+    #[arg(long = "proxy-block-signature", env = "KOLOKOL_PROXY_BLOCK_SIGNATURE", value_parser = parse_signature)]
+    pub proxy_block_signatures: Vec<String>,
     /// Also run a bridge for people you invite (`kolokol bridge invite`), on a machine outside the filter.
     #[arg(long, env = "KOLOKOL_BRIDGE")]
     pub bridge: bool,
@@ -74,6 +84,8 @@ impl ProxyUpArgs {
             skip_if_busy,
             rules: self.proxy_rules.clone(),
             bogus_dns: self.proxy_bogus_dns.clone(),
+            block_hosts: self.proxy_block_hosts.clone(),
+            block_signatures: self.proxy_block_signatures.clone(),
             bridge: self.bridge.then_some(BridgeOptions {
                 listen: self.bridge_listen,
                 allow_private_targets: self.bridge_allow_private,
@@ -84,6 +96,23 @@ impl ProxyUpArgs {
 
 fn parse_rule(text: &str) -> Result<Rule, String> {
     Rule::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_host(text: &str) -> Result<Host, String> {
+    Host::parse(text.trim()).map_err(|e| e.to_string())
+}
+
+/// A block-page signature: some text, short enough to look for in the first kilobytes of every plain-HTTP answer.
+fn parse_signature(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("a block-page signature must not be empty".into());
+    }
+    if text.len() > MAX_SIGNATURE_BYTES {
+        return Err(format!(
+            "a block-page signature is at most {MAX_SIGNATURE_BYTES} bytes"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Subcommand)]

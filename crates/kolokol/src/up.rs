@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use std::time::Duration;
 
-use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
+use kolokol_node::{AdmissionConfig, DataDir, DiscoveryConfig, Node, NodeConfig};
 use tokio::net::TcpListener;
 
 use crate::cli::UpArgs;
@@ -41,6 +41,10 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
             feed_poll_interval: Duration::from_secs(args.feed_poll_secs),
         },
         push_fanout: args.push_fanout,
+        admission: AdmissionConfig {
+            per_author_per_hour: args.author_rate,
+            per_author_max: args.author_max,
+        },
         target_peers: args.peers,
         max_inbound: args.max_inbound,
         proxy: args.proxy.options()?,

@@ -10,7 +10,8 @@
 //!
 //! The censor resets site 1 once data flows, black-holes site 2, poisons the client's DNS for site 3 (the client
 //! namespace's hosts file points it at 198.18.2.99, which the client node is told is a bogus answer), answers for
-//! site 4 with an HTTP 451 block page, and swallows site 5's data after the handshake. Site 0 is not blocked.
+//! site 4 with a block page (an ordinary 200 answer with the regulator's text, which the client node is told to
+//! recognise with `--proxy-block-signature`), and swallows site 5's data after the handshake. Site 0 is not blocked.
 //! `curl` through the client node's SOCKS5 and HTTP proxy must get every real page; site 0 must not touch the
 //! bridge; `proxy status` must say how each site failed.
 //!
@@ -39,6 +40,7 @@ const SITES: [&str; 6] = [
 const BOGUS: &str = "198.18.2.99";
 const BRIDGE: &str = "198.18.2.50";
 const BLOCK_SERVER: &str = "198.18.1.1";
+const BLOCK_TEXT: &str = "Access to this resource is restricted by the regulator";
 
 /// How each blocked site's direct route fails, as `proxy status` names it.
 const FAILURES: [&str; 6] = [
@@ -270,7 +272,7 @@ fn client_node_reaches_every_site_through_the_simulated_censor() {
     let _block = Servers::start(
         &net.censor,
         &[format!(
-            "{BLOCK_SERVER}|8080|451|blocked by order of the regulator"
+            "{BLOCK_SERVER}|8080|200|<html><h1>{BLOCK_TEXT}</h1></html>"
         )],
     );
 
@@ -287,8 +289,10 @@ fn client_node_reaches_every_site_through_the_simulated_censor() {
     assert!(curl(c, &["--max-time", "3"], "http://site2.test/").is_err());
     assert!(curl(c, &["--max-time", "3"], "http://site3.test/").is_err());
     assert!(
-        curl(c, &["-f"], "http://site4.test/").is_err(),
-        "site 4 is a 451 page"
+        curl(c, &[], "http://site4.test/")
+            .unwrap()
+            .contains(BLOCK_TEXT),
+        "site 4 is a block page"
     );
     assert!(curl(c, &["--max-time", "3"], "http://site5.test/").is_err());
 
@@ -307,6 +311,7 @@ fn client_node_reaches_every_site_through_the_simulated_censor() {
 
     let mut client_args = LOOPBACK_UP.to_vec();
     client_args.extend(["--proxy", "127.0.0.1:0", "--proxy-bogus-dns", BOGUS]);
+    client_args.extend(["--proxy-block-signature", "restricted by the regulator"]);
     let client = start_in_netns(c, &tmp.path().join("client"), &client_args);
     let added = json_in_netns(c, &client, &["bridge", "add", code]);
     assert_eq!(added["address"], "198.18.2.50:443");

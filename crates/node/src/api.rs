@@ -94,6 +94,7 @@ impl Api {
             peers_connected: inner.peers.connected_count(),
             peers_known,
             transfers,
+            refused: inner.counters.view(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             proxy_addr: inner.proxy.proxy_addr().map(|a| a.to_string()),
         })

@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub max_inbound: usize,
     /// The local proxy and the bridge (default: neither; `kolokol up` turns the proxy on).
     pub proxy: crate::proxy::ProxyOptions,
+    /// Limits on records from other nodes.
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 /// How the node finds others with no server.
@@ -96,6 +98,7 @@ impl Default for NodeConfig {
             push_fanout: 8,
             target_peers: 8,
             max_inbound: 32,
+            admission: crate::admission::AdmissionConfig::default(),
             proxy: crate::proxy::ProxyOptions::default(),
         }
     }

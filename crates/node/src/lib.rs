@@ -8,6 +8,7 @@
 //! in [`peering`] before it is stored; records this node makes go through `sign_record`, which applies the same
 //! bounds.
 
+mod admission;
 mod api;
 mod config;
 mod data_dir;
@@ -21,6 +22,7 @@ mod proxy;
 mod publish;
 mod views;
 
+pub use admission::{AdmissionConfig, RefusedView};
 pub use api::{Api, MAX_LIST, SearchRequest};
 pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, DiscoveryConfig, NodeConfig};
 pub use data_dir::{DataDir, DataDirError, token_path};

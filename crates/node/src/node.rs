@@ -18,6 +18,7 @@ use kolokol_wire::WireConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{AdmissionConfig, AdmissionCounters};
 use crate::api::Api;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
@@ -54,6 +55,9 @@ pub(crate) struct Inner {
     /// Set once another node has connected to us.
     pub reached_from_outside: AtomicBool,
     pub push_fanout: usize,
+    pub admission: AdmissionConfig,
+    /// Records from outside refused, by reason.
+    pub counters: AdmissionCounters,
     started: Instant,
     /// The local proxy and the bridge (see `proxy.rs`).
     pub proxy: Arc<crate::proxy::ProxyService>,
@@ -199,6 +203,8 @@ impl Node {
             feeds_wake: Notify::new(),
             reached_from_outside: AtomicBool::new(false),
             push_fanout: config.push_fanout,
+            admission: config.admission,
+            counters: AdmissionCounters::default(),
             started: Instant::now(),
             proxy: Arc::new(proxy),
         });

@@ -561,29 +561,32 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Ve
     let mut refused = 0;
     let mut new = Vec::new();
     for bytes in records {
-        match validate_record(&bytes, &ctx) {
-            // A blocked author's records are refused quietly: the peer cannot know whom this node blocks, so it is
-            // not held against it.
-            Ok(record)
-                if inner
-                    .catalog()
-                    .is_blocked(&record.body().author)
-                    .unwrap_or(false) =>
-            {
-                tracing::debug!(peer = %from, author = %record.body().author, "refused a blocked author's record");
-            }
-            Ok(record) => match inner.catalog().insert_record(&record, unix_now()) {
-                Ok(true) => {
-                    tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
-                    new.push(bytes);
-                }
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "cannot store a record"),
-            },
+        let record = match validate_record(&bytes, &ctx) {
+            Ok(record) => record,
             Err(error) => {
                 refused += 1;
+                inner
+                    .counters
+                    .invalid
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(peer = %from, %error, "refused an invalid record");
+                continue;
             }
+        };
+        // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
+        // limits and blocks.
+        if let Err(refusal) = crate::admission::admit(inner, &record) {
+            inner.counters.count(refusal);
+            tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
+            continue;
+        }
+        match inner.catalog().insert_record(&record, unix_now()) {
+            Ok(true) => {
+                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
+                new.push(bytes);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot store a record"),
         }
     }
     (new, refused)

@@ -16,10 +16,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use kolokol_core::detour::{Rule, RuleError, Rules};
+use kolokol_core::detour::{Host, Rule, RuleError, Rules};
 use kolokol_proxy::{
-    BridgeConfig, BridgeError, BridgeHandle, BridgeServer, ProxyConfig, ProxyError, ProxyHandle,
-    ProxyServer,
+    BlockPageRules, BridgeConfig, BridgeError, BridgeHandle, BridgeServer, ProxyConfig, ProxyError,
+    ProxyHandle, ProxyServer,
 };
 use kolokol_store::Catalog;
 
@@ -47,6 +47,11 @@ pub struct ProxyOptions {
     pub rules: Vec<Rule>,
     /// Addresses censoring resolvers hand out: a DNS answer containing one counts as tampering.
     pub bogus_dns: Vec<IpAddr>,
+    /// Hosts that block pages redirect to: a plain-HTTP redirect to one (or a name under it) is a block page.
+    pub block_hosts: Vec<Host>,
+    /// Texts that appear in block pages (in the headers or the start of the body of a plain-HTTP answer). HTTP 451
+    /// is always a block page.
+    pub block_signatures: Vec<String>,
     /// Also run a bridge for invited clients.
     pub bridge: Option<BridgeOptions>,
 }
@@ -125,6 +130,14 @@ impl ProxyService {
                 }
                 let mut config = ProxyConfig::new(listen);
                 config.bogus_dns = options.bogus_dns.clone();
+                config.block_pages = BlockPageRules {
+                    signatures: options
+                        .block_signatures
+                        .iter()
+                        .map(|s| s.as_bytes().to_vec())
+                        .collect(),
+                    block_hosts: options.block_hosts.clone(),
+                };
                 config.rules = effective;
                 let invitations = bridges.iter().map(|b| b.invitation.clone()).collect();
                 match ProxyServer::start(config, invitations).await {
@@ -250,7 +263,6 @@ fn bridge_listen_addr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kolokol_core::detour::Host;
 
     #[test]
     fn flag_rules_replace_saved_rules_for_the_same_pattern() {

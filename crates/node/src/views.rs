@@ -27,6 +27,8 @@ pub struct StatusView {
     pub peers_connected: usize,
     pub peers_known: usize,
     pub transfers: usize,
+    /// Records from other nodes refused since start, by reason.
+    pub refused: crate::admission::RefusedView,
     pub version: String,
     /// The local SOCKS5/HTTP proxy's address, or `null` when the node runs without one.
     pub proxy_addr: Option<String>,

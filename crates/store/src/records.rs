@@ -127,6 +127,20 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many records of this author arrived at or after `since` (Unix seconds, by arrival time).
+    pub fn count_author_received_since(
+        &self,
+        author: &kolokol_core::keys::AuthorId,
+        since: u64,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE author = ?1 AND received_at >= ?2",
+            params![&author.as_bytes()[..], to_sql_int(since)?],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// How many records of this author the catalog holds.
     pub fn count_author_records(
         &self,

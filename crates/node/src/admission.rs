@@ -1,0 +1,103 @@
+//! Admission: what a record from outside must pass, after `validate_record` proved it well-formed and signed, before
+//! it is stored. One path for every record from outside (the wire today, bundles later).
+//!
+//! Spam costs the spammer: each record carries a proof-of-work stamp of the network's difficulty; one author may add
+//! only so many records an hour and hold only so many in this catalog; blocked authors are refused. Every refusal is
+//! counted by reason (`status` shows the counts).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kolokol_core::record::SignedRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::node::{Inner, unix_now};
+
+/// Limits applied to records from other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Records one author may add to this catalog per hour (counted by arrival).
+    pub per_author_per_hour: u64,
+    /// Records of one author this catalog holds at most.
+    pub per_author_max: u64,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            per_author_per_hour: 60,
+            per_author_max: 10_000,
+        }
+    }
+}
+
+/// Why a valid record was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Blocked,
+    RateLimited,
+    AuthorFull,
+}
+
+/// Refusals since the node started, by reason.
+#[derive(Debug, Default)]
+pub struct AdmissionCounters {
+    pub invalid: AtomicU64,
+    pub blocked: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub author_full: AtomicU64,
+}
+
+/// The counters as `status` shows them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RefusedView {
+    /// Malformed, forged, of another network, from the future, oversized, or without enough work.
+    pub invalid: u64,
+    pub blocked: u64,
+    pub rate_limited: u64,
+    pub author_full: u64,
+}
+
+impl AdmissionCounters {
+    pub fn count(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::Blocked => &self.blocked,
+            Refusal::RateLimited => &self.rate_limited,
+            Refusal::AuthorFull => &self.author_full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> RefusedView {
+        RefusedView {
+            invalid: self.invalid.load(Ordering::Relaxed),
+            blocked: self.blocked.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            author_full: self.author_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Judge a valid record from outside. A record already held passes (storing it again changes nothing).
+pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
+    let author = &record.body().author;
+    let catalog = inner.catalog();
+    if catalog.is_blocked(author).unwrap_or(false) {
+        return Err(Refusal::Blocked);
+    }
+    if catalog.get_record(&record.id()).ok().flatten().is_some() {
+        return Ok(());
+    }
+    let limits = inner.admission;
+    let hour_ago = unix_now().saturating_sub(3600);
+    if catalog
+        .count_author_received_since(author, hour_ago)
+        .unwrap_or(0)
+        >= limits.per_author_per_hour
+    {
+        return Err(Refusal::RateLimited);
+    }
+    if catalog.count_author_records(author).unwrap_or(0) >= limits.per_author_max {
+        return Err(Refusal::AuthorFull);
+    }
+    Ok(())
+}
