@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node in the foreground until Ctrl-C (SIGINT) or SIGTERM.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Print this node's ids (node id and author id).
     Id,
     /// Print the node's state and addresses.

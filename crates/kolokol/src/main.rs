@@ -36,7 +36,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         None => kolokol_node::DataDir::default_path()?,
     };
     match cli.command {
-        cli::Command::Up(args) => up::run(&cli.api, &data_dir, args).await,
+        cli::Command::Up(args) => up::run(&cli.api, &data_dir, *args).await,
         command => {
             let client = client::Client::new(cli.api, &data_dir)?;
             commands::run(&client, command, cli.json).await

@@ -34,10 +34,8 @@ fn hostile_rendezvous_peers_and_feed_heads_are_ignored() {
     let garbage = TcpListener::bind("127.0.0.1:0").unwrap();
     let garbage_port = garbage.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for stream in garbage.incoming().take(20) {
-            if let Ok(mut stream) = stream {
-                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot kolokol");
-            }
+        for mut stream in garbage.incoming().take(20).flatten() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot kolokol");
         }
     });
 
