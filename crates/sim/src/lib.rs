@@ -4,7 +4,7 @@
 //! Virtual time comes from one event queue ([`queue::EventQueue`]); every random choice comes from one seeded
 //! generator, and all state is kept in ordered maps, so a configuration and a seed give one exact run. The
 //! [`world::World`] models links (latency, bandwidth, loss as resend delay), a random overlay of target degree,
-//! churn, partitions and spamming nodes; [`protocol`] is the glue a real node will have between the wire and
+//! churn, partitions and spamming nodes; `protocol.rs` is the glue a real node will have between the wire and
 //! the state machines. [`scenario`] runs the measured scenarios and prints their figures.
 
 pub mod config;
