@@ -71,7 +71,8 @@ pub enum StorageError {
 /// A sorted vector of items with running id sums: fingerprints in O(1), lookups in O(log n), insertion in O(n).
 ///
 /// Good for catalogs up to a few hundred thousand records (100,000 items take about 7 MB). Build it once with
-/// [`VecStorage::from_items`] (O(n log n)), then [`VecStorage::insert`] what arrives.
+/// [`VecStorage::from_items`] (O(n log n)), then [`VecStorage::insert`] what arrives and
+/// [`VecStorage::remove`] what is purged.
 #[derive(Clone, Debug)]
 pub struct VecStorage {
     items: Vec<Item>,
@@ -122,6 +123,18 @@ impl VecStorage {
                 self.recompute_sums_from(pos);
                 Ok(true)
             }
+        }
+    }
+
+    /// Removes an item (a purged record); returns whether it was there.
+    pub fn remove(&mut self, item: &Item) -> bool {
+        match self.items.binary_search(item) {
+            Ok(pos) => {
+                self.items.remove(pos);
+                self.recompute_sums_from(pos);
+                true
+            }
+            Err(_) => false,
         }
     }
 

@@ -290,6 +290,10 @@ fn storage_refuses_the_reserved_timestamp_and_keeps_order() {
     }
     assert_eq!(s.len(), 4);
     assert!(s.items().windows(2).all(|w| w[0] < w[1]));
+    assert!(s.remove(&item_of(9)));
+    assert!(!s.remove(&item_of(9)));
+    assert!(!s.contains(&item_of(9)));
+    s.insert(item_of(9)).unwrap();
     let rebuilt = VecStorage::from_items(s.items().iter().copied()).unwrap();
     for from in 0..=4 {
         for to in from..=4 {
