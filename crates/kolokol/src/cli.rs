@@ -136,6 +136,9 @@ pub struct UpArgs {
     /// Most inbound kolokol connections.
     #[arg(long, env = "KOLOKOL_MAX_INBOUND", default_value_t = 32)]
     pub max_inbound: usize,
+    /// Seconds between catalog reconciliations with a random connected peer.
+    #[arg(long, env = "KOLOKOL_RECONCILE_SECS", default_value_t = 60)]
+    pub reconcile_secs: u64,
     /// Records one author may add to this node's catalog per hour (records from other nodes).
     #[arg(long, env = "KOLOKOL_AUTHOR_RATE", default_value_t = 60)]
     pub author_rate: u64,

@@ -41,6 +41,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
             feed_poll_interval: Duration::from_secs(args.feed_poll_secs),
         },
         push_fanout: args.push_fanout,
+        reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
         admission: AdmissionConfig {
             per_author_per_hour: args.author_rate,
             per_author_max: args.author_max,

@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub proxy: crate::proxy::ProxyOptions,
     /// Limits on records from other nodes.
     pub admission: crate::admission::AdmissionConfig,
+    /// How often the node reconciles its catalog with a random connected peer.
+    pub reconcile_interval: Duration,
 }
 
 /// How the node finds others with no server.
@@ -99,6 +101,7 @@ impl Default for NodeConfig {
             target_peers: 8,
             max_inbound: 32,
             admission: crate::admission::AdmissionConfig::default(),
+            reconcile_interval: Duration::from_secs(60),
             proxy: crate::proxy::ProxyOptions::default(),
         }
     }

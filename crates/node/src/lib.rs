@@ -20,6 +20,7 @@ mod node;
 mod peering;
 mod proxy;
 mod publish;
+mod reconciling;
 mod views;
 
 pub use admission::{AdmissionConfig, RefusedView};

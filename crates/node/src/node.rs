@@ -211,6 +211,7 @@ impl Node {
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone());
         crate::discovery::spawn_all(&inner, &config.discovery).await;
+        crate::reconciling::spawn_timer(inner.clone(), config.reconcile_interval);
         resume_torrents(&inner).await;
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");
         Ok(Node { inner })

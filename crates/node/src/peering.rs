@@ -52,6 +52,8 @@ struct Connected {
     outbound: bool,
     bt_addr: Option<SocketAddr>,
     outbox: mpsc::Sender<Message>,
+    /// Notified when this connection should start a reconciliation session.
+    reconcile_now: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
     /// Distinguishes this connection from a later one to the same node.
     serial: u64,
@@ -110,6 +112,14 @@ impl PeerRegistry {
             let _ = peer.outbox.try_send(Message::Records {
                 records: records.to_vec(),
             });
+        }
+    }
+
+    /// Ask one random connected peer's connection to start a reconciliation session.
+    pub fn reconcile_with_random(&self, rng: &mut impl rand::Rng) {
+        let connected = self.lock();
+        if let Some(peer) = crate::reconciling::pick(connected.values(), rng) {
+            peer.reconcile_now.notify_one();
         }
     }
 
@@ -357,6 +367,7 @@ where
         return Err("connection to this node itself".into());
     }
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
+    let reconcile_now = Arc::new(tokio::sync::Notify::new());
     let cancel = inner.cancel.child_token();
     let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     {
@@ -374,6 +385,7 @@ where
                 outbound,
                 bt_addr: None,
                 outbox: outbox_tx,
+                reconcile_now: reconcile_now.clone(),
                 cancel: cancel.clone(),
                 serial,
             },
@@ -389,6 +401,7 @@ where
             remote_id,
             &addr,
             outbox_rx,
+            reconcile_now,
             cancel.clone(),
         )
         .await;
@@ -427,6 +440,7 @@ async fn run_connection<R, W>(
     remote_id: NodeId,
     addr: &str,
     mut outbox: mpsc::Receiver<Message>,
+    reconcile_now: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) -> Result<(), String>
 where
@@ -455,6 +469,7 @@ where
     }
     let mut bad_records = 0u32;
     let mut deferred: Vec<Message> = Vec::new();
+    let mut sessions = crate::reconciling::Sessions::default();
     let mut keepalive = tokio::time::interval(inner.wire_config.keepalive_interval());
     keepalive.tick().await;
     let mut nonce = 0u64;
@@ -467,6 +482,15 @@ where
             _ = keepalive.tick() => {
                 nonce += 1;
                 writer.send(&Message::Ping { nonce }).await.map_err(|e| chain(&e))?;
+            }
+            _ = reconcile_now.notified(), if exchange.is_done() => {
+                match sessions.start(inner) {
+                    Ok((session, frame)) => writer
+                        .send(&Message::Reconcile { session, frame })
+                        .await
+                        .map_err(|e| chain(&e))?,
+                    Err(error) => tracing::warn!(%error, "cannot start a reconciliation"),
+                }
             }
             pushed = outbox.recv() => {
                 let Some(message) = pushed else { return Ok(()) };
@@ -522,6 +546,28 @@ where
                                 .author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
                                 .map_err(|e| e.to_string())?;
                             send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                        }
+                        ExchangeAction::Reconcile { session, frame } => {
+                            // A peer that breaks the reconciliation protocol is disconnected, like any violation.
+                            let outcome = sessions
+                                .handle(inner, session, &frame)
+                                .map_err(|e| format!("reconciliation: {e}"))?;
+                            if let Some((session, frame)) = outcome.reply {
+                                writer
+                                    .send(&Message::Reconcile { session, frame })
+                                    .await
+                                    .map_err(|e| chain(&e))?;
+                            }
+                            if !outcome.have.is_empty() {
+                                let found = inner.catalog().record_bytes(&outcome.have).map_err(|e| e.to_string())?;
+                                send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                            }
+                            for ids in outcome.need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
+                                writer
+                                    .send(&Message::Fetch { ids: ids.to_vec() })
+                                    .await
+                                    .map_err(|e| chain(&e))?;
+                            }
                         }
                         ExchangeAction::Done => {
                             tracing::info!(peer = %remote_id, "catalog exchange complete");

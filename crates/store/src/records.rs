@@ -127,6 +127,23 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every record as (created, id): the items of catalog reconciliation, in no particular order.
+    pub fn reconcile_items(&self) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT created, id FROM records")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (created, id) = row?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("record id of the wrong length".into()))?;
+            out.push((u64::try_from(created).unwrap_or(0), RecordId(id)));
+        }
+        Ok(out)
+    }
+
     /// How many records of this author arrived at or after `since` (Unix seconds, by arrival time).
     pub fn count_author_received_since(
         &self,

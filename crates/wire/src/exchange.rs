@@ -58,6 +58,8 @@ pub enum ExchangeAction {
     /// The peer asks for an author's records (a `FetchAuthor`): send the newest we have, at most
     /// [`crate::message::MAX_AUTHOR_RECORDS`].
     ServeAuthor(PublicKey),
+    /// A reconciliation message from the peer: hand it to the session with that id (or start answering one).
+    Reconcile { session: u64, frame: Vec<u8> },
     /// Both directions are complete. Emitted once; the connection stays open.
     Done,
 }
@@ -257,6 +259,9 @@ impl Exchange {
             // side of the exchange is over, and the answer of an early fetch ends the connection.
             Message::Fetch { ids } => Ok(vec![ExchangeAction::ServeFetch(ids)]),
             Message::FetchAuthor { author } => Ok(vec![ExchangeAction::ServeAuthor(author)]),
+            Message::Reconcile { session, frame } => {
+                Ok(vec![ExchangeAction::Reconcile { session, frame }])
+            }
             Message::Inventory { ids } => self.on_inventory(ids, announced),
             Message::InventoryDone => {
                 if self.peer_inventory_done {

@@ -40,6 +40,7 @@
 //!             ExchangeAction::Received(_records) => { /* validate, store */ }
 //!             ExchangeAction::ServeFetch(_ids) => { /* load those we have, pack, send */ }
 //!             ExchangeAction::ServeAuthor(_author) => { /* load the author's newest, pack, send */ }
+//!             ExchangeAction::Reconcile { .. } => { /* feed the reconciliation session */ }
 //!             ExchangeAction::Done => {}
 //!         }
 //!     }

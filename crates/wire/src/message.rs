@@ -24,6 +24,8 @@ pub const MAX_IDS_PER_MESSAGE: usize = 4096;
 pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
 /// Length of a record id on the wire.
 pub const RECORD_ID_BYTES: usize = 32;
+/// Largest reconciliation frame carried by one `Reconcile` message.
+pub const MAX_RECONCILE_FRAME: usize = kolokol_core::reconcile::MAX_FRAME_BYTES;
 /// Most ids in one `Fetch`.
 pub const MAX_FETCH_IDS: usize = 256;
 /// Most records one `FetchAuthor` is answered with (the newest ones).
@@ -89,6 +91,14 @@ pub enum Message {
     FetchAuthor {
         /// The author's public key.
         author: PublicKey,
+    },
+    /// After the exchange: one message of a range-based reconciliation session (`kolokol_core::reconcile`). The
+    /// side that starts a session picks its id; the other answers with the same id.
+    Reconcile {
+        /// Session id.
+        session: u64,
+        /// The reconciliation frame, 1 to [`MAX_RECONCILE_FRAME`] bytes.
+        frame: Vec<u8>,
     },
     /// Liveness check; answered with a `Pong` carrying the same nonce.
     Ping {
@@ -177,6 +187,7 @@ impl Message {
             Message::Records { .. } => "records",
             Message::Satisfied => "satisfied",
             Message::Fetch { .. } => "fetch",
+            Message::Reconcile { .. } => "reconcile",
             Message::FetchAuthor { .. } => "fetch_author",
             Message::Ping { .. } => "ping",
             Message::Pong { .. } => "pong",
@@ -222,6 +233,14 @@ impl Message {
             }
             Message::FetchAuthor { author } => {
                 dict.insert("author".into(), Value::from(author.as_bytes().as_slice()));
+            }
+            Message::Reconcile { session, frame } => {
+                check_count("frame", frame.len(), MAX_RECONCILE_FRAME)?;
+                dict.insert(
+                    "session".into(),
+                    Value::from(session.to_be_bytes().as_slice()),
+                );
+                dict.insert("frame".into(), Value::from(frame.as_slice()));
             }
             Message::Records { records } => {
                 check_count("records", records.len(), MAX_RECORDS_PER_MESSAGE)?;
@@ -280,6 +299,19 @@ impl Message {
                 let ids = decode_ids(dict)?;
                 check_count("ids", ids.len(), MAX_FETCH_IDS)?;
                 Message::Fetch { ids }
+            }
+            b"reconcile" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "session", "frame"])?;
+                let session = required_bytes(dict, "session")?;
+                let session: [u8; NONCE_BYTES] = session
+                    .try_into()
+                    .map_err(|_| MessageError::BadNonceLength(session.len()))?;
+                let frame = required_bytes(dict, "frame")?;
+                check_count("frame", frame.len(), MAX_RECONCILE_FRAME)?;
+                Message::Reconcile {
+                    session: u64::from_be_bytes(session),
+                    frame: frame.to_vec(),
+                }
             }
             b"fetch_author" => {
                 reject_unknown_keys(dict, &[TYPE_KEY, "author"])?;

@@ -64,7 +64,7 @@ impl Side {
                     self.outbox
                         .extend(pack_records(records, MAX_MESSAGE).unwrap());
                 }
-                ExchangeAction::ServeAuthor(_) => {}
+                ExchangeAction::ServeAuthor(_) | ExchangeAction::Reconcile { .. } => {}
                 ExchangeAction::Done => {}
             }
         }

@@ -41,6 +41,8 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         any::<[u8; 32]>().prop_map(|author| Message::FetchAuthor {
             author: kolokol_core::keys::PublicKey::from_bytes(author)
         }),
+        (any::<u64>(), prop::collection::vec(any::<u8>(), 1..200))
+            .prop_map(|(session, frame)| Message::Reconcile { session, frame }),
         any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
     ]
