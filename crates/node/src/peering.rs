@@ -400,9 +400,11 @@ where
             writer,
             remote_id,
             &addr,
-            outbox_rx,
-            reconcile_now,
-            cancel.clone(),
+            Control {
+                outbox: outbox_rx,
+                reconcile_now,
+                cancel: cancel.clone(),
+            },
         )
         .await;
         cancel.cancel();
@@ -433,20 +435,32 @@ where
 
 /// Drive one connection until it ends. The reader runs in its own task (a wire read is not cancel-safe), feeding a
 /// small bounded channel; this task owns the writer, the exchange and the keepalive.
+/// How the rest of the node steers one connection.
+struct Control {
+    /// Pushes and requests to send once the exchange is over.
+    outbox: mpsc::Receiver<Message>,
+    /// Start a reconciliation session.
+    reconcile_now: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+}
+
 async fn run_connection<R, W>(
     inner: &Arc<Inner>,
     mut reader: WireReader<R>,
     mut writer: WireWriter<W>,
     remote_id: NodeId,
     addr: &str,
-    mut outbox: mpsc::Receiver<Message>,
-    reconcile_now: Arc<tokio::sync::Notify>,
-    cancel: CancellationToken,
+    control: Control,
 ) -> Result<(), String>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let Control {
+        mut outbox,
+        reconcile_now,
+        cancel,
+    } = control;
     let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
     let read_cancel = cancel.clone();
     tokio::spawn(async move {
