@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kolokol_core::record::SignedRecord;
+use kolokol_core::record::{RecordId, SignedRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::node::{Inner, unix_now};
@@ -74,6 +74,42 @@ impl AdmissionCounters {
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             author_full: self.author_full.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Ids of records refused recently, so that reconciliation does not fetch them again and again. Bounded: the
+/// oldest are forgotten first.
+#[derive(Debug, Default)]
+pub struct RefusedIds {
+    inner: std::sync::Mutex<(
+        std::collections::HashSet<RecordId>,
+        std::collections::VecDeque<RecordId>,
+    )>,
+}
+
+/// Most refused ids remembered.
+const MAX_REFUSED_IDS: usize = 10_000;
+
+impl RefusedIds {
+    pub fn insert(&self, id: RecordId) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *guard;
+        if set.insert(id) {
+            order.push_back(id);
+            if order.len() > MAX_REFUSED_IDS
+                && let Some(old) = order.pop_front()
+            {
+                set.remove(&old);
+            }
+        }
+    }
+
+    pub fn contains(&self, id: &RecordId) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(id)
     }
 }
 

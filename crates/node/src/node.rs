@@ -18,7 +18,7 @@ use kolokol_wire::WireConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{AdmissionConfig, AdmissionCounters};
+use crate::admission::{AdmissionConfig, AdmissionCounters, RefusedIds};
 use crate::api::Api;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub admission: AdmissionConfig,
     /// Records from outside refused, by reason.
     pub counters: AdmissionCounters,
+    /// Records refused recently (not fetched again by reconciliation).
+    pub refused_ids: RefusedIds,
     started: Instant,
     /// The local proxy and the bridge (see `proxy.rs`).
     pub proxy: Arc<crate::proxy::ProxyService>,
@@ -205,6 +207,7 @@ impl Node {
             push_fanout: config.push_fanout,
             admission: config.admission,
             counters: AdmissionCounters::default(),
+            refused_ids: RefusedIds::default(),
             started: Instant::now(),
             proxy: Arc::new(proxy),
         });

@@ -576,7 +576,12 @@ where
                                 let found = inner.catalog().record_bytes(&outcome.have).map_err(|e| e.to_string())?;
                                 send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                             }
-                            for ids in outcome.need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
+                            let need: Vec<_> = outcome
+                                .need
+                                .into_iter()
+                                .filter(|id| !inner.refused_ids.contains(id))
+                                .collect();
+                            for ids in need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
                                 writer
                                     .send(&Message::Fetch { ids: ids.to_vec() })
                                     .await
@@ -637,6 +642,7 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Ve
         // limits and blocks.
         if let Err(refusal) = crate::admission::admit(inner, &record) {
             inner.counters.count(refusal);
+            inner.refused_ids.insert(record.id());
             tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
             continue;
         }

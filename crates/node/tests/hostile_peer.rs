@@ -13,10 +13,16 @@ use kolokol_wire::{Exchange, ExchangeAction, Message, Role, WireConfig, WireErro
 use tokio::net::TcpStream;
 
 fn record(key: &Keypair, network: &str, title: &str) -> SignedRecord {
+    record_at(key, network, title, 0)
+}
+
+/// A record dated `ahead` seconds in the future.
+fn record_at(key: &Keypair, network: &str, title: &str, ahead: u64) -> SignedRecord {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+        + ahead;
     let body = RecordBody {
         network: network.into(),
         author: key.public(),
@@ -100,9 +106,17 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
     let other_network = record(&author, "elsewhere", "wrong network")
         .bytes()
         .to_vec();
+    let from_the_future = record_at(&author, "kolokol", "tomorrow", 7200)
+        .bytes()
+        .to_vec();
     writer
         .send(&Message::Records {
-            records: vec![flipped, other_network, b"d4:junke".to_vec()],
+            records: vec![
+                flipped,
+                other_network,
+                b"d4:junke".to_vec(),
+                from_the_future,
+            ],
         })
         .await
         .unwrap();
@@ -118,6 +132,8 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
     .await
     .unwrap();
     assert_eq!(pong, 77);
+    // Each was refused and counted.
+    assert_eq!(api.status().await.unwrap().refused.invalid, 4);
     // ...and still takes honest records.
     let honest = record(&author, "kolokol", "honest push");
     writer
