@@ -634,6 +634,9 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Ve
                     .counters
                     .invalid
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner
+                    .refused_ids
+                    .insert(kolokol_core::record::RecordId::of_signed_bytes(&bytes));
                 tracing::warn!(peer = %from, %error, "refused an invalid record");
                 continue;
             }
