@@ -1,7 +1,9 @@
 //! Every bound at its limit (accepted) and one past it (refused by both `sign_record` and `validate_record`).
 
+use super::codec::body_to_value;
 use super::tests::*;
 use super::*;
+use crate::bencode::encode;
 
 #[test]
 fn network_bounds() {
@@ -282,7 +284,20 @@ fn total_size_bound() {
         sign_record(full.clone(), &key()).unwrap().bytes().len(),
         MAX_RECORD_BYTES
     );
-    assert_accepted(full);
+    assert_accepted(full.clone());
+    // The nonce is part of the record: a body that fits exactly with nonce 0 no longer fits with the longer nonce a
+    // search finds, and is refused after the search.
+    let body_bytes = encode(&body_to_value(&full));
+    let nonce = (0u64..)
+        .find(|&n| work_bits_of(&body_bytes, n) >= 12)
+        .unwrap();
+    assert!(nonce >= 10, "nonce {nonce} is as short as 0");
+    assert_eq!(
+        sign_record_with_work(full, &key(), 12).map(|_| ()),
+        Err(RecordError::TooLarge {
+            len: MAX_RECORD_BYTES - 1 + nonce.to_string().len()
+        })
+    );
     let over = RecordBody {
         description: "d".repeat(n + 1),
         ..base

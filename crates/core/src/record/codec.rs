@@ -1,5 +1,9 @@
 //! The bencode form of a record: body dictionary <-> [`RecordBody`], and the signed envelope around it.
 //!
+//! Envelope (keys sorted): `{"body": <body dict>, "pow": <nonce, int 0..=i64::MAX>, "sig": <64-byte signature>}`.
+//! The signature covers [`SIGNATURE_DOMAIN`], the canonical body bytes and the nonce, so the nonce is the author's
+//! and nobody can re-stamp a record into one with another id.
+//!
 //! Body keys (sorted, as bencode requires): `author` (32 bytes), `created` (int), `description`, `files` (list of
 //! `{mime, path, size}`), `infohash` (20 bytes), `lang` (optional), `network`, `tags` (list), `thumbnail` (optional
 //! `{bytes, mime}`), `title`, `v` (int, 1). Absent optional fields are omitted, never written empty.
@@ -29,23 +33,26 @@ const BODY_KEYS: &[&str] = &[
 ];
 const FILE_KEYS: &[&str] = &["mime", "path", "size"];
 const THUMBNAIL_KEYS: &[&str] = &["bytes", "mime"];
-const ENVELOPE_KEYS: &[&str] = &["body", "sig"];
+const ENVELOPE_KEYS: &[&str] = &["body", "pow", "sig"];
 
 /// Prefix of every signed message, so a record signature can never be mistaken for a signature over anything
 /// else the same key signs (BEP 44 items, wire handshakes).
 pub const SIGNATURE_DOMAIN: &[u8] = b"kolokol/record/v1\0";
 
-/// The message an author signs: the domain prefix followed by the canonical body bytes.
-pub(crate) fn signed_message(body_bytes: &[u8]) -> Vec<u8> {
-    [SIGNATURE_DOMAIN, body_bytes].concat()
+/// The message an author signs: the domain prefix, the canonical body bytes, then the proof-of-work nonce as 8 bytes
+/// big-endian. The body is self-delimiting bencode and the nonce has a fixed width, so the message splits one way only.
+pub(crate) fn signed_message(body_bytes: &[u8], nonce: u64) -> Vec<u8> {
+    [SIGNATURE_DOMAIN, body_bytes, &nonce.to_be_bytes()].concat()
 }
 
-/// The canonical envelope `d4:body<body>3:sig64:<sig>e`. "body" sorts before "sig", so writing them in this
-/// order is exactly what encoding the dictionary would produce (a test checks that).
-pub(crate) fn envelope(body_bytes: &[u8], sig: &[u8; 64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body_bytes.len() + 80);
+/// The canonical envelope `d4:body<body>3:powi<nonce>e3:sig64:<sig>e`. "body" < "pow" < "sig", so writing them in
+/// this order is exactly what encoding the dictionary would produce (a test checks that).
+pub(crate) fn envelope(body_bytes: &[u8], nonce: u64, sig: &[u8; 64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body_bytes.len() + 110);
     out.extend_from_slice(b"d4:body");
     out.extend_from_slice(body_bytes);
+    out.extend_from_slice(b"3:pow");
+    crate::bencode::encode_into(&int(nonce), &mut out);
     out.extend_from_slice(b"3:sig64:");
     out.extend_from_slice(sig);
     out.push(b'e');
@@ -127,13 +134,26 @@ fn list_dict<'a>(item: &'a Value, i: usize, list: &str) -> Result<&'a Dict, Fiel
     })
 }
 
-/// Splits the decoded envelope into the body dictionary and the signature.
-pub(crate) fn split_envelope(top: &Value) -> Result<(&Dict, [u8; 64]), RecordError> {
+/// The parts of a decoded envelope.
+pub(crate) struct Envelope<'a> {
+    pub(crate) body: &'a Dict,
+    pub(crate) nonce: u64,
+    pub(crate) signature: [u8; 64],
+}
+
+/// Splits the decoded envelope into the body dictionary, the proof-of-work nonce and the signature.
+pub(crate) fn split_envelope(top: &Value) -> Result<Envelope<'_>, RecordError> {
     let top = top.as_dict().ok_or(RecordError::NotADictionary)?;
     reject_unknown_keys(top, ENVELOPE_KEYS)?;
     let body = required_dict(top, "body")?;
-    let sig = fixed::<64>(required_bytes(top, "sig")?, "signature")?;
-    Ok((body, sig))
+    // Integers beyond i64 are already refused by the decoder; this refuses the negative ones.
+    let nonce = non_negative(required_int(top, "pow")?, || "proof-of-work nonce".into())?;
+    let signature = fixed::<64>(required_bytes(top, "sig")?, "signature")?;
+    Ok(Envelope {
+        body,
+        nonce,
+        signature,
+    })
 }
 
 /// Reads the exact body schema. Bounds are checked separately by `check_body`.

@@ -4,6 +4,7 @@
 //! escaped rather than sent to a terminal.
 
 use super::bounds::*;
+use super::work::MAX_WORK_BITS;
 use crate::bencode::{BencodeError, FieldError};
 use crate::keys::{AuthorId, KeyError};
 
@@ -45,6 +46,12 @@ pub enum RecordError {
         "record is dated {created} (unix time), more than an hour after the current time {now}"
     )]
     CreatedInFuture { created: u64, now: u64 },
+
+    // --- Proof of work (only when making a record: judging a received stamp is the node's part) ---
+    #[error("proof-of-work difficulty of {requested} bits is above the {MAX_WORK_BITS}-bit limit")]
+    WorkBitsTooHigh { requested: u8 },
+    #[error("no proof-of-work nonce reaches {bits} bits")]
+    WorkNotFound { bits: u8 },
 
     // --- Bounds on the content ---
     #[error("network name is empty")]

@@ -5,6 +5,10 @@
 //! size before decoding, decodes strict bencode, reads an exact schema, checks every bound, insists on canonical
 //! bytes, verifies the signature and checks the network and the clock. [`sign_record`] applies the same bounds,
 //! so a record this node makes is one every other node accepts.
+//!
+//! Every record carries a proof-of-work stamp (see [`work`]), found by [`sign_record_with_work`] and covered by
+//! the signature. [`validate_record`] checks that the stamp is well formed and signed but does not judge its
+//! strength: the node compares [`SignedRecord::work_bits`] with its network's setting.
 
 mod bounds;
 #[cfg(test)]
@@ -15,10 +19,14 @@ mod error;
 mod proptests;
 #[cfg(test)]
 mod tests;
+pub mod work;
+#[cfg(test)]
+mod work_tests;
 
 pub use bounds::*;
 pub use codec::SIGNATURE_DOMAIN;
 pub use error::RecordError;
+pub use work::{DEFAULT_WORK_BITS, MAX_WORK_BITS, WORK_DOMAIN, work_bits_of};
 
 use crate::bencode::{self, DecodeLimits};
 pub use crate::ids::{InfoHash, RecordId};
@@ -84,11 +92,13 @@ impl RecordBody {
 
 /// A record whose signature and bounds have been checked, with the exact bytes that were signed.
 ///
-/// The only ways to get one are [`sign_record`] and [`validate_record`], so holding a `SignedRecord` means
-/// holding a valid record.
+/// The only ways to get one are [`sign_record`], [`sign_record_with_work`] and [`validate_record`], so holding a
+/// `SignedRecord` means holding a valid record (whose stamp may still be too weak for a given network).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedRecord {
     body: RecordBody,
+    nonce: u64,
+    work_bits: u32,
     signature: [u8; 64],
     bytes: Vec<u8>,
     id: RecordId,
@@ -100,7 +110,18 @@ impl SignedRecord {
         &self.body
     }
 
-    /// The author's Ed25519 signature over [`SIGNATURE_DOMAIN`] followed by the canonical body bytes.
+    /// The proof-of-work nonce, from 0 to `i64::MAX`.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// The strength of the record's proof-of-work stamp: leading zero bits of its work hash (see [`work_bits_of`]).
+    pub fn work_bits(&self) -> u32 {
+        self.work_bits
+    }
+
+    /// The author's Ed25519 signature over [`SIGNATURE_DOMAIN`], the canonical body bytes and the nonce as 8 bytes
+    /// big-endian.
     pub fn signature(&self) -> &[u8; 64] {
         &self.signature
     }
@@ -130,8 +151,24 @@ pub struct ValidationContext {
     pub now_unix: u64,
 }
 
-/// Signs `body` with `key`, after checking that `key` is the body's author and that every bound holds.
+/// Signs `body` with `key` and the stamp of nonce 0 (strength whatever that nonce happens to give), after checking
+/// that `key` is the body's author and that every bound holds. The same as [`sign_record_with_work`] with 0 bits.
 pub fn sign_record(body: RecordBody, key: &Keypair) -> Result<SignedRecord, RecordError> {
+    sign_record_with_work(body, key, 0)
+}
+
+/// Checks `body` as [`sign_record`] does, searches for the smallest nonce whose stamp has at least `min_bits` bits,
+/// then signs body and nonce with `key`.
+///
+/// Deterministic and pure, but CPU-bound: expect 2^`min_bits` SHA-256 blocks (about a second at
+/// [`DEFAULT_WORK_BITS`]), so async callers should run it on a blocking thread. `min_bits` above
+/// [`MAX_WORK_BITS`] is refused before any work. A body within about 20 bytes of [`MAX_RECORD_BYTES`] can fit
+/// with nonce 0 and not with the longer nonce the search finds; it is then refused as too large after the search.
+pub fn sign_record_with_work(
+    body: RecordBody,
+    key: &Keypair,
+    min_bits: u8,
+) -> Result<SignedRecord, RecordError> {
     if body.author != key.public() {
         return Err(RecordError::AuthorMismatch {
             author: body.author,
@@ -140,17 +177,24 @@ pub fn sign_record(body: RecordBody, key: &Keypair) -> Result<SignedRecord, Reco
     }
     check_body(&body)?;
     let body_bytes = bencode::encode(&codec::body_to_value(&body));
-    let signature = key.sign(&codec::signed_message(&body_bytes));
-    let bytes = codec::envelope(&body_bytes, &signature);
+    // Refuse a body that cannot fit even with the shortest nonce before spending any work on it.
+    let shortest = codec::envelope(&body_bytes, 0, &[0; 64]).len();
+    if shortest > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge { len: shortest });
+    }
+    let nonce = work::find_nonce(&body_bytes, min_bits)?;
+    let signature = key.sign(&codec::signed_message(&body_bytes, nonce));
+    let bytes = codec::envelope(&body_bytes, nonce, &signature);
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(RecordError::TooLarge { len: bytes.len() });
     }
-    let id = RecordId::of_signed_bytes(&bytes);
     Ok(SignedRecord {
         body,
+        nonce,
+        work_bits: work_bits_of(&body_bytes, nonce),
         signature,
+        id: RecordId::of_signed_bytes(&bytes),
         bytes,
-        id,
     })
 }
 
@@ -167,17 +211,21 @@ pub fn validate_record(bytes: &[u8], ctx: &ValidationContext) -> Result<SignedRe
         return Err(RecordError::TooLarge { len: bytes.len() });
     }
     let top = bencode::decode(bytes, &RECORD_DECODE_LIMITS)?;
-    let (body_dict, signature) = codec::split_envelope(&top)?;
+    let codec::Envelope {
+        body: body_dict,
+        nonce,
+        signature,
+    } = codec::split_envelope(&top)?;
     let body = codec::body_from_dict(body_dict)?;
     check_body(&body)?;
     // Strict decoding already refuses most non-canonical input; re-encoding from the parsed body also catches
     // anything the schema could read in two ways, so the bytes signed are the only bytes accepted.
     let body_bytes = bencode::encode(&codec::body_to_value(&body));
-    if codec::envelope(&body_bytes, &signature) != bytes {
+    if codec::envelope(&body_bytes, nonce, &signature) != bytes {
         return Err(RecordError::NonCanonical);
     }
     body.author
-        .verify(&codec::signed_message(&body_bytes), &signature)
+        .verify(&codec::signed_message(&body_bytes, nonce), &signature)
         .map_err(RecordError::BadSignature)?;
     if body.network != ctx.network {
         return Err(RecordError::WrongNetwork {
@@ -192,7 +240,9 @@ pub fn validate_record(bytes: &[u8], ctx: &ValidationContext) -> Result<SignedRe
         });
     }
     Ok(SignedRecord {
+        work_bits: work_bits_of(&body_bytes, nonce),
         body,
+        nonce,
         signature,
         bytes: bytes.to_vec(),
         id: RecordId::of_signed_bytes(bytes),

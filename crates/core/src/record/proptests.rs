@@ -1,5 +1,5 @@
-//! Property tests: arbitrary valid bodies (Latin, Cyrillic, any printable Unicode) survive sign -> validate, and
-//! no change to the signed bytes survives validation.
+//! Property tests: arbitrary valid bodies (Latin, Cyrillic, any printable Unicode) survive sign -> validate, with
+//! and without proof of work, and no change to the signed bytes survives validation.
 
 use proptest::prelude::*;
 
@@ -83,12 +83,24 @@ proptest! {
     }
 
     #[test]
+    fn sign_with_work_validate_round_trip((key, body) in arb_signed_input(), bits in 0..=8u8) {
+        let signed = sign_record_with_work(body.clone(), &key, bits).unwrap();
+        prop_assert_eq!(signed.body(), &body);
+        prop_assert!(signed.work_bits() >= u32::from(bits));
+        let valid = validate_record(signed.bytes(), &ctx_for(&body)).unwrap();
+        prop_assert_eq!(valid.work_bits(), signed.work_bits());
+        prop_assert_eq!(valid, signed);
+    }
+
+    #[test]
     fn any_single_byte_change_is_refused(
         (key, body) in arb_signed_input(),
+        bits in 0..=6u8,
         index in any::<prop::sample::Index>(),
         mask in 1..=255u8,
     ) {
-        let signed = sign_record(body.clone(), &key).unwrap();
+        // A few bits of work so the nonce usually has several digits, each of which must be protected too.
+        let signed = sign_record_with_work(body.clone(), &key, bits).unwrap();
         let mut bytes = signed.bytes().to_vec();
         let i = index.index(bytes.len());
         bytes[i] ^= mask;

@@ -40,9 +40,18 @@ pub(super) fn body() -> RecordBody {
     }
 }
 
-/// Signs body bytes exactly as given, skipping every check: the way a hostile or buggy node would.
+/// Signs body bytes and nonce exactly as given, skipping every check: the way a hostile or buggy node would.
+pub(super) fn sign_raw_with_nonce(body_bytes: &[u8], nonce: u64, key: &Keypair) -> Vec<u8> {
+    envelope(
+        body_bytes,
+        nonce,
+        &key.sign(&signed_message(body_bytes, nonce)),
+    )
+}
+
+/// [`sign_raw_with_nonce`] with nonce 0, what `sign_record` uses.
 pub(super) fn sign_raw_body_bytes(body_bytes: &[u8], key: &Keypair) -> Vec<u8> {
-    envelope(body_bytes, &key.sign(&signed_message(body_bytes)))
+    sign_raw_with_nonce(body_bytes, 0, key)
 }
 
 pub(super) fn sign_raw(body: &RecordBody) -> Vec<u8> {
@@ -96,11 +105,14 @@ fn sign_then_validate_round_trips() {
 
 #[test]
 fn envelope_is_the_canonical_encoding_of_the_outer_dict() {
-    let signed = sign_record(body(), &key()).unwrap();
-    let mut top = Dict::new();
-    top.insert(b"body".to_vec(), body_to_value(&body()));
-    top.insert(b"sig".to_vec(), Value::Bytes(signed.signature().to_vec()));
-    assert_eq!(encode(&Value::Dict(top)), signed.bytes());
+    for bits in [0, 10] {
+        let signed = sign_record_with_work(body(), &key(), bits).unwrap();
+        let mut top = Dict::new();
+        top.insert(b"body".to_vec(), body_to_value(&body()));
+        top.insert(b"pow".to_vec(), Value::Int(signed.nonce() as i64));
+        top.insert(b"sig".to_vec(), Value::Bytes(signed.signature().to_vec()));
+        assert_eq!(encode(&Value::Dict(top)), signed.bytes());
+    }
 }
 
 #[test]
@@ -310,6 +322,15 @@ fn non_canonical_and_malformed_encodings_are_refused() {
     );
 }
 
+/// The envelope dictionary of a record, for tests that take it apart.
+fn envelope_dict(signed: &SignedRecord) -> Dict {
+    let mut top = Dict::new();
+    top.insert(b"body".to_vec(), body_to_value(signed.body()));
+    top.insert(b"pow".to_vec(), Value::Int(signed.nonce() as i64));
+    top.insert(b"sig".to_vec(), Value::Bytes(signed.signature().to_vec()));
+    top
+}
+
 #[test]
 fn malformed_envelopes_are_refused() {
     let signed = sign_record(body(), &key()).unwrap();
@@ -321,21 +342,20 @@ fn malformed_envelopes_are_refused() {
         Err(RecordError::Encoding(BencodeError::TrailingBytes { .. }))
     ));
     assert_eq!(v(b"le"), Err(RecordError::NotADictionary));
-    let mut top = Dict::new();
-    top.insert(b"body".to_vec(), body_to_value(&body()));
+    let mut top = envelope_dict(&signed);
     top.insert(
         b"sig".to_vec(),
         Value::Bytes(signed.signature()[..63].to_vec()),
     );
     assert_eq!(
-        v(&encode(&Value::Dict(top.clone()))),
+        v(&encode(&Value::Dict(top))),
         Err(RecordError::WrongLength {
             field: "signature",
             expected: 64,
             actual: 63
         })
     );
-    top.insert(b"sig".to_vec(), Value::Bytes(signed.signature().to_vec()));
+    let mut top = envelope_dict(&signed);
     top.insert(b"zzz".to_vec(), Value::Int(0));
     assert_eq!(
         v(&encode(&Value::Dict(top))),
@@ -350,4 +370,106 @@ fn malformed_envelopes_are_refused() {
         })
     );
     assert!(v(&signed.bytes()[..signed.bytes().len() - 1]).is_err());
+}
+
+#[test]
+fn malformed_nonces_are_refused() {
+    let signed = sign_record(body(), &key()).unwrap();
+    let v = |edit: &dyn Fn(&mut Dict)| {
+        let mut top = envelope_dict(&signed);
+        edit(&mut top);
+        validate_record(&encode(&Value::Dict(top)), &ctx())
+    };
+    assert_eq!(
+        v(&|top| {
+            top.remove(b"pow".as_slice());
+        }),
+        Err(RecordError::Schema(FieldError::Missing {
+            field: "pow".into()
+        }))
+    );
+    assert_eq!(
+        v(&|top| {
+            top.insert(b"pow".to_vec(), Value::Bytes(vec![0; 8]));
+        }),
+        Err(RecordError::Schema(FieldError::WrongType {
+            field: "pow".into(),
+            expected: "integer",
+            found: "byte string"
+        }))
+    );
+    for negative in [-1, i64::MIN] {
+        assert_eq!(
+            v(&|top| {
+                top.insert(b"pow".to_vec(), Value::Int(negative));
+            }),
+            Err(RecordError::IntegerOutOfRange {
+                field: "proof-of-work nonce".into()
+            })
+        );
+    }
+    // Written by hand: past i64::MAX, leading zeros, negative zero.
+    let with_pow = |pow: &str| {
+        let text = signed.bytes();
+        let at = text.windows(8).position(|w| w == b"3:powi0e").unwrap();
+        [&text[..at + 6], pow.as_bytes(), &text[at + 7..]].concat()
+    };
+    assert!(matches!(
+        validate_record(&with_pow("9223372036854775808"), &ctx()),
+        Err(RecordError::Encoding(BencodeError::IntegerOverflow { .. }))
+    ));
+    assert!(matches!(
+        validate_record(&with_pow("99999999999999999999999"), &ctx()),
+        Err(RecordError::Encoding(BencodeError::IntegerOverflow { .. }))
+    ));
+    for non_canonical in ["00", "-0", ""] {
+        assert!(
+            matches!(
+                validate_record(&with_pow(non_canonical), &ctx()),
+                Err(RecordError::Encoding(
+                    BencodeError::NonCanonicalInteger { .. }
+                ))
+            ),
+            "{non_canonical:?}"
+        );
+    }
+    assert_eq!(with_pow("0"), signed.bytes());
+}
+
+#[test]
+fn the_largest_nonce_is_accepted() {
+    let body_bytes = encode(&body_to_value(&body()));
+    let bytes = sign_raw_with_nonce(&body_bytes, i64::MAX as u64, &key());
+    let valid = validate_record(&bytes, &ctx()).unwrap();
+    assert_eq!(valid.nonce(), i64::MAX as u64);
+    assert_eq!(
+        valid.work_bits(),
+        work_bits_of(&body_bytes, i64::MAX as u64)
+    );
+}
+
+#[test]
+fn a_nonce_changed_after_signing_is_refused() {
+    let signed = sign_record_with_work(body(), &key(), 8).unwrap();
+    let body_bytes = encode(&body_to_value(&body()));
+    // Someone else finds a stronger stamp (or any other nonce) and keeps the author's signature: a new id would
+    // be born without the author, so the signature must not verify.
+    let stronger = (signed.nonce() + 1..)
+        .find(|&n| work_bits_of(&body_bytes, n) > signed.work_bits())
+        .unwrap();
+    let others = [0, signed.nonce() ^ 1, signed.nonce() + 1, stronger];
+    for nonce in others.into_iter().filter(|&n| n != signed.nonce()) {
+        let restamped = envelope(&body_bytes, nonce, signed.signature());
+        assert_eq!(
+            validate_record(&restamped, &ctx()),
+            Err(RecordError::BadSignature(KeyError::BadSignature)),
+            "nonce {nonce}"
+        );
+    }
+    // A signature over the body alone, as the envelope without a stamp was signed, does not verify either.
+    let body_only = key().sign(&[SIGNATURE_DOMAIN, &body_bytes].concat());
+    assert_eq!(
+        validate_record(&envelope(&body_bytes, 0, &body_only), &ctx()),
+        Err(RecordError::BadSignature(KeyError::BadSignature))
+    );
 }
