@@ -15,6 +15,7 @@ async fn node(dir: &std::path::Path) -> Node {
         wire_listen: Some("127.0.0.1:0".parse().unwrap()),
         api_addr: HOST.parse().unwrap(),
         discovery: DiscoveryConfig::private_loopback(),
+        work_bits: 8,
         ..NodeConfig::default()
     };
     Node::start(DataDir::lock(dir).unwrap(), config)

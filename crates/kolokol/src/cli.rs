@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
     name = "kolokol",
     version,
     about = "Peer-to-peer publishing that keeps working when the Internet is censored or cut off",
-    after_help = "Run `kolokol up` to start a node; the other commands talk to a running node."
+    after_help = "Run `kolokol up` to start a node; the other commands talk to a running node.",
+    // A flag given twice (say in KOLOKOL_* defaults of a script and again by hand): the last one wins.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Address of the node's HTTP API.
@@ -136,6 +138,11 @@ pub struct UpArgs {
     /// Most inbound kolokol connections.
     #[arg(long, env = "KOLOKOL_MAX_INBOUND", default_value_t = 32)]
     pub max_inbound: usize,
+    /// Proof-of-work difficulty of the network in bits (all nodes of a network use the same): publishing costs about
+    /// 2^bits hashes, and records from others with less work are refused. At most 32.
+    #[arg(long, env = "KOLOKOL_WORK_BITS", default_value_t = kolokol_core::record::DEFAULT_WORK_BITS,
+          value_parser = clap::value_parser!(u8).range(0..=i64::from(kolokol_core::record::MAX_WORK_BITS)))]
+    pub work_bits: u8,
     /// Seconds between catalog reconciliations with a random connected peer.
     #[arg(long, env = "KOLOKOL_RECONCILE_SECS", default_value_t = 60)]
     pub reconcile_secs: u64,

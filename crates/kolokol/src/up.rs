@@ -42,6 +42,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         },
         push_fanout: args.push_fanout,
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
+        work_bits: args.work_bits,
         admission: AdmissionConfig {
             per_author_per_hour: args.author_rate,
             per_author_max: args.author_max,

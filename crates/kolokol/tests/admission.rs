@@ -66,3 +66,55 @@ fn an_authors_flood_beyond_its_rate_is_refused_and_honest_records_flow() {
     );
     assert_eq!(count(&b), 4);
 }
+
+#[test]
+fn records_with_less_work_than_the_network_demands_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strict = NodeProcess::start_with(&tmp.path().join("strict"), &["--work-bits", "16"]);
+    let strict_wire = strict.json(&["status"])["wire_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lazy = NodeProcess::start_with(&tmp.path().join("lazy"), &["--work-bits", "1"]);
+    let diligent = NodeProcess::start_with(&tmp.path().join("diligent"), &["--work-bits", "16"]);
+    lazy.json(&["peer", "add", &strict_wire]);
+    diligent.json(&["peer", "add", &strict_wire]);
+
+    let f = tmp.path().join("cheap.txt");
+    std::fs::write(&f, "cheap").unwrap();
+    lazy.json(&["publish", f.to_str().unwrap(), "--title", "Cheap"]);
+    let refused = wait_for(Duration::from_secs(30), || {
+        (strict.json(&["status"])["refused"]["not_enough_work"]
+            .as_u64()
+            .unwrap()
+            >= 1)
+            .then_some(())
+    });
+    assert!(
+        refused.is_some(),
+        "a record with too little work was not refused\n{}",
+        strict.log()
+    );
+
+    let f = tmp.path().join("earned.txt");
+    std::fs::write(&f, "earned").unwrap();
+    let id = diligent.json(&["publish", f.to_str().unwrap(), "--title", "Earned"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = wait_for(Duration::from_secs(30), || {
+        strict
+            .json(&["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str())
+            .then_some(())
+    });
+    assert!(stored.is_some(), "a record with enough work was not stored");
+    assert_eq!(
+        count(&strict),
+        1,
+        "only the record with enough work is stored"
+    );
+}

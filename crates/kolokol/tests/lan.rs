@@ -49,7 +49,13 @@ fn lan_inside_namespace() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // No bootstrap at all and no public routers: the DHT knows nobody. Only the LAN can connect them.
-    let lan = ["--no-default-bootstrap", "--lan-interface", "127.0.0.1"];
+    let lan = [
+        "--no-default-bootstrap",
+        "--lan-interface",
+        "127.0.0.1",
+        "--work-bits",
+        "8",
+    ];
     let a = NodeProcess::start_custom(&tmp.path().join("a"), &lan);
     let b = NodeProcess::start_custom(&tmp.path().join("b"), &lan);
     let b_id = b.json(&["id"])["node_id"].as_str().unwrap().to_owned();

@@ -33,6 +33,8 @@ impl Default for AdmissionConfig {
 /// Why a valid record was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// The record's proof-of-work stamp is weaker than the network's difficulty.
+    NotEnoughWork,
     Blocked,
     RateLimited,
     AuthorFull,
@@ -42,6 +44,7 @@ pub enum Refusal {
 #[derive(Debug, Default)]
 pub struct AdmissionCounters {
     pub invalid: AtomicU64,
+    pub not_enough_work: AtomicU64,
     pub blocked: AtomicU64,
     pub rate_limited: AtomicU64,
     pub author_full: AtomicU64,
@@ -52,6 +55,8 @@ pub struct AdmissionCounters {
 pub struct RefusedView {
     /// Malformed, forged, of another network, from the future, oversized, or without enough work.
     pub invalid: u64,
+    /// Valid records whose proof-of-work stamp is weaker than this network's difficulty.
+    pub not_enough_work: u64,
     pub blocked: u64,
     pub rate_limited: u64,
     pub author_full: u64,
@@ -60,6 +65,7 @@ pub struct RefusedView {
 impl AdmissionCounters {
     pub fn count(&self, refusal: Refusal) {
         let counter = match refusal {
+            Refusal::NotEnoughWork => &self.not_enough_work,
             Refusal::Blocked => &self.blocked,
             Refusal::RateLimited => &self.rate_limited,
             Refusal::AuthorFull => &self.author_full,
@@ -70,6 +76,7 @@ impl AdmissionCounters {
     pub fn view(&self) -> RefusedView {
         RefusedView {
             invalid: self.invalid.load(Ordering::Relaxed),
+            not_enough_work: self.not_enough_work.load(Ordering::Relaxed),
             blocked: self.blocked.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             author_full: self.author_full.load(Ordering::Relaxed),
@@ -115,6 +122,9 @@ impl RefusedIds {
 
 /// Judge a valid record from outside. A record already held passes (storing it again changes nothing).
 pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
+    if record.work_bits() < u32::from(inner.work_bits) {
+        return Err(Refusal::NotEnoughWork);
+    }
     let author = &record.body().author;
     let catalog = inner.catalog();
     if catalog.is_blocked(author).unwrap_or(false) {

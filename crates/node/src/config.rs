@@ -33,6 +33,9 @@ pub struct NodeConfig {
     pub admission: crate::admission::AdmissionConfig,
     /// How often the node reconciles its catalog with a random connected peer.
     pub reconcile_interval: Duration,
+    /// Proof-of-work difficulty of the network, in bits: records this node publishes carry at least this much work,
+    /// and records from others with less are refused. All nodes of a network should use the same value.
+    pub work_bits: u8,
 }
 
 /// How the node finds others with no server.
@@ -102,6 +105,7 @@ impl Default for NodeConfig {
             max_inbound: 32,
             admission: crate::admission::AdmissionConfig::default(),
             reconcile_interval: Duration::from_secs(60),
+            work_bits: kolokol_core::record::DEFAULT_WORK_BITS,
             proxy: crate::proxy::ProxyOptions::default(),
         }
     }

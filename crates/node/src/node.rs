@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub reached_from_outside: AtomicBool,
     pub push_fanout: usize,
     pub admission: AdmissionConfig,
+    /// The network's proof-of-work difficulty in bits.
+    pub work_bits: u8,
     /// Records from outside refused, by reason.
     pub counters: AdmissionCounters,
     /// Records refused recently (not fetched again by reconciliation).
@@ -206,6 +208,7 @@ impl Node {
             reached_from_outside: AtomicBool::new(false),
             push_fanout: config.push_fanout,
             admission: config.admission,
+            work_bits: config.work_bits,
             counters: AdmissionCounters::default(),
             refused_ids: RefusedIds::default(),
             started: Instant::now(),

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record};
+use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record, sign_record_with_work};
 use kolokol_store::{TorrentRow, TorrentState};
 use rand::RngCore;
 
@@ -100,8 +100,15 @@ async fn stage_and_publish(
         })
         .collect();
     let body = draft_body(inner, request, files, infohash);
-    let record =
-        sign_record(body, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let record = {
+        // The proof-of-work search takes about a second at the default difficulty: off the async threads.
+        let key = inner.author_key.clone();
+        let bits = inner.work_bits;
+        tokio::task::spawn_blocking(move || sign_record_with_work(body, &key, bits))
+            .await
+            .map_err(|e| ApiError::internal("signing task", e))?
+            .map_err(|e| ApiError::Invalid(e.to_string()))?
+    };
 
     let row = TorrentRow {
         infohash,

@@ -49,6 +49,8 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
         bt_listen: Some("127.0.0.1:0".parse().unwrap()),
         wire_listen: Some("127.0.0.1:0".parse().unwrap()),
         discovery: DiscoveryConfig::private_loopback(),
+        // The test signs records without work; difficulty is tested elsewhere.
+        work_bits: 0,
         ..NodeConfig::default()
     };
     let node = Node::start(DataDir::lock(&tmp.path().join("n")).unwrap(), config)

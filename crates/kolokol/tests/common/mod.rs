@@ -27,8 +27,9 @@ impl NodeProcess {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> NodeProcess {
-        // Tests touch loopback only: no public DHT routers, no LAN multicast.
-        let mut args = vec!["--no-default-bootstrap", "--no-lan"];
+        // Tests touch loopback only: no public DHT routers, no LAN multicast. A low proof-of-work difficulty keeps
+        // publishing fast (a test that needs another passes its own --work-bits, which clap lets win as the later).
+        let mut args = vec!["--no-default-bootstrap", "--no-lan", "--work-bits", "8"];
         args.extend_from_slice(extra);
         Self::start_custom(data_dir, &args)
     }

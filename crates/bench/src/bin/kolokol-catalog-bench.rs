@@ -1,0 +1,256 @@
+//! Catalog benchmark (not a test): search latency and node memory with a large catalog.
+//!
+//!   cargo build --release && cargo run --release -p kolokol-bench --bin kolokol-catalog-bench [-- --records 100000]
+//!
+//! Builds a real catalog database of N signed records (Russian and English titles, 1,000 authors), measures local
+//! search latency (p50, p99) over a mix of queries, then starts `kolokol up` on that data directory (loopback only,
+//! no DHT routers, no LAN, no proxy) and reports its resident memory before and after serving searches.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use kolokol_core::keys::Keypair;
+use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record};
+use kolokol_store::{Catalog, SearchQuery};
+use rand::{Rng, SeedableRng};
+
+#[derive(Parser)]
+struct Args {
+    /// Records in the catalog.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// The kolokol binary to start on the catalog.
+    #[arg(long, default_value = "target/release/kolokol")]
+    kolokol: PathBuf,
+}
+
+const WORDS: &[&str] = &[
+    "москва",
+    "митинг",
+    "площадь",
+    "выборы",
+    "протест",
+    "новости",
+    "видео",
+    "город",
+    "суд",
+    "задержание",
+    "moscow",
+    "protest",
+    "square",
+    "election",
+    "news",
+    "video",
+    "court",
+    "arrest",
+    "river",
+    "school",
+    "hospital",
+    "бюджет",
+    "интервью",
+    "репортаж",
+    "документы",
+    "report",
+    "interview",
+    "documents",
+    "street",
+    "police",
+];
+
+fn title(rng: &mut impl Rng) -> String {
+    let n = rng.random_range(2..6);
+    (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("node");
+    std::fs::create_dir_all(&data)?;
+    let mut catalog = Catalog::open(&data.join("catalog.sqlite"), "kolokol")?;
+    let authors: Vec<Keypair> = (0..1000u32)
+        .map(|i| {
+            let mut secret = [0u8; 32];
+            secret[..4].copy_from_slice(&i.to_be_bytes());
+            secret[31] = 1;
+            Keypair::from_secret_bytes(secret)
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    for i in 0..args.records {
+        let author = &authors[i % authors.len()];
+        let mime = ["video/mp4", "image/jpeg", "text/plain", "audio/ogg"][i % 4];
+        let mut infohash = [0u8; 20];
+        rng.fill(&mut infohash[..]);
+        let body = RecordBody {
+            network: "kolokol".into(),
+            author: author.public(),
+            created: 1_700_000_000 + i as u64,
+            title: title(&mut rng),
+            description: title(&mut rng),
+            tags: vec![WORDS[i % WORDS.len()].to_owned()],
+            lang: Some(if i % 3 == 0 { "en" } else { "ru" }.to_owned()),
+            files: vec![FileEntry {
+                path: format!("file{i}"),
+                size: 1000 + i as u64,
+                mime: mime.into(),
+            }],
+            infohash: InfoHash(infohash),
+            thumbnail: None,
+        };
+        let record = sign_record(body, author)?;
+        catalog.insert_record(&record, 1_700_000_000)?;
+    }
+    println!(
+        "catalog: {} records written in {:.1} s",
+        args.records,
+        started.elapsed().as_secs_f64()
+    );
+
+    let queries = [
+        "москв",
+        "protest",
+        "видео площади",
+        "court arrest",
+        "новости суд",
+        "repo",
+        "ЗАДЕРЖАНИЕ",
+        "river",
+    ];
+    let mut times = Vec::new();
+    for round in 0..25 {
+        for (k, q) in queries.iter().enumerate() {
+            let query = SearchQuery {
+                text: (*q).into(),
+                lang: (round % 2 == 0 && k % 2 == 0).then(|| "ru".to_owned()),
+                limit: 50,
+                ..SearchQuery::default()
+            };
+            let t = Instant::now();
+            let found = catalog.search(&query)?;
+            times.push(t.elapsed());
+            if found.is_empty() && !q.is_empty() && round == 0 {
+                println!("  (no results for {q:?})");
+            }
+        }
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "search, first page of 50, {} queries: p50 {:.2} ms, p99 {:.2} ms",
+        times.len(),
+        pct(0.5).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0
+    );
+    drop(catalog);
+    node_memory(&args.kolokol, &data)
+}
+
+fn node_memory(kolokol: &Path, data: &Path) -> anyhow::Result<()> {
+    if !kolokol.exists() {
+        bail!(
+            "{} not found: run `cargo build --release` first",
+            kolokol.display()
+        );
+    }
+    let mut child = Command::new(kolokol)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--api",
+            "127.0.0.1:0",
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--wire",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--dht",
+            "127.0.0.1:0",
+            "--no-default-bootstrap",
+            "--no-lan",
+            "--no-proxy",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start kolokol up")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut api = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(rest) = line.trim().strip_prefix("web:") {
+            api = Some(
+                rest.trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned(),
+            );
+            break;
+        }
+    }
+    let api = api.context("the node did not start")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_kib(child.id())?;
+    for q in ["москв", "protest", "видео", "court"] {
+        http_get(&api, &format!("/api/v1/search?q={}&limit=50", percent(q)))?;
+    }
+    http_get(&api, "/api/v1/records?limit=1000")?;
+    let after = rss_kib(child.id())?;
+    println!(
+        "node resident memory with the catalog: {:.1} MiB idle, {:.1} MiB after serving searches and a 1,000-record list",
+        idle as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+fn http_get(api: &str, path: &str) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect(api)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "{path}: {}",
+            String::from_utf8_lossy(&response[..response.len().min(200)])
+        );
+    }
+    Ok(())
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
