@@ -14,9 +14,9 @@ use crate::backend::{self, EngineSession, Handle};
 use crate::create::{self, ContentFile};
 use crate::error::TransferError;
 use crate::fastresume::{FastResume, hex};
-use kolokol_core::magnet::Magnet;
 use crate::metainfo::TorrentMeta;
 use crate::progress::{Progress, TorrentState};
+use kolokol_core::magnet::Magnet;
 
 /// Most peers remembered for one torrent.
 pub const MAX_PEERS_PER_TORRENT: usize = 1000;

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use kolokol_core::magnet::MagnetError;
 use crate::metainfo::MetainfoError;
+use kolokol_core::magnet::MagnetError;
 
 /// Everything that can go wrong in the transfer engine.
 ///
