@@ -99,13 +99,7 @@ fn thirty_nodes_one_bootstrap_publish_reaches_the_last_and_downloads_without_pee
     let published = nodes[0].json(&["publish", file.to_str().unwrap(), "--title", "Через DHT"]);
     let id = published["id"].as_str().unwrap().to_owned();
     let reached = wait_for(Duration::from_secs(90), || {
-        nodes[29]
-            .json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str())
-            .then_some(())
+        nodes[29].has_record(&id).then_some(())
     });
     assert!(
         reached.is_some(),
@@ -118,12 +112,7 @@ fn thirty_nodes_one_bootstrap_publish_reaches_the_last_and_downloads_without_pee
         sha256_file(&file)
     );
     for (i, node) in nodes.iter().enumerate() {
-        let has = node
-            .json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str());
+        let has = node.has_record(&id);
         assert!(has, "node {} lacks the record", i + 1);
     }
 
@@ -175,24 +164,10 @@ fn following_an_author_works_through_the_feed_head() {
         .unwrap()
         .to_owned();
     // P got it (A pushed to its peer); F did not, by push.
-    let at_p = wait_for(Duration::from_secs(30), || {
-        p.json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str())
-            .then_some(())
-    });
+    let at_p = wait_for(Duration::from_secs(30), || p.has_record(&id).then_some(()));
     assert!(at_p.is_some(), "P never got the record\n{}", p.log());
 
-    let at_f = wait_for(Duration::from_secs(60), || {
-        f.json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str())
-            .then_some(())
-    });
+    let at_f = wait_for(Duration::from_secs(60), || f.has_record(&id).then_some(()));
     assert!(
         at_f.is_some(),
         "F never got the record through the feed\nF log:\n{}\nA log:\n{}",

@@ -80,13 +80,6 @@ fn lan_inside_namespace() {
         .as_str()
         .unwrap()
         .to_owned();
-    let arrived = wait_for(Duration::from_secs(30), || {
-        b.json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str())
-            .then_some(())
-    });
+    let arrived = wait_for(Duration::from_secs(30), || b.has_record(&id).then_some(()));
     assert!(arrived.is_some(), "record never reached B\n{}", b.log());
 }

@@ -136,6 +136,15 @@ impl NodeProcess {
         })
     }
 
+    /// Whether this node's catalog holds the record `id`.
+    pub fn has_record(&self, id: &str) -> bool {
+        self.json(&["list", "--limit", "1000"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
