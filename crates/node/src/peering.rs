@@ -5,7 +5,7 @@
 //! per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more than
 //! [`MAX_BAD_RECORDS`] invalid records is closed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub const MAX_HANDSHAKES: usize = 16;
 pub const MAX_BAD_RECORDS: u32 = 16;
 /// Messages waiting to be sent on one connection.
 const OUTBOX: usize = 64;
+/// Records older than this (by their signed time) are stored but not relayed.
+const RELAY_MAX_AGE_SECS: u64 = 3600;
 /// Messages read ahead of the connection task.
 const INBOX: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -404,6 +406,7 @@ where
                 outbox: outbox_rx,
                 reconcile_now,
                 cancel: cancel.clone(),
+                outbound,
             },
         )
         .await;
@@ -442,6 +445,8 @@ struct Control {
     /// Start a reconciliation session.
     reconcile_now: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
+    /// We dialled: we start the first reconciliation.
+    outbound: bool,
 }
 
 async fn run_connection<R, W>(
@@ -460,6 +465,7 @@ where
         mut outbox,
         reconcile_now,
         cancel,
+        outbound,
     } = control;
     let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
     let read_cancel = cancel.clone();
@@ -476,8 +482,10 @@ where
         }
     });
 
-    let local_ids = inner.catalog().record_ids().map_err(|e| e.to_string())?;
-    let mut exchange = Exchange::new(local_ids).with_bt_port(inner.peers.bt_port);
+    // The catalog travels by range reconciliation (O(d log n) bytes for d differences), which the dialing side starts
+    // as soon as the exchange is over; the exchange itself advertises nothing and only carries the hello. (A peer
+    // that still sends a full inventory is served as before.)
+    let mut exchange = Exchange::new(BTreeSet::new()).with_bt_port(inner.peers.bt_port);
     for message in exchange.start() {
         writer.send(&message).await.map_err(|e| chain(&e))?;
     }
@@ -498,13 +506,7 @@ where
                 writer.send(&Message::Ping { nonce }).await.map_err(|e| chain(&e))?;
             }
             _ = reconcile_now.notified(), if exchange.is_done() => {
-                match sessions.start(inner) {
-                    Ok((session, frame)) => writer
-                        .send(&Message::Reconcile { session, frame })
-                        .await
-                        .map_err(|e| chain(&e))?,
-                    Err(error) => tracing::warn!(%error, "cannot start a reconciliation"),
-                }
+                start_reconcile(inner, &mut sessions, &mut writer).await?;
             }
             pushed = outbox.recv() => {
                 let Some(message) = pushed else { return Ok(()) };
@@ -590,6 +592,9 @@ where
                         }
                         ExchangeAction::Done => {
                             tracing::info!(peer = %remote_id, "catalog exchange complete");
+                            if outbound {
+                                start_reconcile(inner, &mut sessions, &mut writer).await?;
+                            }
                             for message in deferred.drain(..) {
                                 writer.send(&message).await.map_err(|e| chain(&e))?;
                             }
@@ -652,13 +657,33 @@ fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Ve
         match inner.catalog().insert_record(&record, unix_now()) {
             Ok(true) => {
                 tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
-                new.push(bytes);
+                // Only news is relayed: a node catching up on an old catalog must not flood its peers with it.
+                if record.body().created + RELAY_MAX_AGE_SECS >= unix_now() {
+                    new.push(bytes);
+                }
             }
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "cannot store a record"),
         }
     }
     (new, refused)
+}
+
+async fn start_reconcile<W: AsyncWrite + Unpin>(
+    inner: &Inner,
+    sessions: &mut crate::reconciling::Sessions,
+    writer: &mut WireWriter<W>,
+) -> Result<(), String> {
+    match sessions.start(inner) {
+        Ok((session, frame)) => writer
+            .send(&Message::Reconcile { session, frame })
+            .await
+            .map_err(|e| chain(&e)),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start a reconciliation");
+            Ok(())
+        }
+    }
 }
 
 async fn send_records<W: AsyncWrite + Unpin>(
