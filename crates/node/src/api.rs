@@ -250,44 +250,19 @@ impl Api {
                 "that is this node's own author id".into(),
             ));
         }
-        let infohashes: Vec<InfoHash> = {
-            let catalog = self.inner.catalog();
-            let mut infohashes = Vec::new();
-            for bytes in catalog.author_record_bytes(&author, u32::MAX)? {
-                if let Ok(record) = kolokol_core::record::validate_record(
-                    &bytes,
-                    &kolokol_core::record::ValidationContext {
-                        network: self.inner.network.clone(),
-                        now_unix: u64::MAX / 2,
-                    },
-                ) {
-                    infohashes.push(record.body().infohash);
-                }
-            }
-            infohashes
-        };
-        let rows: Vec<_> = {
-            let catalog = self.inner.catalog();
-            infohashes
-                .iter()
-                .filter_map(|h| catalog.get_torrent(h).ok().flatten())
-                .collect()
-        };
         let purge = self
             .inner
             .catalog()
             .block_author(&author, crate::node::unix_now())?;
         let data_root = self.inner.dir.root().to_path_buf();
         let mut removed_data = 0;
-        for infohash in &purge.orphaned_torrents {
-            let inside = rows
-                .iter()
-                .find(|r| r.infohash == *infohash)
-                .is_some_and(|r| r.output_dir.starts_with(&data_root));
-            if let Err(error) = self.inner.engine.remove(&infohash.0, inside).await {
-                tracing::debug!(%error, %infohash, "engine had nothing to remove");
+        for row in &purge.orphaned_torrents {
+            // Data inside the data directory goes; a copy the user saved elsewhere with `get -o` stays.
+            let inside = row.output_dir.starts_with(&data_root);
+            if let Err(error) = self.inner.engine.remove(&row.infohash.0, inside).await {
+                tracing::debug!(%error, infohash = %row.infohash, "engine had nothing to remove");
             }
-            if inside && let Some(row) = rows.iter().find(|r| r.infohash == *infohash) {
+            if inside {
                 let _ = std::fs::remove_dir_all(&row.output_dir);
                 removed_data += 1;
             }

@@ -50,6 +50,26 @@ impl Activity {
     }
 }
 
+/// Copies one direction until end of stream, then half-closes the writer. Returns the bytes copied.
+async fn copy_half(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    activity: &Activity,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            to.shutdown().await?;
+            return Ok(total);
+        }
+        to.write_all(&buf[..n]).await?;
+        activity.touch();
+        total += n as u64;
+    }
+}
+
 /// Relays between two TCP connections until both directions end, an error occurs, or nothing moves for `idle`.
 pub async fn tcp_to_tcp(mut client: TcpStream, mut upstream: TcpStream, idle: Duration) -> Moved {
     let activity = Activity::new();
@@ -57,34 +77,8 @@ pub async fn tcp_to_tcp(mut client: TcpStream, mut upstream: TcpStream, idle: Du
     {
         let (mut client_read, mut client_write) = client.split();
         let (mut up_read, mut up_write) = upstream.split();
-        let up = async {
-            let mut buf = vec![0; BUF];
-            let mut total = 0u64;
-            loop {
-                let n = client_read.read(&mut buf).await?;
-                if n == 0 {
-                    up_write.shutdown().await?;
-                    return Ok::<u64, std::io::Error>(total);
-                }
-                up_write.write_all(&buf[..n]).await?;
-                activity.touch();
-                total += n as u64;
-            }
-        };
-        let down = async {
-            let mut buf = vec![0; BUF];
-            let mut total = 0u64;
-            loop {
-                let n = up_read.read(&mut buf).await?;
-                if n == 0 {
-                    client_write.shutdown().await?;
-                    return Ok::<u64, std::io::Error>(total);
-                }
-                client_write.write_all(&buf[..n]).await?;
-                activity.touch();
-                total += n as u64;
-            }
-        };
+        let up = copy_half(&mut client_read, &mut up_write, &activity);
+        let down = copy_half(&mut up_read, &mut client_write, &activity);
         tokio::select! {
             result = async { tokio::try_join!(up, down) } => {
                 if let Ok((up, down)) = result {

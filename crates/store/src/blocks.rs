@@ -15,12 +15,13 @@ pub struct BlockedRow {
 }
 
 /// What blocking removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Purge {
     /// Records deleted from the catalog.
     pub records: u64,
-    /// Torrents of those records that no remaining record refers to: their data should go too.
-    pub orphaned_torrents: Vec<InfoHash>,
+    /// Torrents of those records that no remaining record refers to (their rows, as they were): their data should
+    /// go too.
+    pub orphaned_torrents: Vec<crate::TorrentRow>,
 }
 
 impl Catalog {
@@ -58,11 +59,14 @@ impl Catalog {
                 )
                 .optional()?;
             if still_used.is_none() {
-                tx.execute("DELETE FROM torrents WHERE infohash = ?1", [&infohash])?;
-                let infohash: [u8; 20] = infohash
+                let key: [u8; 20] = infohash
+                    .as_slice()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("infohash of the wrong length".into()))?;
-                orphaned.push(InfoHash(infohash));
+                if let Some(row) = crate::torrents::get_torrent_in(&tx, &InfoHash(key))? {
+                    tx.execute("DELETE FROM torrents WHERE infohash = ?1", [&infohash])?;
+                    orphaned.push(row);
+                }
             }
         }
         tx.commit()?;

@@ -88,14 +88,7 @@ impl Catalog {
     }
 
     pub fn get_torrent(&self, infohash: &InfoHash) -> Result<Option<TorrentRow>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT infohash, name, torrent, output_dir, state, added_at FROM torrents WHERE infohash = ?1",
-                [&infohash.0[..]],
-                read_row,
-            )
-            .optional()?
-            .transpose()
+        get_torrent_in(&self.conn, infohash)
     }
 
     /// Every torrent, oldest first.
@@ -154,4 +147,17 @@ fn put_torrent_in(conn: &rusqlite::Connection, row: &TorrentRow) -> Result<(), S
         ],
     )?;
     Ok(())
+}
+
+pub(crate) fn get_torrent_in(
+    conn: &rusqlite::Connection,
+    infohash: &InfoHash,
+) -> Result<Option<TorrentRow>, StoreError> {
+    conn.query_row(
+        "SELECT infohash, name, torrent, output_dir, state, added_at FROM torrents WHERE infohash = ?1",
+        [&infohash.0[..]],
+        read_row,
+    )
+    .optional()?
+    .transpose()
 }
