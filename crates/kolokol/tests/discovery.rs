@@ -145,14 +145,35 @@ fn following_an_author_works_through_the_feed_head() {
         .as_str()
         .unwrap()
         .to_owned();
-    let f = start(
+    // F's periodic reconciliation is an hour away, so after the one on connect it learns nothing by sync.
+    let mut f_args: Vec<&str> = FAST.to_vec();
+    f_args.extend(["--bootstrap", &p_dht]);
+    f_args.extend([
+        "--peers",
+        "1",
+        "--max-inbound",
+        "0",
+        "--reconcile-secs",
+        "3600",
+    ]);
+    f_args.extend(["--no-default-bootstrap", "--no-lan", "--work-bits", "8"]);
+    let f = NodeProcess::start_logging(
         &tmp.path().join("f"),
-        Some(&p_dht),
-        &["--peers", "1", "--max-inbound", "0"],
+        &f_args,
+        "info,librqbit=warn,kolokol_node::reconciling=debug",
     );
     let a = start(&tmp.path().join("a"), Some(&p_dht), &[]);
     f.json(&["peer", "add", &p_wire]);
     a.json(&["peer", "add", &p_wire]);
+    // The reconciliation F starts on connect must be over before A publishes, or it could carry the record.
+    let synced = wait_for(Duration::from_secs(30), || {
+        f.log().contains("reconciliation finished").then_some(())
+    });
+    assert!(synced.is_some(), "F never reconciled with P\n{}", f.log());
+    let a_connected = wait_for(Duration::from_secs(30), || {
+        (connected_ids(&a).len() == 1).then_some(())
+    });
+    assert!(a_connected.is_some(), "A never connected to P\n{}", a.log());
     let author = a.json(&["id"])["author_id"].as_str().unwrap().to_owned();
     let followed = f.json(&["follow", &author]);
     assert_eq!(followed["author"], author.as_str());

@@ -36,6 +36,11 @@ impl NodeProcess {
 
     /// Like [`NodeProcess::start_with`] without the default `--no-default-bootstrap --no-lan`: the caller decides.
     pub fn start_custom(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        Self::start_logging(data_dir, extra, "info,librqbit=warn")
+    }
+
+    /// Like [`NodeProcess::start_custom`] with a log filter of the caller's (to wait for a debug event).
+    pub fn start_logging(data_dir: &Path, extra: &[&str], log_filter: &str) -> NodeProcess {
         std::fs::create_dir_all(data_dir).unwrap();
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).unwrap();
@@ -59,7 +64,7 @@ impl NodeProcess {
             // The default proxy port (7412) would collide between test nodes: any free loopback port instead.
             .args(["--proxy", "127.0.0.1:0"])
             .args(extra)
-            .env("KOLOKOL_LOG", "info,librqbit=warn")
+            .env("KOLOKOL_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
