@@ -60,6 +60,13 @@ pub enum ExchangeAction {
     ServeAuthor(PublicKey),
     /// A reconciliation message from the peer: hand it to the session with that id (or start answering one).
     Reconcile { session: u64, frame: Vec<u8> },
+    /// The peer asks us to fetch and seed a fresh publication (a `Replicate`): validate the record, decide, and
+    /// answer with `Holding` when complete or `Decline`.
+    Replicate(Vec<u8>),
+    /// The peer will not replicate this publication of ours.
+    Declined([u8; 20]),
+    /// The peer holds complete copies of these publications.
+    Holding(Vec<[u8; 20]>),
     /// Both directions are complete. Emitted once; the connection stays open.
     Done,
 }
@@ -262,6 +269,9 @@ impl Exchange {
             Message::Reconcile { session, frame } => {
                 Ok(vec![ExchangeAction::Reconcile { session, frame }])
             }
+            Message::Replicate { record } => Ok(vec![ExchangeAction::Replicate(record)]),
+            Message::Decline { infohash } => Ok(vec![ExchangeAction::Declined(infohash)]),
+            Message::Holding { infohashes } => Ok(vec![ExchangeAction::Holding(infohashes)]),
             Message::Inventory { ids } => self.on_inventory(ids, announced),
             Message::InventoryDone => {
                 if self.peer_inventory_done {

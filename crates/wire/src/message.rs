@@ -30,6 +30,10 @@ pub const MAX_RECONCILE_FRAME: usize = kolokol_core::reconcile::MAX_FRAME_BYTES;
 pub const MAX_FETCH_IDS: usize = 256;
 /// Most records one `FetchAuthor` is answered with (the newest ones).
 pub const MAX_AUTHOR_RECORDS: usize = 1000;
+/// Most infohashes in one `Holding` message.
+pub const MAX_HOLDING: usize = 256;
+/// Length of an infohash on the wire.
+pub const INFOHASH_BYTES: usize = 20;
 /// Length of a ping nonce on the wire (big-endian).
 const NONCE_BYTES: usize = 8;
 
@@ -110,6 +114,23 @@ pub enum Message {
         /// The nonce of the `Ping`.
         nonce: u64,
     },
+    /// A publisher asks the receiver to fetch and seed a fresh publication before it is announced to anyone else
+    /// (so the publisher is not its first and only seeder). The receiver answers with `Holding` once it has every
+    /// piece, or `Decline`.
+    Replicate {
+        /// The publication's signed record, exactly as signed.
+        record: Vec<u8>,
+    },
+    /// The receiver will not replicate this publication (no room, refused record, fetch failed).
+    Decline {
+        /// The publication's BitTorrent v1 infohash.
+        infohash: [u8; INFOHASH_BYTES],
+    },
+    /// The sender holds every piece of these publications and seeds them: 1 to [`MAX_HOLDING`] infohashes.
+    Holding {
+        /// BitTorrent v1 infohashes.
+        infohashes: Vec<[u8; INFOHASH_BYTES]>,
+    },
 }
 
 /// Why bytes are not a valid message, or a message cannot be encoded.
@@ -146,6 +167,9 @@ pub enum MessageError {
     /// A record id is not exactly 32 bytes.
     #[error("record id of {0} bytes, expected 32")]
     BadIdLength(usize),
+    /// An infohash is not exactly 20 bytes.
+    #[error("infohash of {0} bytes, expected 20")]
+    BadInfohashLength(usize),
     /// A ping nonce is not exactly 8 bytes.
     #[error("nonce of {0} bytes, expected 8")]
     BadNonceLength(usize),
@@ -191,6 +215,9 @@ impl Message {
             Message::FetchAuthor { .. } => "fetch_author",
             Message::Ping { .. } => "ping",
             Message::Pong { .. } => "pong",
+            Message::Replicate { .. } => "replicate",
+            Message::Decline { .. } => "decline",
+            Message::Holding { .. } => "holding",
         }
     }
 
@@ -253,6 +280,24 @@ impl Message {
             }
             Message::Ping { nonce } | Message::Pong { nonce } => {
                 dict.insert("nonce".into(), Value::from(nonce.to_be_bytes().as_slice()));
+            }
+            Message::Replicate { record } => {
+                check_record_len(record.len())?;
+                if record.is_empty() {
+                    return Err(MessageError::Empty("record"));
+                }
+                dict.insert("record".into(), Value::from(record.as_slice()));
+            }
+            Message::Decline { infohash } => {
+                dict.insert("infohash".into(), Value::from(infohash.as_slice()));
+            }
+            Message::Holding { infohashes } => {
+                check_count("infohashes", infohashes.len(), MAX_HOLDING)?;
+                let items = infohashes
+                    .iter()
+                    .map(|h| Value::from(h.as_slice()))
+                    .collect();
+                dict.insert("infohashes".into(), Value::List(items));
             }
             Message::InventoryDone | Message::Satisfied => {}
         }
@@ -343,6 +388,38 @@ impl Message {
             b"pong" => Message::Pong {
                 nonce: decode_nonce(dict)?,
             },
+            b"replicate" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "record"])?;
+                let record = required_bytes(dict, "record")?;
+                check_record_len(record.len())?;
+                if record.is_empty() {
+                    return Err(MessageError::Empty("record"));
+                }
+                Message::Replicate {
+                    record: record.to_vec(),
+                }
+            }
+            b"decline" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "infohash"])?;
+                Message::Decline {
+                    infohash: infohash_of(required_bytes(dict, "infohash")?)?,
+                }
+            }
+            b"holding" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "infohashes"])?;
+                let items = required_list(dict, "infohashes")?;
+                check_count("infohashes", items.len(), MAX_HOLDING)?;
+                let infohashes = items
+                    .iter()
+                    .map(|item| {
+                        infohash_of(
+                            item.as_bytes()
+                                .ok_or(MessageError::ItemNotBytes("infohashes"))?,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Message::Holding { infohashes }
+            }
             b"inventory_done" => {
                 reject_unknown_keys(dict, &[TYPE_KEY])?;
                 Message::InventoryDone
@@ -397,6 +474,12 @@ fn decode_ids(dict: &Dict) -> Result<Vec<RecordId>, MessageError> {
             Ok(RecordId(id))
         })
         .collect()
+}
+
+fn infohash_of(bytes: &[u8]) -> Result<[u8; INFOHASH_BYTES], MessageError> {
+    bytes
+        .try_into()
+        .map_err(|_| MessageError::BadInfohashLength(bytes.len()))
 }
 
 fn decode_nonce(dict: &Dict) -> Result<u64, MessageError> {

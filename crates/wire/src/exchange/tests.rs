@@ -64,7 +64,11 @@ impl Side {
                     self.outbox
                         .extend(pack_records(records, MAX_MESSAGE).unwrap());
                 }
-                ExchangeAction::ServeAuthor(_) | ExchangeAction::Reconcile { .. } => {}
+                ExchangeAction::ServeAuthor(_)
+                | ExchangeAction::Reconcile { .. }
+                | ExchangeAction::Replicate(_)
+                | ExchangeAction::Declined(_)
+                | ExchangeAction::Holding(_) => {}
                 ExchangeAction::Done => {}
             }
         }

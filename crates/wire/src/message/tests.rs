@@ -45,6 +45,10 @@ fn message_strategy() -> impl Strategy<Value = Message> {
             .prop_map(|(session, frame)| Message::Reconcile { session, frame }),
         any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
+        prop::collection::vec(any::<u8>(), 1..300).prop_map(|record| Message::Replicate { record }),
+        any::<[u8; 20]>().prop_map(|infohash| Message::Decline { infohash }),
+        prop::collection::vec(any::<[u8; 20]>(), 1..=MAX_HOLDING)
+            .prop_map(|infohashes| Message::Holding { infohashes }),
     ]
 }
 
@@ -304,4 +308,58 @@ fn fetch_is_capped_and_fetch_author_needs_a_32_byte_key() {
         Message::decode(&bytes).is_err(),
         "a fetch of more than MAX_FETCH_IDS is refused"
     );
+}
+
+#[test]
+fn replication_messages_refuse_bad_shapes() {
+    let short = dict(&[
+        ("t", Value::from("decline")),
+        ("infohash", Value::Bytes(vec![1; 19])),
+    ]);
+    assert_eq!(
+        Message::decode(&short),
+        Err(MessageError::BadInfohashLength(19))
+    );
+    let empty = dict(&[
+        ("t", Value::from("holding")),
+        ("infohashes", Value::List(vec![])),
+    ]);
+    assert_eq!(
+        Message::decode(&empty),
+        Err(MessageError::Empty("infohashes"))
+    );
+    let many = dict(&[
+        ("t", Value::from("holding")),
+        (
+            "infohashes",
+            Value::List(
+                (0..=MAX_HOLDING)
+                    .map(|_| Value::Bytes(vec![1; 20]))
+                    .collect(),
+            ),
+        ),
+    ]);
+    assert!(matches!(
+        Message::decode(&many),
+        Err(MessageError::TooManyItems {
+            field: "infohashes",
+            ..
+        })
+    ));
+    let no_record = dict(&[
+        ("t", Value::from("replicate")),
+        ("record", Value::Bytes(vec![])),
+    ]);
+    assert_eq!(
+        Message::decode(&no_record),
+        Err(MessageError::Empty("record"))
+    );
+    let huge = dict(&[
+        ("t", Value::from("replicate")),
+        ("record", Value::Bytes(vec![0; MAX_RECORD_BYTES + 1])),
+    ]);
+    assert!(matches!(
+        Message::decode(&huge),
+        Err(MessageError::RecordTooLarge { .. })
+    ));
 }
