@@ -11,6 +11,7 @@
 //! Every write is one SQLite transaction: a failed operation leaves the database as it was.
 
 mod blocks;
+mod cache;
 mod follows;
 mod migrations;
 mod peers;
@@ -24,6 +25,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use blocks::{BlockedRow, Purge};
+pub use cache::CacheEntry;
 pub use follows::{FollowRow, MAX_FOLLOWS};
 pub use peers::PeerRow;
 pub use records::RecordPage;

@@ -73,6 +73,14 @@ const MIGRATIONS: &[&str] = &[
         blocked_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 4: what the cache policy needs to know about held data: pins and the last time it was asked for.
+    "
+    CREATE TABLE cache_entries (
+        infohash       BLOB PRIMARY KEY NOT NULL CHECK (length(infohash) = 20),
+        pinned         INTEGER NOT NULL DEFAULT 0,
+        last_requested INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
