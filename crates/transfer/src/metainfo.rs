@@ -61,6 +61,66 @@ pub fn infohash_of(torrent: &[u8]) -> Result<[u8; 20], MetainfoError> {
     TorrentMeta::parse(torrent).map(|t| t.infohash)
 }
 
+/// A checked torrent's layout: what a reader of its raw data needs to verify it piece by piece (bundles read file
+/// data from a stream and check it against these hashes before trusting any of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentLayout {
+    pub infohash: [u8; 20],
+    /// The torrent's name: the single file, or the folder holding the files.
+    pub name: String,
+    /// True for the single-file form: the data is `<dir>/<name>`; otherwise `<dir>/<name>/<components...>`.
+    pub single_file: bool,
+    pub piece_length: u32,
+    /// One SHA-1 per piece, in order, over the files concatenated in `files` order (padding files as zeros).
+    pub piece_hashes: Vec<[u8; 20]>,
+    pub files: Vec<LayoutFile>,
+}
+
+/// One file of a [`TorrentLayout`], in torrent order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutFile {
+    /// Path components inside the torrent (single-file form: just the name); each checked safe for a file system.
+    pub components: Vec<String>,
+    pub length: u64,
+    /// BEP 47 padding: zeros that count in the pieces but are never stored.
+    pub padding: bool,
+}
+
+/// Parses and checks a .torrent (the same checks as every torrent the engine takes) and returns its layout.
+pub fn torrent_layout(torrent: &[u8]) -> Result<TorrentLayout, MetainfoError> {
+    let meta = TorrentMeta::parse(torrent)?;
+    let doc = bencode::decode(torrent)?;
+    let pieces = doc
+        .get(b"info")
+        .and_then(|info| info.get(b"pieces"))
+        .and_then(Value::as_bytes)
+        .ok_or(MetainfoError::Field("pieces"))?;
+    let piece_hashes = pieces
+        .chunks_exact(20)
+        .map(|c| {
+            let mut hash = [0u8; 20];
+            hash.copy_from_slice(c);
+            hash
+        })
+        .collect();
+    Ok(TorrentLayout {
+        infohash: meta.infohash,
+        name: meta.name,
+        single_file: meta.single_file,
+        piece_length: meta.piece_length,
+        piece_hashes,
+        files: meta
+            .files
+            .into_iter()
+            .map(|f| LayoutFile {
+                components: f.components,
+                length: f.length,
+                padding: f.padding,
+            })
+            .collect(),
+    })
+}
+
 /// One file of a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MetaFile {
@@ -379,6 +439,21 @@ mod tests {
             TorrentMeta::parse(b"d3:fooi1ee"),
             Err(MetainfoError::NoInfo)
         ));
+    }
+
+    #[test]
+    fn layout_has_piece_hashes_and_files_in_order() {
+        let pieces: Vec<u8> = (0u8..40).collect();
+        let files = vec![(vec!["a".to_owned()], 20_000), (vec!["c".to_owned()], 100)];
+        let info = build_info("dir", false, &files, 16384, &pieces);
+        let layout = torrent_layout(&torrent_with_info(&info)).unwrap();
+        assert_eq!(layout.name, "dir");
+        assert_eq!(layout.piece_length, 16384);
+        assert_eq!(layout.piece_hashes.len(), 2);
+        assert_eq!(layout.piece_hashes[1][0], 20);
+        assert_eq!(layout.files[1].components, vec!["c".to_owned()]);
+        assert_eq!(layout.infohash, <[u8; 20]>::from(Sha1::digest(&info)));
+        assert!(torrent_layout(b"d3:fooi1ee").is_err());
     }
 
     #[test]
