@@ -5,6 +5,8 @@
 //! - [`record`]: signed publication records; [`record::validate_record`] is the single gate every record from
 //!   outside passes through, and [`record::sign_record`] makes only records that gate accepts.
 //! - [`magnet`]: v1 magnet links, parsed and printed.
+//! - [`replication`]: the disk-quota and mirror policy ([`replication::CachePolicy`]) and the publisher's
+//!   replicate-before-announce push ([`replication::PublisherPush`]).
 //!
 //! # Architecture invariant
 //!
@@ -22,6 +24,7 @@ pub mod magnet;
 pub mod overlay;
 pub mod reconcile;
 pub mod record;
+pub mod replication;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};
 pub use keys::{AuthorId, KeyError, Keypair, NodeId, PublicKey};
