@@ -11,6 +11,7 @@ mod error;
 mod guard;
 mod proxy_routes;
 mod routes;
+mod ui;
 
 use std::future::Future;
 

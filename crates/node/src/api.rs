@@ -40,7 +40,7 @@ pub struct SearchRequest {
 /// A handle on a running node. Cheap to clone.
 #[derive(Clone)]
 pub struct Api {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Api {

@@ -21,6 +21,7 @@ mod peering;
 mod proxy;
 mod publish;
 mod reconciling;
+mod upload;
 mod views;
 
 pub use admission::{AdmissionConfig, RefusedView};
@@ -35,6 +36,9 @@ pub use proxy::{
     SiteView,
 };
 pub use publish::PublishRequest;
+pub use upload::{
+    MAX_PENDING_UPLOADS, MAX_UPLOAD_BYTES, StorageView, Upload, UploadPublishRequest,
+};
 pub use views::{
     BlockedView, FileView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView,
     TransferView,
