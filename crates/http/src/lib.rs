@@ -9,6 +9,7 @@
 
 mod error;
 mod guard;
+mod bundle_routes;
 mod proxy_routes;
 mod routes;
 mod ui;

@@ -35,6 +35,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/follow", post(follow))
         .route("/api/v1/unfollow", post(unfollow))
         .merge(crate::proxy_routes::routes())
+        .merge(crate::bundle_routes::routes())
         .merge(crate::ui::routes())
         .layer(middleware::from_fn_with_state(api.clone(), check_request))
         .with_state(api)

@@ -87,6 +87,9 @@ pub enum Command {
     /// The local proxy that reaches blocked sites (SOCKS5 and HTTP, `--proxy` of `up`).
     #[command(subcommand)]
     Proxy(crate::proxy_cmd::ProxyCommand),
+    /// Bundles: publications and their data in one file, to carry on a USB stick when the network is gone.
+    #[command(subcommand)]
+    Bundle(crate::bundle_cmd::BundleCommand),
 }
 
 #[derive(Debug, Args)]
@@ -217,7 +220,7 @@ pub struct SearchArgs {
 }
 
 /// Unix seconds, or a calendar date YYYY-MM-DD taken as midnight UTC.
-fn parse_since(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_since(text: &str) -> Result<u64, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(seconds);
     }

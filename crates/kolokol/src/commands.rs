@@ -149,6 +149,7 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
         }
         Command::Bridge(command) => crate::proxy_cmd::bridge(client, command, json).await,
         Command::Proxy(command) => crate::proxy_cmd::proxy(client, command, json).await,
+        Command::Bundle(command) => crate::bundle_cmd::run(client, command, json).await,
         Command::Peers => {
             let peers: Vec<PeerView> = client.get("/peers").await?;
             print(json, &peers, || {
@@ -335,12 +336,12 @@ fn show_text(r: &RecordView) -> String {
     out
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path)
         .with_context(|| format!("{}: cannot make an absolute path", path.display()))
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
@@ -372,7 +373,7 @@ fn progress_bar(json: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn spinner(json: bool, message: &'static str) -> Option<ProgressBar> {
+pub(crate) fn spinner(json: bool, message: &'static str) -> Option<ProgressBar> {
     if json || !std::io::stderr().is_terminal() {
         return None;
     }

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (one line on stderr), 2 bad usage.
 
+mod bundle_cmd;
 mod cli;
 mod client;
 mod commands;

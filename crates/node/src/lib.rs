@@ -10,6 +10,7 @@
 
 mod admission;
 mod api;
+mod bundle;
 mod config;
 mod data_dir;
 mod discovery;
@@ -26,6 +27,10 @@ mod views;
 
 pub use admission::{AdmissionConfig, RefusedView};
 pub use api::{Api, MAX_LIST, SearchRequest};
+pub use bundle::{
+    BundleExportRequest, BundleExportView, BundleImportRequest, BundleImportView, BundleItemView,
+    DamagedFileView,
+};
 pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, DiscoveryConfig, NodeConfig};
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};
