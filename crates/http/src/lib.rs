@@ -8,7 +8,9 @@
 //! request cannot set that header without a CORS preflight that this server never approves).
 
 mod error;
+mod gateway;
 mod guard;
+mod holdings_routes;
 mod bundle_routes;
 mod proxy_routes;
 mod routes;

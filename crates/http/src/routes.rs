@@ -36,7 +36,9 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/unfollow", post(unfollow))
         .merge(crate::proxy_routes::routes())
         .merge(crate::bundle_routes::routes())
+        .merge(crate::gateway::routes())
         .merge(crate::ui::routes())
+        .merge(crate::holdings_routes::routes())
         .layer(middleware::from_fn_with_state(api.clone(), check_request))
         .with_state(api)
 }

@@ -37,8 +37,21 @@ pub enum Command {
     Up(Box<UpArgs>),
     /// Print this node's ids (node id and author id).
     Id,
-    /// Print the node's state and addresses.
-    Status,
+    /// Print the node's state and addresses; with a publication id, how many known peers hold a full copy of it.
+    Status {
+        /// Publication id.
+        id: Option<String>,
+    },
+    /// Keep a publication's data whatever the quota (fetching it if it is not here yet).
+    Pin {
+        /// Publication id.
+        id: String,
+    },
+    /// Let the quota evict a pinned publication's data again.
+    Unpin {
+        /// Publication id.
+        id: String,
+    },
     /// Publish files or directories: hash, sign, store and seed them.
     Publish(PublishArgs),
     /// List the publications in this node's catalog, newest first.
@@ -158,6 +171,31 @@ pub struct UpArgs {
     /// Connected peers each new record is pushed to (0: only the catalog exchange spreads records).
     #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
     pub push_fanout: usize,
+    /// Most bytes per second BitTorrent may download, e.g. 500K or 2M (K = 1024; at least 64K). Default: no limit.
+    #[arg(long, env = "KOLOKOL_DOWNLOAD_LIMIT", value_parser = crate::size::parse_size)]
+    pub download_limit: Option<u64>,
+    /// Most bytes per second BitTorrent may upload, e.g. 500K or 2M (K = 1024; at least 64K). Default: no limit.
+    #[arg(long, env = "KOLOKOL_UPLOAD_LIMIT", value_parser = crate::size::parse_size)]
+    pub upload_limit: Option<u64>,
+    /// Seconds the streaming gateway waits for data that no peer sends before it answers 504.
+    #[arg(long, env = "KOLOKOL_STREAM_TIMEOUT_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stream_timeout_secs: u64,
+    /// Connected peers asked to hold a full copy of a fresh publication before it is announced (0: announce at
+    /// once, making this node its first and only seeder).
+    #[arg(long, env = "KOLOKOL_REPLICAS", default_value_t = 3)]
+    pub replicas: usize,
+    /// Announce a fresh publication anyway after this many seconds without a confirmed replica.
+    #[arg(long, env = "KOLOKOL_ANNOUNCE_TIMEOUT_SECS", default_value_t = 600)]
+    pub announce_timeout_secs: u64,
+    /// Mirror mode: fetch new publications on our own (followed authors first, then the rarest, then the newest)
+    /// and seed them, within --quota.
+    #[arg(long, env = "KOLOKOL_MIRROR")]
+    pub mirror: bool,
+    /// Disk space for others' publications (what a mirror fetches and a viewer watched), e.g. 500M, 20G. Over it,
+    /// the least recently requested unpinned data is evicted. Own publications and pins always stay.
+    #[arg(long, env = "KOLOKOL_QUOTA", default_value = "5G", value_parser = crate::size::parse_size)]
+    pub quota: u64,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyUpArgs,
 }
@@ -179,6 +217,13 @@ pub struct PublishArgs {
     /// Language of the publication, e.g. ru or en.
     #[arg(long)]
     pub lang: Option<String>,
+    /// Publish the files exactly as they are. By default EXIF, XMP, IPTC and GPS data are removed from JPEG, PNG
+    /// and WebP, and metadata boxes (with location) from MP4/MOV, without re-encoding.
+    #[arg(long)]
+    pub keep_metadata: bool,
+    /// A small image (JPEG, PNG, WebP or GIF, at most 32 KiB) shown as the publication's thumbnail.
+    #[arg(long)]
+    pub thumbnail: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kolokol_node::{
-    BlockedView, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView,
-    StatusView, TransferView,
+    BlockedView, FollowView, IdView, PeerView, PinView, PublishRequest, PublishedView, RecordView,
+    ReplicaView, StatusView, TransferView,
 };
 use serde::Serialize;
 
@@ -27,7 +27,27 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                 format!("node   {}\nauthor {}", id.node_id, id.author_id)
             })
         }
-        Command::Status => {
+        Command::Status { id: Some(id) } => {
+            let s: ReplicaView = client.get(&format!("/records/{id}/replicas")).await?;
+            print(json, &s, || {
+                format!(
+                    "{}\nfull copies on known peers: {}\nhere: {}\nannounced: {}",
+                    s.id,
+                    s.full_copies,
+                    s.local.as_deref().unwrap_or("no data"),
+                    if s.announced { "yes" } else { "not yet (waiting for a replica)" }
+                )
+            })
+        }
+        Command::Pin { id } => {
+            let pin: PinView = client.post("/pin", &serde_json::json!({ "id": id })).await?;
+            print(json, &pin, || format!("pinned {}", pin.id))
+        }
+        Command::Unpin { id } => {
+            let pin: PinView = client.post("/unpin", &serde_json::json!({ "id": id })).await?;
+            print(json, &pin, || format!("unpinned {}", pin.id))
+        }
+        Command::Status { id: None } => {
             let s: StatusView = client.get("/status").await?;
             print(json, &s, || {
                 format!(
@@ -187,6 +207,8 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
         description: args.description,
         tags: args.tags,
         lang: args.lang,
+        keep_metadata: args.keep_metadata,
+        thumbnail: args.thumbnail.as_deref().map(absolute).transpose()?,
     };
     let spinner = spinner(json, "hashing and publishing");
     let result: anyhow::Result<PublishedView> = client.post("/publish", &request).await;
@@ -194,8 +216,18 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
         spinner.finish_and_clear();
     }
     let published = result?;
+    if !json {
+        for warning in &published.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
     print(json, &published, || {
-        format!("published {}\n{}", published.id, published.magnet)
+        let waiting = if published.announced {
+            ""
+        } else {
+            "\n(announced once a peer holds a full copy, or after the announce time-out; see `kolokol status ID`)"
+        };
+        format!("published {}\n{}{waiting}", published.id, published.magnet)
     })
 }
 

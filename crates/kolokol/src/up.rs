@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 use std::time::Duration;
 
-use kolokol_node::{AdmissionConfig, DataDir, DiscoveryConfig, Node, NodeConfig};
+use kolokol_node::{
+    AdmissionConfig, CacheOptions, DataDir, DiscoveryConfig, Node, NodeConfig, ReplicationConfig,
+};
 use tokio::net::TcpListener;
 
 use crate::cli::UpArgs;
@@ -49,7 +51,19 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         },
         target_peers: args.peers,
         max_inbound: args.max_inbound,
+        download_limit: args.download_limit,
+        upload_limit: args.upload_limit,
+        stream_timeout: Duration::from_secs(args.stream_timeout_secs),
         proxy: args.proxy.options()?,
+        replication: ReplicationConfig {
+            replicas: args.replicas,
+            announce_timeout: Duration::from_secs(args.announce_timeout_secs),
+            ..ReplicationConfig::default()
+        },
+        cache: CacheOptions {
+            mirror: args.mirror,
+            quota: args.quota,
+        },
     };
     let node = Node::start(dir, config).await?;
     let api = node.api();

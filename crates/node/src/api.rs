@@ -111,7 +111,7 @@ impl Api {
             .inner
             .catalog()
             .list_records(limit.min(MAX_LIST), offset)?;
-        Ok(page.records.iter().map(RecordView::from_record).collect())
+        Ok(page.records.iter().map(|r| RecordView::from_record_at(r, self.inner.api_addr)).collect())
     }
 
     /// Search the local catalog (works with no network at all).
@@ -149,7 +149,7 @@ impl Api {
             SearchError::Query(e) => ApiError::Invalid(e.to_string()),
             SearchError::Store(e) => e.into(),
         })?;
-        Ok(found.iter().map(RecordView::from_record).collect())
+        Ok(found.iter().map(|r| RecordView::from_record_at(r, self.inner.api_addr)).collect())
     }
 
     /// One record, by id.
@@ -164,7 +164,7 @@ impl Api {
                 "unknown publication {id}: it is not in this node's catalog"
             ))
         })?;
-        Ok(RecordView::from_record(&record))
+        Ok(RecordView::from_record_at(&record, self.inner.api_addr))
     }
 
     /// Start downloading a publication (record id) or a magnet link into `out_dir` (default: the data directory).
@@ -259,6 +259,7 @@ impl Api {
         for row in &purge.orphaned_torrents {
             // Data inside the data directory goes; a copy the user saved elsewhere with `get -o` stays.
             let inside = row.output_dir.starts_with(&data_root);
+            crate::cache::forget(&self.inner, &row.infohash);
             if let Err(error) = self.inner.engine.remove(&row.infohash.0, inside).await {
                 tracing::debug!(%error, infohash = %row.infohash, "engine had nothing to remove");
             }

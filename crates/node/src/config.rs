@@ -36,6 +36,60 @@ pub struct NodeConfig {
     /// Proof-of-work difficulty of the network, in bits: records this node publishes carry at least this much work,
     /// and records from others with less are refused. All nodes of a network should use the same value.
     pub work_bits: u8,
+    /// Most bytes per second the BitTorrent engine downloads (`None`: no limit; at least 64 KiB/s).
+    pub download_limit: Option<u64>,
+    /// Most bytes per second the BitTorrent engine uploads (`None`: no limit; at least 64 KiB/s).
+    pub upload_limit: Option<u64>,
+    /// How long the streaming gateway waits for data that does not come (no peer has the piece or the torrent's
+    /// metadata) before it answers that the file is not available.
+    pub stream_timeout: Duration,
+    /// Publisher push: peers asked to replicate a fresh publication before it is announced.
+    pub replication: ReplicationConfig,
+    /// What this node keeps of others' publications (mirror mode, viewer cache) and under what quota.
+    pub cache: CacheOptions,
+}
+
+/// Publisher push (design decision 5): the publisher must not be the first and only seeder.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Connected peers asked to hold a full copy before the publication is announced; 0 announces at once.
+    pub replicas: usize,
+    /// Announce anyway after this long without any confirmed replica.
+    pub announce_timeout: Duration,
+    /// A peer that has not confirmed a replica within this long is replaced by another.
+    pub ask_timeout: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replicas: 3,
+            announce_timeout: Duration::from_secs(600),
+            ask_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Mirror mode and the viewer cache.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// Fetch new publications on our own (a volunteer's mirror), newest, rarest and followed first.
+    pub mirror: bool,
+    /// Bytes of others' publications this node keeps (pinned data and own publications are not counted out:
+    /// pins always win). Over it, the least recently requested unpinned data is evicted.
+    pub quota: u64,
+}
+
+/// Default quota: what a viewer keeps seeding of what they watched, or a mirror holds.
+pub const DEFAULT_CACHE_QUOTA: u64 = 5 * 1024 * 1024 * 1024;
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            mirror: false,
+            quota: DEFAULT_CACHE_QUOTA,
+        }
+    }
 }
 
 /// How the node finds others with no server.
@@ -106,6 +160,11 @@ impl Default for NodeConfig {
             admission: crate::admission::AdmissionConfig::default(),
             reconcile_interval: Duration::from_secs(60),
             work_bits: kolokol_core::record::DEFAULT_WORK_BITS,
+            download_limit: None,
+            upload_limit: None,
+            stream_timeout: kolokol_transfer::DEFAULT_STREAM_TIMEOUT,
+            replication: ReplicationConfig::default(),
+            cache: CacheOptions::default(),
             proxy: crate::proxy::ProxyOptions::default(),
         }
     }

@@ -76,6 +76,7 @@ pub(crate) async fn start_get(
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
     }
 
+    crate::cache::requested(inner, &infohash);
     let existing = inner.catalog().get_torrent(&infohash)?;
     if let Some(row) = existing {
         if let Some(dir) = &out_dir
@@ -98,12 +99,46 @@ pub(crate) async fn start_get(
         return inner.transfer_view(&infohash, record_id);
     }
 
+    begin(inner, infohash, name, out_dir, magnet_peers).await?;
+    inner.transfer_view(&infohash, record_id)
+}
+
+/// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
+/// (a replica fetches from its publisher). Joins a download already running.
+pub(crate) async fn start_download(
+    inner: &Arc<Inner>,
+    record: &kolokol_core::record::SignedRecord,
+    extra_peers: Vec<SocketAddr>,
+) -> Result<(), ApiError> {
+    let body = record.body();
+    let existing = inner.catalog().get_torrent(&body.infohash)?;
+    if let Some(row) = existing {
+        if inner.engine.progress(&body.infohash.0).is_none() {
+            resume(inner, &row, &extra_peers).await?;
+        } else if !extra_peers.is_empty() {
+            let _ = inner.engine.add_peers(&body.infohash.0, extra_peers).await;
+        }
+        return Ok(());
+    }
+    let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
+    begin(inner, body.infohash, name, None, extra_peers).await
+}
+
+/// A new download: its row in the catalog (so it resumes after a restart), the engine, and the watch that records
+/// its completion.
+async fn begin(
+    inner: &Arc<Inner>,
+    infohash: InfoHash,
+    name: Option<String>,
+    out_dir: Option<PathBuf>,
+    extra_peers: Vec<SocketAddr>,
+) -> Result<(), ApiError> {
     let output_dir =
         out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
     fs::create_dir_all(&output_dir)
         .map_err(|e| ApiError::internal("creating the download folder", e))?;
     let mut peers = inner.peers.bt_addrs();
-    peers.extend(magnet_peers);
+    peers.extend(extra_peers);
     let uri = Magnet {
         infohash,
         name: name.clone(),
@@ -127,7 +162,7 @@ pub(crate) async fn start_get(
         .map_err(|e| ApiError::internal("starting the download", e))?;
     watch(inner.clone(), infohash);
     crate::discovery::spawn_peer_lookup(inner.clone(), infohash);
-    inner.transfer_view(&infohash, record_id)
+    Ok(())
 }
 
 /// A kolokol peer told us its BitTorrent address: every download still in progress may find data there.
@@ -207,6 +242,7 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                         torrent.as_deref(),
                         TorrentState::Complete,
                     );
+                    crate::replication::broadcast_holding(&inner, infohash);
                     crate::discovery::announce_torrent(&inner, infohash).await;
                     match updated {
                         Ok(()) => tracing::info!(%infohash, "download complete and verified"),

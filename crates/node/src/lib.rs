@@ -11,17 +11,21 @@
 mod admission;
 mod api;
 mod bundle;
+mod cache;
 mod config;
 mod data_dir;
 mod discovery;
 mod error;
 mod fetch;
+mod holdings_api;
 mod identity;
 mod node;
 mod peering;
 mod proxy;
 mod publish;
 mod reconciling;
+mod stream;
+mod replication;
 mod upload;
 mod views;
 
@@ -31,7 +35,10 @@ pub use bundle::{
     BundleExportRequest, BundleExportView, BundleImportRequest, BundleImportView, BundleItemView,
     DamagedFileView,
 };
-pub use config::{DEFAULT_API_ADDR, DEFAULT_NETWORK, DiscoveryConfig, NodeConfig};
+pub use config::{
+    CacheOptions, DEFAULT_API_ADDR, DEFAULT_CACHE_QUOTA, DEFAULT_NETWORK, DiscoveryConfig,
+    NodeConfig, ReplicationConfig,
+};
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};
 pub use node::Node;
@@ -40,7 +47,9 @@ pub use proxy::{
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
     SiteView,
 };
+pub use holdings_api::{PinView, ReplicaView};
 pub use publish::PublishRequest;
+pub use stream::{FileInfo, FileStream, OpenFile};
 pub use upload::{
     MAX_PENDING_UPLOADS, MAX_UPLOAD_BYTES, StorageView, Upload, UploadPublishRequest,
 };

@@ -2,6 +2,7 @@
 //! shuts them down in order.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use tokio::sync::Notify;
 use kolokol_core::keys::Keypair;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::Catalog;
-use kolokol_transfer::{Engine, EngineConfig};
+use kolokol_transfer::{Engine, EngineConfig, RateLimits};
 use kolokol_wire::WireConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +66,10 @@ pub(crate) struct Inner {
     started: Instant,
     /// The local proxy and the bridge (see `proxy.rs`).
     pub proxy: Arc<crate::proxy::ProxyService>,
+    /// Publisher push and replica bookkeeping.
+    pub replication: crate::replication::Replication,
+    /// Mirror mode and the viewer cache.
+    pub cache: crate::cache::Cache,
 }
 
 impl Inner {
@@ -168,7 +173,7 @@ impl Node {
         // Before the engine: a proxy address in use must stop the start before anything else is running.
         let proxy =
             crate::proxy::ProxyService::start(dir.root(), &mut catalog, &config.proxy).await?;
-        let engine = start_engine(&dir, &mut catalog, config.bt_listen).await?;
+        let engine = start_engine(&dir, &mut catalog, &config).await?;
         let bt_addr = engine.listen_addr();
         let dht = crate::discovery::start_dht(
             &config.discovery,
@@ -213,12 +218,15 @@ impl Node {
             refused_ids: RefusedIds::default(),
             started: Instant::now(),
             proxy: Arc::new(proxy),
+            replication: crate::replication::Replication::new(config.replication.clone()),
+            cache: crate::cache::Cache::new(config.cache.clone()),
         });
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone());
         crate::discovery::spawn_all(&inner, &config.discovery).await;
         crate::reconciling::spawn_timer(inner.clone(), config.reconcile_interval);
         resume_torrents(&inner).await;
+        crate::cache::spawn(inner.clone());
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");
         Ok(Node { inner })
     }
@@ -269,13 +277,19 @@ async fn bind_wire(
 async fn start_engine(
     dir: &DataDir,
     catalog: &mut Catalog,
-    requested: Option<SocketAddr>,
+    node_config: &NodeConfig,
 ) -> Result<Engine, StartError> {
-    let (addr, chosen) = listen_addr(catalog, BT_PORT_KEY, requested)?;
+    let (addr, chosen) = listen_addr(catalog, BT_PORT_KEY, node_config.bt_listen)?;
+    let limits = RateLimits {
+        upload: rate_limit(node_config.upload_limit)?,
+        download: rate_limit(node_config.download_limit)?,
+    };
     let config = |listen| EngineConfig {
         listen,
         state_dir: dir.engine_dir(),
         download_dir: dir.downloads_dir(),
+        limits,
+        stream_timeout: node_config.stream_timeout,
     };
     let engine = match Engine::start(config(addr)).await {
         Ok(engine) => engine,
@@ -289,6 +303,17 @@ async fn start_engine(
         catalog.set_setting(BT_PORT_KEY, &engine.listen_addr().port().to_string())?;
     }
     Ok(engine)
+}
+
+/// A limit in bytes per second as the engine takes it (it refuses limits below its minimum).
+fn rate_limit(limit: Option<u64>) -> Result<Option<NonZeroU32>, StartError> {
+    limit
+        .map(|bytes| {
+            NonZeroU32::new(u32::try_from(bytes).unwrap_or(u32::MAX)).ok_or_else(|| {
+                StartError::Other("a rate limit of 0 bytes per second would stop all transfers".into())
+            })
+        })
+        .transpose()
 }
 
 /// The address to listen on, and whether the node chose it (so that it must be remembered for the next start).

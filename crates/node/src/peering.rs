@@ -93,6 +93,24 @@ impl PeerRegistry {
         }
     }
 
+    /// Ids of the connected peers.
+    pub fn connected_ids(&self) -> Vec<NodeId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Send a message to one connected peer (after its exchange is over). False if it is not connected or its outbox
+    /// is full.
+    pub fn send_to(&self, peer: &NodeId, message: Message) -> bool {
+        self.lock()
+            .get(peer)
+            .is_some_and(|c| c.outbox.try_send(message).is_ok())
+    }
+
+    /// The BitTorrent address a connected peer told us.
+    pub fn bt_addr_of(&self, peer: &NodeId) -> Option<SocketAddr> {
+        self.lock().get(peer).and_then(|c| c.bt_addr)
+    }
+
     /// Send a request (a `Fetch`) to every connected peer; it goes out once that peer's exchange is over.
     pub fn request(&self, message: Message) {
         for peer in self.lock().values() {
@@ -553,6 +571,7 @@ where
                             }
                         }
                         ExchangeAction::ServeFetch(ids) => {
+                            let ids = inner.replication.without_held_back(ids);
                             let found = inner.catalog().record_bytes(&ids).map_err(|e| e.to_string())?;
                             send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                         }
@@ -561,6 +580,7 @@ where
                                 .catalog()
                                 .author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
                                 .map_err(|e| e.to_string())?;
+                            let found = inner.replication.filter_bytes(found);
                             send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                         }
                         ExchangeAction::Reconcile { session, frame } => {
@@ -574,8 +594,9 @@ where
                                     .await
                                     .map_err(|e| chain(&e))?;
                             }
-                            if !outcome.have.is_empty() {
-                                let found = inner.catalog().record_bytes(&outcome.have).map_err(|e| e.to_string())?;
+                            let have = inner.replication.without_held_back(outcome.have);
+                            if !have.is_empty() {
+                                let found = inner.catalog().record_bytes(&have).map_err(|e| e.to_string())?;
                                 send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                             }
                             let need: Vec<_> = outcome
@@ -590,8 +611,25 @@ where
                                     .map_err(|e| chain(&e))?;
                             }
                         }
+                        ExchangeAction::Replicate(record) => {
+                            if !crate::replication::on_replicate(inner, &remote_id, record) {
+                                bad_records += 1;
+                                if bad_records > MAX_BAD_RECORDS {
+                                    return Err(format!("sent {bad_records} invalid records"));
+                                }
+                            }
+                        }
+                        ExchangeAction::Declined(infohash) => {
+                            crate::replication::on_declined(inner, &remote_id, infohash);
+                        }
+                        ExchangeAction::Holding(infohashes) => {
+                            crate::replication::on_holding(inner, &remote_id, infohashes);
+                        }
                         ExchangeAction::Done => {
                             tracing::info!(peer = %remote_id, "catalog exchange complete");
+                            for message in crate::replication::holding_messages(inner) {
+                                writer.send(&message).await.map_err(|e| chain(&e))?;
+                            }
                             if outbound {
                                 start_reconcile(inner, &mut sessions, &mut writer).await?;
                             }

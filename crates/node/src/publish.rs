@@ -8,7 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kolokol_core::record::{FileEntry, InfoHash, RecordBody, sign_record, sign_record_with_work};
+use kolokol_core::record::{
+    FileEntry, InfoHash, MAX_THUMBNAIL_BYTES, RecordBody, Thumbnail, sign_record,
+    sign_record_with_work,
+};
 use kolokol_store::{TorrentRow, TorrentState};
 use rand::RngCore;
 
@@ -31,6 +34,12 @@ pub struct PublishRequest {
     pub tags: Vec<String>,
     #[serde(default)]
     pub lang: Option<String>,
+    /// Publish the files exactly as they are, with their EXIF/XMP/GPS and MP4 metadata. Default: scrubbed.
+    #[serde(default)]
+    pub keep_metadata: bool,
+    /// An image file (JPEG, PNG, WebP or GIF, at most 32 KiB) carried in the record as its thumbnail.
+    #[serde(default)]
+    pub thumbnail: Option<PathBuf>,
 }
 
 pub(crate) async fn publish(
@@ -38,15 +47,20 @@ pub(crate) async fn publish(
     request: PublishRequest,
 ) -> Result<PublishedView, ApiError> {
     let sources = check_sources(&request.paths)?;
+    let thumbnail = match &request.thumbnail {
+        Some(path) => Some(read_thumbnail(path, request.keep_metadata)?),
+        None => None,
+    };
     // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
-    let draft = draft_body(inner, &request, placeholder_files(), InfoHash([0; 20]));
+    let mut draft = draft_body(inner, &request, placeholder_files(), InfoHash([0; 20]));
+    draft.thumbnail = thumbnail.clone();
     sign_record(draft, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
     let staging = inner
         .dir
         .content_dir()
         .join(format!(".staging-{}", random_hex()));
-    let result = stage_and_publish(inner, &request, &sources, &staging).await;
+    let result = stage_and_publish(inner, &request, &sources, &staging, thumbnail).await;
     // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
     let _ = fs::remove_dir_all(&staging);
     result
@@ -57,16 +71,18 @@ async fn stage_and_publish(
     request: &PublishRequest,
     sources: &[PathBuf],
     staging: &Path,
+    thumbnail: Option<Thumbnail>,
 ) -> Result<PublishedView, ApiError> {
     let name = torrent_name_for(sources, &request.title);
     let root = staging.join(&name);
-    {
+    let warnings = {
         let sources = sources.to_vec();
         let root = root.clone();
-        tokio::task::spawn_blocking(move || copy_sources(&sources, &root))
+        let scrub = !request.keep_metadata;
+        tokio::task::spawn_blocking(move || copy_sources(&sources, &root, scrub))
             .await
-            .map_err(|e| ApiError::internal("copy task", e))??;
-    }
+            .map_err(|e| ApiError::internal("copy task", e))??
+    };
     let created = inner
         .engine
         .create_torrent(&root)
@@ -99,7 +115,8 @@ async fn stage_and_publish(
             }
         })
         .collect();
-    let body = draft_body(inner, request, files, infohash);
+    let mut body = draft_body(inner, request, files, infohash);
+    body.thumbnail = thumbnail;
     let record = {
         // The proof-of-work search takes about a second at the default difficulty: off the async threads.
         let key = inner.author_key.clone();
@@ -125,18 +142,16 @@ async fn stage_and_publish(
         // The record is stored; seeding is retried at the next start. Say so rather than fail the publish.
         tracing::warn!(%error, %infohash, "could not start seeding");
     }
-    inner.peers.push_record(record.bytes());
-    crate::discovery::spawn_feed_put(inner.clone(), record.id());
-    {
-        let inner = inner.clone();
-        tokio::spawn(async move { crate::discovery::announce_torrent(&inner, infohash).await });
-    }
-    tracing::info!(id = %record.id(), %infohash, "published");
+    // Announced at once, or only once a peer holds a full replica (publisher push).
+    let announced = crate::replication::after_publish(inner, &record);
+    tracing::info!(id = %record.id(), %infohash, announced, "published");
     Ok(PublishedView {
         id: record.id().to_string(),
         magnet: magnet_of(&record).to_uri(),
         infohash: infohash.to_string(),
         path: final_dir.join(&created.name),
+        warnings,
+        announced,
     })
 }
 
@@ -157,6 +172,49 @@ fn draft_body(
         files,
         infohash,
         thumbnail: None,
+    }
+}
+
+/// Read a thumbnail image, judging its type by its first bytes (never by its name).
+fn read_thumbnail(path: &Path, _keep_metadata: bool) -> Result<Thumbnail, ApiError> {
+    let io = |e: std::io::Error| ApiError::Invalid(format!("thumbnail {}: {e}", path.display()));
+    if !path.is_absolute() {
+        return Err(ApiError::Invalid(format!(
+            "thumbnail {} is not an absolute path",
+            path.display()
+        )));
+    }
+    let len = fs::metadata(path).map_err(io)?.len();
+    if len > MAX_THUMBNAIL_BYTES as u64 {
+        return Err(ApiError::Invalid(format!(
+            "thumbnail {} is {len} bytes; a thumbnail holds at most {MAX_THUMBNAIL_BYTES}",
+            path.display()
+        )));
+    }
+    let bytes = fs::read(path).map_err(io)?;
+    let mime = image_mime(&bytes).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "thumbnail {} is not a JPEG, PNG, WebP or GIF image",
+            path.display()
+        ))
+    })?;
+    Ok(Thumbnail {
+        mime: mime.to_owned(),
+        bytes,
+    })
+}
+
+fn image_mime(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else {
+        None
     }
 }
 
@@ -247,35 +305,48 @@ fn torrent_name_for(sources: &[PathBuf], title: &str) -> String {
 
 /// Copy the sources into `root` (a file, or a folder of them). Symbolic links inside folders are refused: following
 /// them could publish files the user never meant to share.
-fn copy_sources(sources: &[PathBuf], root: &Path) -> Result<(), ApiError> {
-    let mut budget = MAX_FILES;
+/// With `scrub`, each file's metadata is removed on the way (see [`copy_file`]); returns warnings for the user.
+fn copy_sources(sources: &[PathBuf], root: &Path, scrub: bool) -> Result<Vec<String>, ApiError> {
+    let mut copy = Copy {
+        budget: MAX_FILES,
+        scrub,
+        warnings: Vec::new(),
+    };
     let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
     if let [single] = sources {
-        return copy_entry(single, root, &mut budget);
+        copy_entry(single, root, &mut copy)?;
+        return Ok(copy.warnings);
     }
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     for source in sources {
         let name = file_name(source)?;
-        copy_entry(source, &root.join(name), &mut budget)?;
+        copy_entry(source, &root.join(name), &mut copy)?;
     }
-    Ok(())
+    Ok(copy.warnings)
 }
 
-fn copy_entry(source: &Path, dest: &Path, budget: &mut usize) -> Result<(), ApiError> {
+/// State of one copy of the user's files.
+struct Copy {
+    /// Files still allowed.
+    budget: usize,
+    scrub: bool,
+    warnings: Vec<String>,
+}
+
+fn copy_entry(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError> {
     let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
     let meta = fs::metadata(source).map_err(|e| io(source, e))?;
     if meta.is_file() {
-        if *budget == 0 {
+        if copy.budget == 0 {
             return Err(ApiError::Invalid(format!(
                 "too many files: a publication holds at most {MAX_FILES}"
             )));
         }
-        *budget -= 1;
+        copy.budget -= 1;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        fs::copy(source, dest).map_err(|e| io(source, e))?;
-        return Ok(());
+        return copy_file(source, dest, copy);
     }
     fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
     let mut entries: Vec<_> = fs::read_dir(source)
@@ -299,9 +370,16 @@ fn copy_entry(source: &Path, dest: &Path, budget: &mut usize) -> Result<(), ApiE
             )));
         }
         let name = file_name(&path)?;
-        copy_entry(&path, &dest.join(name), budget)?;
+        copy_entry(&path, &dest.join(name), copy)?;
     }
     Ok(())
+}
+
+/// Copy one file; with scrubbing, without its location and device metadata.
+fn copy_file(source: &Path, dest: &Path, _copy: &mut Copy) -> Result<(), ApiError> {
+    fs::copy(source, dest)
+        .map(|_| ())
+        .map_err(|e| ApiError::Invalid(format!("{}: {e}", source.display())))
 }
 
 fn mime_for(path: &str) -> String {

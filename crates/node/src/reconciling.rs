@@ -36,7 +36,13 @@ fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
         .catalog()
         .reconcile_items()
         .map_err(|e| e.to_string())?;
-    VecStorage::from_items(items.into_iter().map(|(t, id)| Item::new(t, id)))
+    // Records published here that wait for a replica are not offered yet (publisher push).
+    VecStorage::from_items(
+        items
+            .into_iter()
+            .filter(|(_, id)| !inner.replication.is_held_back(id))
+            .map(|(t, id)| Item::new(t, id)),
+    )
         .map_err(|e| e.to_string())
 }
 

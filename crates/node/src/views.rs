@@ -1,5 +1,6 @@
 //! The JSON shapes the API returns (and the CLI prints with `--json`). Documented in docs/cli.md; keep in step.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use kolokol_core::magnet::Magnet;
@@ -46,8 +47,13 @@ pub struct IdView {
 pub struct FileView {
     /// Path relative to the download folder; its first component is the torrent's name.
     pub path: String,
+    /// The path's last component.
+    pub name: String,
     pub size: u64,
     pub mime: String,
+    /// The streaming gateway's address of this file (`http://<api>/files/<id>/<index>`; just the path when the API
+    /// address is not known).
+    pub url: String,
 }
 
 /// A publication record, as `list` and `show` print it.
@@ -68,10 +74,21 @@ pub struct RecordView {
 }
 
 impl RecordView {
+    /// The view with gateway URLs relative to the API (`/files/<id>/<index>`).
     pub fn from_record(record: &SignedRecord) -> RecordView {
+        Self::with_origin(record, "")
+    }
+
+    /// The view with absolute gateway URLs on the API served at `api_addr`.
+    pub fn from_record_at(record: &SignedRecord, api_addr: SocketAddr) -> RecordView {
+        Self::with_origin(record, &format!("http://{api_addr}"))
+    }
+
+    fn with_origin(record: &SignedRecord, origin: &str) -> RecordView {
         let body = record.body();
+        let id = record.id().to_string();
         RecordView {
-            id: record.id().to_string(),
+            id: id.clone(),
             title: body.title.clone(),
             description: body.description.clone(),
             tags: body.tags.clone(),
@@ -88,10 +105,13 @@ impl RecordView {
             files: body
                 .files
                 .iter()
-                .map(|f| FileView {
+                .enumerate()
+                .map(|(index, f)| FileView {
                     path: f.path.clone(),
+                    name: crate::stream::file_name(&f.path).to_owned(),
                     size: f.size,
                     mime: f.mime.clone(),
+                    url: format!("{origin}/files/{id}/{index}"),
                 })
                 .collect(),
         }
@@ -122,6 +142,13 @@ pub struct PublishedView {
     pub infohash: String,
     /// Where the published copy of the data lives in the data directory.
     pub path: PathBuf,
+    /// Things the user should know, e.g. files whose type the metadata scrubber does not know (published as
+    /// they are).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// False while the publication waits for a peer to confirm a full replica before it is announced.
+    #[serde(default)]
+    pub announced: bool,
 }
 
 /// A download or seed, as `get` follows it.

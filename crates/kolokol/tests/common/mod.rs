@@ -29,7 +29,15 @@ impl NodeProcess {
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> NodeProcess {
         // Tests touch loopback only: no public DHT routers, no LAN multicast. A low proof-of-work difficulty keeps
         // publishing fast (a test that needs another passes its own --work-bits, which clap lets win as the later).
-        let mut args = vec!["--no-default-bootstrap", "--no-lan", "--work-bits", "8"];
+        // Publications are announced at once (`--replicas 0`) unless a test asks for the publisher push.
+        let mut args = vec![
+            "--no-default-bootstrap",
+            "--no-lan",
+            "--work-bits",
+            "8",
+            "--replicas",
+            "0",
+        ];
         args.extend_from_slice(extra);
         Self::start_custom(data_dir, &args)
     }
@@ -152,6 +160,12 @@ impl NodeProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the node dies at once, as when a phone is taken or the power goes.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit; returns whether it exited with status 0.

@@ -1,0 +1,42 @@
+//! Routes about held data: replica counts and pins.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kolokol_node::{Api, PinView, ReplicaView};
+use serde::Deserialize;
+
+use crate::HttpError;
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/records/{id}/replicas", get(replicas))
+        .route("/api/v1/pin", post(pin))
+        .route("/api/v1/unpin", post(unpin))
+}
+
+#[derive(Deserialize)]
+struct IdRequest {
+    id: String,
+}
+
+async fn replicas(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<ReplicaView>, HttpError> {
+    Ok(Json(api.replicas(&id)?))
+}
+
+async fn pin(
+    State(api): State<Api>,
+    Json(request): Json<IdRequest>,
+) -> Result<Json<PinView>, HttpError> {
+    Ok(Json(api.pin(&request.id).await?))
+}
+
+async fn unpin(
+    State(api): State<Api>,
+    Json(request): Json<IdRequest>,
+) -> Result<Json<PinView>, HttpError> {
+    Ok(Json(api.unpin(&request.id)?))
+}

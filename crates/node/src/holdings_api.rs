@@ -1,0 +1,108 @@
+//! What the user can ask about held data: how many known peers hold a full copy of a publication (`status ID`), and
+//! pins that keep a publication's data whatever the quota.
+
+use kolokol_core::record::{RecordId, SignedRecord};
+use kolokol_store::TorrentState;
+use serde::{Deserialize, Serialize};
+
+use crate::api::Api;
+use crate::error::ApiError;
+
+/// Replication state of one publication, as `kolokol status ID` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub id: String,
+    pub infohash: String,
+    /// Known peers that told this node they hold every piece.
+    pub full_copies: usize,
+    /// Their node ids.
+    pub holders: Vec<String>,
+    /// False while a publication of this node waits for a confirmed replica before it is announced.
+    pub announced: bool,
+    /// This node's own copy: "complete", "downloading 42%", or none.
+    pub local: Option<String>,
+    pub pinned: bool,
+}
+
+/// Answer to `pin` / `unpin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PinView {
+    pub id: String,
+    pub infohash: String,
+    pub pinned: bool,
+}
+
+impl Api {
+    fn record(&self, id: &str) -> Result<SignedRecord, ApiError> {
+        let id: RecordId = id.trim().parse().map_err(|_| {
+            ApiError::Invalid(format!(
+                "{id:?} is not a publication id (64 hex characters)"
+            ))
+        })?;
+        self.inner
+            .catalog()
+            .get_record(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}")))
+    }
+
+    /// How many known peers hold a full copy of a publication, and this node's own state of it.
+    pub fn replicas(&self, id: &str) -> Result<ReplicaView, ApiError> {
+        let record = self.record(id)?;
+        let infohash = record.body().infohash;
+        let holders = self.inner.replication.holders(&infohash);
+        let local = match self.inner.catalog().get_torrent(&infohash)? {
+            Some(row) if row.state == TorrentState::Complete => Some("complete".to_owned()),
+            Some(_) => Some(match self.inner.engine.progress(&infohash.0) {
+                Some(p) if p.total_bytes > 0 => {
+                    format!("downloading {}%", p.have_bytes * 100 / p.total_bytes)
+                }
+                _ => "downloading".to_owned(),
+            }),
+            None => None,
+        };
+        let pinned = self
+            .inner
+            .catalog()
+            .cache_entry(&infohash)?
+            .is_some_and(|e| e.pinned);
+        Ok(ReplicaView {
+            id: record.id().to_string(),
+            infohash: infohash.to_string(),
+            full_copies: holders.len(),
+            holders: holders.iter().map(ToString::to_string).collect(),
+            announced: !self.inner.replication.is_held_back(&record.id()),
+            local,
+            pinned,
+        })
+    }
+
+    /// Keep a publication's data whatever the quota; fetch it if this node does not hold it yet.
+    pub async fn pin(&self, id: &str) -> Result<PinView, ApiError> {
+        let record = self.record(id)?;
+        let infohash = record.body().infohash;
+        self.inner.catalog().set_pinned(&infohash, true)?;
+        crate::cache::pinned(&self.inner, &infohash, true);
+        let held = self.inner.catalog().get_torrent(&infohash)?.is_some();
+        if !held {
+            crate::fetch::start_download(&self.inner, &record, Vec::new()).await?;
+        }
+        Ok(PinView {
+            id: record.id().to_string(),
+            infohash: infohash.to_string(),
+            pinned: true,
+        })
+    }
+
+    /// Let the quota evict a publication's data again.
+    pub fn unpin(&self, id: &str) -> Result<PinView, ApiError> {
+        let record = self.record(id)?;
+        let infohash = record.body().infohash;
+        self.inner.catalog().set_pinned(&infohash, false)?;
+        crate::cache::pinned(&self.inner, &infohash, false);
+        Ok(PinView {
+            id: record.id().to_string(),
+            infohash: infohash.to_string(),
+            pinned: false,
+        })
+    }
+}
