@@ -119,7 +119,9 @@ impl Api {
         request: &UploadPublishRequest,
     ) -> Result<PublishedView, ApiError> {
         if request.uploads.is_empty() {
-            return Err(ApiError::Invalid("nothing to publish: upload a file".into()));
+            return Err(ApiError::Invalid(
+                "nothing to publish: upload a file".into(),
+            ));
         }
         if request.uploads.len() > kolokol_core::record::MAX_FILES {
             return Err(ApiError::Invalid("too many files".into()));
@@ -206,7 +208,9 @@ fn check_upload_name(name: &str) -> Result<&str, ApiError> {
         return Err(bad("too long"));
     }
     if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
-        return Err(bad("a file name may not hold slashes or control characters"));
+        return Err(bad(
+            "a file name may not hold slashes or control characters",
+        ));
     }
     if name.starts_with('.') {
         return Err(bad("it may not start with a dot"));
@@ -215,7 +219,11 @@ fn check_upload_name(name: &str) -> Result<&str, ApiError> {
 }
 
 fn check_upload_id(id: &str) -> Result<(), ApiError> {
-    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(ApiError::Invalid(format!("{id:?} is not an upload id")))
@@ -287,7 +295,16 @@ mod tests {
     fn upload_names_are_plain_file_names() {
         assert!(check_upload_name("clip.webm").is_ok());
         assert!(check_upload_name("Видео 1.mp4").is_ok());
-        for bad in ["", "  ", "../x", "a/b", "a\\b", ".hidden", "a\nb", &"x".repeat(201)] {
+        for bad in [
+            "",
+            "  ",
+            "../x",
+            "a/b",
+            "a\\b",
+            ".hidden",
+            "a\nb",
+            &"x".repeat(201),
+        ] {
             assert!(check_upload_name(bad).is_err(), "{bad:?} accepted");
         }
     }

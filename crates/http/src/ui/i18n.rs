@@ -373,7 +373,10 @@ mod tests {
 
     #[test]
     fn accept_language_picks_the_preferred_supported_language() {
-        assert_eq!(from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"), Some(Lang::Ru));
+        assert_eq!(
+            from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"),
+            Some(Lang::Ru)
+        );
         assert_eq!(from_accept_language("de,en;q=0.5,ru;q=0.4"), Some(Lang::En));
         assert_eq!(from_accept_language("en;q=0.3, ru;q=0.7"), Some(Lang::Ru));
         assert_eq!(from_accept_language("ru;q=0"), None);

@@ -42,7 +42,11 @@ impl FromRequestParts<Api> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Ctx, Infallible> {
         let query = parts.uri.query().unwrap_or("");
-        let pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).take(32).collect();
+        let pairs: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .take(32)
+            .collect();
         let query_lang = pairs.iter().find_map(|p| p.strip_prefix("lang="));
         let lang = i18n::choose(query_lang, &parts.headers);
         Ok(Ctx {
@@ -214,12 +218,7 @@ pub(crate) fn card(t: &Text, record: &RecordView, has_thumbnail: bool) -> Markup
 }
 
 /// A list of cards, or a line saying there is nothing.
-pub(crate) fn cards(
-    t: &Text,
-    api: &Api,
-    records: &[RecordView],
-    empty: &str,
-) -> Markup {
+pub(crate) fn cards(t: &Text, api: &Api, records: &[RecordView], empty: &str) -> Markup {
     html! {
         @if records.is_empty() {
             p.empty { (empty) }

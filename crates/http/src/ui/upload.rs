@@ -42,9 +42,9 @@ pub(crate) async fn upload(
     }
     let mut upload = api.upload_create(&query.name).await?;
     match copy_body(body, &mut upload.file).await {
-        Ok(size) if size <= MAX_UPLOAD_BYTES => {
-            Ok(Json(serde_json::json!({ "upload": upload.id, "size": size })))
-        }
+        Ok(size) if size <= MAX_UPLOAD_BYTES => Ok(Json(
+            serde_json::json!({ "upload": upload.id, "size": size }),
+        )),
         Ok(_) => {
             api.upload_discard(&upload.id).await;
             Err(too_large())
