@@ -125,14 +125,14 @@ pub struct BundleItemView {
     /// `new`, `known` or `refused`.
     pub record: String,
     /// Why the record was refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// `imported` (complete, seeding), `partial` (damaged files; the rest downloads), `held` (this node already
     /// had it), `downloading` (a download of it was already running), `none` (the bundle carried no data),
     /// `refused` (the record was refused, or its torrent is not the record's).
     pub data: String,
     /// Paths of this publication's damaged files.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub damaged: Vec<String>,
 }
 
