@@ -176,7 +176,7 @@ fn draft_body(
 }
 
 /// Read a thumbnail image, judging its type by its first bytes (never by its name).
-fn read_thumbnail(path: &Path, _keep_metadata: bool) -> Result<Thumbnail, ApiError> {
+fn read_thumbnail(path: &Path, keep_metadata: bool) -> Result<Thumbnail, ApiError> {
     let io = |e: std::io::Error| ApiError::Invalid(format!("thumbnail {}: {e}", path.display()));
     if !path.is_absolute() {
         return Err(ApiError::Invalid(format!(
@@ -191,7 +191,18 @@ fn read_thumbnail(path: &Path, _keep_metadata: bool) -> Result<Thumbnail, ApiErr
             path.display()
         )));
     }
-    let bytes = fs::read(path).map_err(io)?;
+    let mut bytes = fs::read(path).map_err(io)?;
+    if !keep_metadata {
+        // A thumbnail cut from a phone photo carries the photo's GPS position just the same.
+        let mut clean = Vec::with_capacity(bytes.len());
+        kolokol_scrub::scrub(bytes.as_slice(), &mut clean).map_err(|e| {
+            ApiError::Invalid(format!(
+                "thumbnail {}: cannot remove its metadata ({e})",
+                path.display()
+            ))
+        })?;
+        bytes = clean;
+    }
     let mime = image_mime(&bytes).ok_or_else(|| {
         ApiError::Invalid(format!(
             "thumbnail {} is not a JPEG, PNG, WebP or GIF image",
@@ -375,11 +386,34 @@ fn copy_entry(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiErro
     Ok(())
 }
 
-/// Copy one file; with scrubbing, without its location and device metadata.
-fn copy_file(source: &Path, dest: &Path, _copy: &mut Copy) -> Result<(), ApiError> {
-    fs::copy(source, dest)
-        .map(|_| ())
-        .map_err(|e| ApiError::Invalid(format!("{}: {e}", source.display())))
+/// Copy one file; with scrubbing, without its location and device metadata (EXIF, XMP, IPTC, GPS; MP4 metadata
+/// boxes), never re-encoded. A file of a known type that cannot be parsed is refused rather than published with
+/// its metadata: the user can still choose `--keep-metadata`.
+fn copy_file(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError> {
+    if !copy.scrub {
+        return fs::copy(source, dest)
+            .map(|_| ())
+            .map_err(|e| ApiError::Invalid(format!("{}: {e}", source.display())));
+    }
+    match kolokol_scrub::scrub_file(source, dest) {
+        Ok(scrubbed) if scrubbed.kind == kolokol_scrub::FileKind::Unknown => {
+            copy.warnings.push(format!(
+                "{}: kolokol cannot remove metadata from this type of file; it is published as it is",
+                source.display()
+            ));
+            Ok(())
+        }
+        Ok(scrubbed) => {
+            if !scrubbed.removed.is_empty() {
+                tracing::info!(file = %source.display(), removed = ?scrubbed.removed, "metadata removed");
+            }
+            Ok(())
+        }
+        Err(error) => Err(ApiError::Invalid(format!(
+            "{}: cannot remove its metadata ({error}); fix the file or publish with --keep-metadata",
+            source.display()
+        ))),
+    }
 }
 
 fn mime_for(path: &str) -> String {
