@@ -148,8 +148,8 @@ impl Harness {
                 });
                 let on_disk = self.models[i].disk != Disk::Absent;
                 let m = &mut self.models[i];
-                m.known = on_disk
-                    || (self.mode == CacheMode::Mirror && self.sizes[i] <= self.quota);
+                m.known =
+                    on_disk || (self.mode == CacheMode::Mirror && self.sizes[i] <= self.quota);
                 (m.created, m.followed, m.holders) = (created, followed, holders);
             }
             Op::SetHolders { n, holders } => {
@@ -204,7 +204,11 @@ impl Harness {
                         m.pinned = false;
                         m.known = stays;
                         // A dropped entry starts afresh when offered again.
-                        m.no_fetch_before = if stays { m.no_fetch_before.max(now + 60) } else { 0 };
+                        m.no_fetch_before = if stays {
+                            m.no_fetch_before.max(now + 60)
+                        } else {
+                            0
+                        };
                     }
                 }
             }
@@ -223,7 +227,12 @@ impl Harness {
         let quota = self.quota;
         let before: BTreeMap<_, _> = self.policy.items().map(|v| (v.infohash, v)).collect();
         let actions = self.policy.next_actions(now);
-        let index = |target| (0..ITEMS).find(|n| ih(*n) == target).map(usize::from).unwrap();
+        let index = |target| {
+            (0..ITEMS)
+                .find(|n| ih(*n) == target)
+                .map(usize::from)
+                .unwrap()
+        };
         let mut used = self.used();
         let mut pending_victims = Vec::new();
         let mut over_quota_phase = true;
@@ -244,7 +253,11 @@ impl Harness {
                     let m = &mut self.models[i];
                     m.disk = Disk::Absent;
                     m.known = stays;
-                    m.no_fetch_before = if stays { m.no_fetch_before.max(now + 3600) } else { 0 };
+                    m.no_fetch_before = if stays {
+                        m.no_fetch_before.max(now + 3600)
+                    } else {
+                        0
+                    };
                     if over_quota_phase {
                         // Least recently requested of everything unpinned still held.
                         let last = before[&target].last_requested;
@@ -279,14 +292,15 @@ impl Harness {
         if used > quota {
             assert!(!fetched);
             assert!(
-                self.models
-                    .iter()
-                    .all(|m| m.disk != Disk::Held || m.pinned),
+                self.models.iter().all(|m| m.disk != Disk::Held || m.pinned),
                 "over the quota only with pins and running fetches"
             );
         }
         assert!(self.policy.policy_fetches() <= self.parallel);
-        assert!(self.policy.next_actions(now).is_empty(), "quiet when nothing changed");
+        assert!(
+            self.policy.next_actions(now).is_empty(),
+            "quiet when nothing changed"
+        );
     }
 }
 

@@ -144,7 +144,10 @@ fn evicted_item_is_not_fetched_back_during_its_cooldown() {
     p.forget(&ih(2));
     assert_eq!(p.used_bytes(), 0);
     assert!(p.next_actions(11).is_empty());
-    assert!(p.next_actions(10 + limits.evicted_cooldown_secs - 1).is_empty());
+    assert!(
+        p.next_actions(10 + limits.evicted_cooldown_secs - 1)
+            .is_empty()
+    );
     assert_eq!(
         fetches(&p.next_actions(10 + limits.evicted_cooldown_secs)),
         vec![ih(1)]
@@ -164,7 +167,10 @@ fn failed_fetch_backs_off_exponentially() {
     for wait in [10, 20, 25, 25] {
         assert_eq!(fetches(&p.next_actions(now)), vec![ih(1)]);
         p.fetch_finished(&ih(1), false, now);
-        assert!(p.next_actions(now + wait - 1).is_empty(), "no retry before {wait}");
+        assert!(
+            p.next_actions(now + wait - 1).is_empty(),
+            "no retry before {wait}"
+        );
         now += wait;
     }
     assert_eq!(fetches(&p.next_actions(now)), vec![ih(1)]);

@@ -241,7 +241,8 @@ impl PublisherPush {
             outstanding += 1;
             self.actions.push_back(PushAction::AskReplicate(peer));
         }
-        let nobody_left = outstanding == 0 && (self.waiting.is_empty() || self.asks_made >= max_asks);
+        let nobody_left =
+            outstanding == 0 && (self.waiting.is_empty() || self.asks_made >= max_asks);
         if self.announced && (confirmed >= wanted || nobody_left) {
             self.done = true;
             self.actions.push_back(PushAction::Done);
