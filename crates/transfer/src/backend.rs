@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use librqbit::{
     ListenerOptions, PeerConnectionOptions, Session, SessionOptions, SessionPersistenceConfig,
     TorrentStatsState,
 };
+use tokio::io::{AsyncRead, AsyncSeek};
 
 use crate::error::TransferError;
 use crate::fastresume::hex;
@@ -28,6 +30,10 @@ use crate::progress::{Progress, TorrentState};
 pub(crate) type Handle = Arc<librqbit::ManagedTorrent>;
 /// The running librqbit session.
 pub(crate) type EngineSession = Arc<Session>;
+
+/// librqbit's blocking pool (disk reads and writes) has this many permits, and every open file
+/// stream holds one for as long as it lives: room for the streams and 8 (librqbit's default) more.
+const BLOCKING_PERMITS: usize = 8 + crate::stream::MAX_OPEN_STREAMS;
 
 /// How long an outgoing TCP connect may take before the peer is retried later.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,6 +89,7 @@ pub(crate) async fn start_session(
             upload_bps: upload_limit,
             download_bps: download_limit,
         },
+        runtime_worker_threads: Some(BLOCKING_PERMITS),
         ..Default::default()
     };
     let session = guarded("start", "-", Session::new_with_opts(download_dir, opts))
@@ -192,6 +199,35 @@ pub(crate) async fn resolve_magnet(
             "librqbit added a torrent it was asked only to list".to_owned(),
         )),
     }
+}
+
+/// librqbit's reader over one file of a running torrent: reads wait for missing pieces (and never
+/// time out), and the torrent fetches the pieces from the read position onward (32 MiB) first.
+pub(crate) type RawStream = Pin<Box<dyn RawStreamIo>>;
+
+pub(crate) trait RawStreamIo: AsyncRead + AsyncSeek + Send {}
+impl<T: AsyncRead + AsyncSeek + Send> RawStreamIo for T {}
+
+/// Opens a reader over librqbit's file `file_id` (its index, padding files counted). Waits for
+/// the initial check of data on disk and for a permit of librqbit's blocking pool.
+pub(crate) async fn open_stream(
+    handle: &Handle,
+    file_id: usize,
+) -> Result<RawStream, TransferError> {
+    let infohash = hex(&handle.info_hash().0);
+    let handle = Arc::clone(handle);
+    let stream = guarded(
+        "stream",
+        &infohash,
+        async move { handle.stream(file_id).await },
+    )
+    .await?
+    .map_err(|source| TransferError::Engine {
+        action: "stream",
+        infohash,
+        source,
+    })?;
+    Ok(Box::pin(stream))
 }
 
 /// Removes a torrent from the session, deleting its files if asked.

@@ -16,6 +16,7 @@ use crate::error::TransferError;
 use crate::fastresume::{FastResume, hex};
 use crate::metainfo::TorrentMeta;
 use crate::progress::{Progress, TorrentState};
+use crate::stream::{FileStream, MAX_OPEN_STREAMS};
 use kolokol_core::magnet::Magnet;
 
 /// Most peers remembered for one torrent.
@@ -25,6 +26,8 @@ pub const MAX_PEERS_PER_TORRENT: usize = 1000;
 pub const MIN_RATE_LIMIT: u32 = 64 * 1024;
 /// How many recently created torrents are remembered so that seeding them skips the re-check.
 const CREATED_MEMORY: usize = 32;
+/// Default of [`EngineConfig::stream_timeout`].
+pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Settings of an [`Engine`].
 #[derive(Debug, Clone)]
@@ -35,14 +38,22 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// Default download folder (used only where a call gives none).
     pub download_dir: PathBuf,
+    /// Upload and download limits of the whole engine (default: none).
+    pub limits: RateLimits,
+    /// How long a [`FileStream`](crate::FileStream) waits for data that does not come (no peer has
+    /// the piece, or the metadata) before its read fails with [`std::io::ErrorKind::TimedOut`].
+    pub stream_timeout: Duration,
 }
 
 impl EngineConfig {
+    /// A configuration with no rate limits and the default stream timeout.
     pub fn new(listen: SocketAddr, state_dir: PathBuf, download_dir: PathBuf) -> Self {
         EngineConfig {
             listen,
             state_dir,
             download_dir,
+            limits: RateLimits::default(),
+            stream_timeout: DEFAULT_STREAM_TIMEOUT,
         }
     }
 }
@@ -81,7 +92,7 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     session: EngineSession,
     listen: SocketAddr,
     fastresume: FastResume,
@@ -91,6 +102,10 @@ struct Inner {
     /// Serialises the operations that add or remove torrents in the session.
     ops: tokio::sync::Mutex<()>,
     created: Mutex<VecDeque<Created>>,
+    /// One permit per open [`FileStream`]: librqbit lends each stream a permit of its own blocking
+    /// pool, which it also needs to write received pieces, so streams must not take them all.
+    pub(crate) stream_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) stream_timeout: Duration,
 }
 
 struct Entry {
@@ -119,16 +134,23 @@ struct Created {
 }
 
 impl Engine {
-    /// Starts the engine: binds `cfg.listen` (TCP) and nothing else.
-    pub async fn start(cfg: EngineConfig) -> Result<Engine, TransferError> {
-        Self::start_with_limits(cfg, RateLimits::default()).await
-    }
-
-    /// Like [`Engine::start`], with bandwidth limits.
+    /// Like [`Engine::start`], with other bandwidth limits than `cfg.limits`.
     pub async fn start_with_limits(
-        cfg: EngineConfig,
+        mut cfg: EngineConfig,
         limits: RateLimits,
     ) -> Result<Engine, TransferError> {
+        cfg.limits = limits;
+        Self::start(cfg).await
+    }
+
+    /// Starts the engine: binds `cfg.listen` (TCP) and nothing else.
+    pub async fn start(cfg: EngineConfig) -> Result<Engine, TransferError> {
+        let limits = cfg.limits;
+        if cfg.stream_timeout.is_zero() {
+            return Err(TransferError::Config(
+                "the stream timeout must be greater than zero".into(),
+            ));
+        }
         for limit in [limits.upload, limits.download].into_iter().flatten() {
             if limit.get() < MIN_RATE_LIMIT {
                 return Err(TransferError::Config(format!(
@@ -170,6 +192,8 @@ impl Engine {
                 changed: Notify::new(),
                 ops: tokio::sync::Mutex::new(()),
                 created: Mutex::new(VecDeque::new()),
+                stream_slots: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_STREAMS)),
+                stream_timeout: cfg.stream_timeout,
             }),
         })
     }
@@ -410,6 +434,69 @@ impl Engine {
             .map(|m| m.minimal_torrent())
     }
 
+    /// Opens a reader over one file of a torrent this engine runs (`file_index` counts the files
+    /// as [`CreatedTorrent::files`] lists them). It works while the torrent downloads: librqbit
+    /// fetches the pieces from the read position onward first. Waits (at most
+    /// [`EngineConfig::stream_timeout`]) for the metadata of a magnet and for the check of data
+    /// already on disk. At most [`MAX_OPEN_STREAMS`] readers are open at once.
+    pub async fn open_stream(
+        &self,
+        infohash: &[u8; 20],
+        file_index: usize,
+    ) -> Result<FileStream, TransferError> {
+        self.open_stream_where(infohash, FileRef::Index(file_index))
+            .await
+    }
+
+    /// Like [`Engine::open_stream`], naming the file by its path as a kolokol record gives it: the
+    /// torrent's name, then (for a multi-file torrent) the path inside it, '/'-separated.
+    pub async fn open_stream_by_path(
+        &self,
+        infohash: &[u8; 20],
+        path: &str,
+    ) -> Result<FileStream, TransferError> {
+        self.open_stream_where(infohash, FileRef::Path(path)).await
+    }
+
+    async fn open_stream_where(
+        &self,
+        infohash: &[u8; 20],
+        file: FileRef<'_>,
+    ) -> Result<FileStream, TransferError> {
+        let inner = &self.inner;
+        let waited = inner.stream_timeout;
+        let timed_out = |waiting_for: &str| TransferError::TimedOut {
+            infohash: hex(infohash),
+            waiting_for: waiting_for.to_owned(),
+            secs: waited.as_secs(),
+        };
+        let deadline = tokio::time::Instant::now() + waited;
+        let slot =
+            tokio::time::timeout_at(deadline, Arc::clone(&inner.stream_slots).acquire_owned())
+                .await
+                .map_err(|_| timed_out("a free stream (too many are open)"))?
+                .map_err(|_| TransferError::Internal("stream slots closed".into()))?;
+        let (handle, meta) = tokio::time::timeout_at(deadline, inner.wait_active(infohash))
+            .await
+            .map_err(|_| timed_out("the torrent's metadata from a peer"))??;
+        let (file_id, len) = file.find(&meta).ok_or_else(|| TransferError::NoSuchFile {
+            infohash: hex(infohash),
+            file: file.to_string(),
+        })?;
+        let reader = tokio::time::timeout_at(deadline, backend::open_stream(&handle, file_id))
+            .await
+            .map_err(|_| timed_out("the check of the data already on disk"))??;
+        Ok(FileStream::new(
+            Arc::clone(inner),
+            *infohash,
+            file_id,
+            len,
+            handle,
+            reader,
+            slot,
+        ))
+    }
+
     /// Waits until every piece is here and verified. Fails if the torrent fails or is removed.
     /// Put a time limit around it: a torrent that no peer has never finishes.
     pub async fn wait_finished(&self, infohash: &[u8; 20]) -> Result<(), TransferError> {
@@ -607,6 +694,99 @@ fn output_folder(meta: &TorrentMeta, output_dir: &Path) -> PathBuf {
 /// tables is a single insert, remove or assignment, so a poisoned lock still guards valid data.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Which file of a torrent a stream reads.
+#[derive(Clone, Copy)]
+enum FileRef<'a> {
+    /// Index among the torrent's files, padding files not counted.
+    Index(usize),
+    /// The record's path: the torrent name, then the path inside a multi-file torrent.
+    Path(&'a str),
+}
+
+impl FileRef<'_> {
+    /// librqbit's index of the file (padding files counted) and its length.
+    fn find(&self, meta: &TorrentMeta) -> Option<(usize, u64)> {
+        let mut listed = meta.files.iter().enumerate().filter(|(_, f)| !f.padding);
+        let (id, file) = match *self {
+            FileRef::Index(index) => listed.nth(index)?,
+            FileRef::Path(path) => listed.find(|(_, f)| {
+                if meta.single_file {
+                    f.components.len() == 1 && f.components[0] == path
+                } else {
+                    path.strip_prefix(meta.name.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| {
+                            rest.split('/').eq(f.components.iter().map(String::as_str))
+                        })
+                }
+            })?,
+        };
+        Some((id, file.length))
+    }
+}
+
+impl std::fmt::Display for FileRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileRef::Index(index) => write!(f, "file #{index}"),
+            FileRef::Path(path) => write!(f, "{path:?}"),
+        }
+    }
+}
+
+/// What the engine's table says of a torrent, for a stream reading it.
+pub(crate) enum Lookup {
+    Active(Handle),
+    Waiting,
+    Gone(TransferError),
+}
+
+impl Inner {
+    /// The torrent's current state, as a stream needs it.
+    pub(crate) fn lookup(&self, infohash: &[u8; 20]) -> Lookup {
+        match lock(&self.torrents).get(infohash).map(|e| &e.state) {
+            None => Lookup::Gone(TransferError::Removed {
+                infohash: hex(infohash),
+            }),
+            Some(EntryState::Failed(message)) => Lookup::Gone(TransferError::Failed {
+                infohash: hex(infohash),
+                message: message.clone(),
+            }),
+            Some(EntryState::Resolving { .. }) => Lookup::Waiting,
+            Some(EntryState::Active(handle)) => Lookup::Active(handle.clone()),
+        }
+    }
+
+    /// Waits until the torrent runs in librqbit with known metadata (a magnet may still be
+    /// resolving, or being re-added with new peers). Fails if it fails or is removed. No time limit.
+    pub(crate) async fn wait_active(
+        &self,
+        infohash: &[u8; 20],
+    ) -> Result<(Handle, Arc<TorrentMeta>), TransferError> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.lookup(infohash) {
+                Lookup::Active(handle) => {
+                    let meta = lock(&self.torrents)
+                        .get(infohash)
+                        .and_then(|e| e.meta.clone());
+                    if let Some(meta) = meta {
+                        return Ok((handle, meta));
+                    }
+                }
+                Lookup::Waiting => {}
+                Lookup::Gone(error) => return Err(error),
+            }
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
 }
 
 /// Fetches a magnet's metadata from the torrent's peers, retrying with back-off (and at once when

@@ -57,6 +57,14 @@ pub enum TransferError {
         action: &'static str,
         infohash: String,
     },
+    #[error("torrent {infohash} has no {file}")]
+    NoSuchFile { infohash: String, file: String },
+    #[error("torrent {infohash}: waited {secs} s for {waiting_for} in vain")]
+    TimedOut {
+        infohash: String,
+        waiting_for: String,
+        secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

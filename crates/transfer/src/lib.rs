@@ -48,6 +48,14 @@
 //! gives the same info-hash). Seeding what was just hashed does not hash it again: the engine hands
 //! librqbit a fast-resume bitfield, so it verifies only a sample of pieces.
 
+//! # Streaming
+//!
+//! [`Engine::open_stream`] gives a [`FileStream`] (`AsyncRead + AsyncSeek`) over one file while
+//! the torrent downloads: librqbit fetches the pieces at the read position first and reads ahead;
+//! a read that gets nothing for [`EngineConfig::stream_timeout`] fails with `TimedOut` instead of
+//! hanging, and a torrent re-added by [`Engine::add_peers`] is followed (see `stream.rs`).
+//! [`EngineConfig::limits`] slows the whole engine down (upload and download, bytes per second).
+
 mod backend;
 mod bencode;
 mod create;
@@ -56,12 +64,14 @@ mod error;
 mod fastresume;
 pub mod metainfo;
 mod progress;
+mod stream;
 
 pub use bencode::BencodeError;
 pub use engine::{
-    CreatedTorrent, Engine, EngineConfig, FetchSource, MAX_PEERS_PER_TORRENT, MIN_RATE_LIMIT,
-    RateLimits,
+    CreatedTorrent, DEFAULT_STREAM_TIMEOUT, Engine, EngineConfig, FetchSource,
+    MAX_PEERS_PER_TORRENT, MIN_RATE_LIMIT, RateLimits,
 };
 pub use error::TransferError;
 pub use metainfo::MetainfoError;
 pub use progress::{Progress, TorrentState};
+pub use stream::{FileStream, MAX_OPEN_STREAMS};
