@@ -35,16 +35,24 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
                     s.id,
                     s.full_copies,
                     s.local.as_deref().unwrap_or("no data"),
-                    if s.announced { "yes" } else { "not yet (waiting for a replica)" }
+                    if s.announced {
+                        "yes"
+                    } else {
+                        "not yet (waiting for a replica)"
+                    }
                 )
             })
         }
         Command::Pin { id } => {
-            let pin: PinView = client.post("/pin", &serde_json::json!({ "id": id })).await?;
+            let pin: PinView = client
+                .post("/pin", &serde_json::json!({ "id": id }))
+                .await?;
             print(json, &pin, || format!("pinned {}", pin.id))
         }
         Command::Unpin { id } => {
-            let pin: PinView = client.post("/unpin", &serde_json::json!({ "id": id })).await?;
+            let pin: PinView = client
+                .post("/unpin", &serde_json::json!({ "id": id }))
+                .await?;
             print(json, &pin, || format!("unpinned {}", pin.id))
         }
         Command::Status { id: None } => {

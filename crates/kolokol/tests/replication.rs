@@ -34,23 +34,31 @@ fn three_replicas_then_the_publisher_is_killed_and_five_nodes_still_get_it() {
     for r in &replicas {
         r.json(&["peer", "add", &a_wire]);
     }
-    let all_connected = wait_for(Duration::from_secs(30), || (connected(&a) == 3).then_some(()));
-    assert!(all_connected.is_some(), "A has not got its three peers\n{}", a.log());
+    let all_connected = wait_for(Duration::from_secs(30), || {
+        (connected(&a) == 3).then_some(())
+    });
+    assert!(
+        all_connected.is_some(),
+        "A has not got its three peers\n{}",
+        a.log()
+    );
 
     let file = tmp.path().join("protest.mp4");
     random_file(&file, 20 * 1024 * 1024, 6);
     let published = a.json(&["publish", file.to_str().unwrap(), "--title", "Площадь"]);
     let id = published["id"].as_str().unwrap().to_owned();
-    assert_eq!(published["announced"], false, "announced before any replica");
+    assert_eq!(
+        published["announced"], false,
+        "announced before any replica"
+    );
 
     // The three peers fetch the data and confirm; A counts the full copies and then announces.
     let confirmed = wait_for(Duration::from_secs(120), || {
         let status = a.json(&["status", &id]);
         (status["full_copies"].as_u64() == Some(3)).then_some(status)
     });
-    let status = confirmed.unwrap_or_else(|| {
-        panic!("three replicas were not confirmed\nA:\n{}", a.log())
-    });
+    let status =
+        confirmed.unwrap_or_else(|| panic!("three replicas were not confirmed\nA:\n{}", a.log()));
     assert_eq!(status["announced"], true);
     assert_eq!(status["local"], "complete");
     for r in &replicas {
@@ -69,8 +77,14 @@ fn three_replicas_then_the_publisher_is_killed_and_five_nodes_still_get_it() {
         })
         .collect();
     for (i, node) in others.iter().enumerate() {
-        let got = wait_for(Duration::from_secs(60), || node.has_record(&id).then_some(()));
-        assert!(got.is_some(), "node {i} never got the record\n{}", node.log());
+        let got = wait_for(Duration::from_secs(60), || {
+            node.has_record(&id).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "node {i} never got the record\n{}",
+            node.log()
+        );
         let out = tmp.path().join(format!("out{i}"));
         let done = node.json(&["get", &id, "-o", out.to_str().unwrap(), "--timeout", "120"]);
         assert_eq!(done["finished"], true, "{done}");
@@ -91,7 +105,9 @@ fn a_publication_is_held_back_until_a_replica_or_the_time_out() {
         &["--quota", "1K", "--reconcile-secs", "1"],
     );
     x.json(&["peer", "add", &wire(&a)]);
-    let up = wait_for(Duration::from_secs(30), || (connected(&a) == 1).then_some(()));
+    let up = wait_for(Duration::from_secs(30), || {
+        (connected(&a) == 1).then_some(())
+    });
     assert!(up.is_some(), "{}", a.log());
 
     let file = tmp.path().join("big.bin");
@@ -103,11 +119,18 @@ fn a_publication_is_held_back_until_a_replica_or_the_time_out() {
     });
     assert!(declined.is_some(), "X never declined\n{}", x.log());
     // Declined well inside the 15 s time-out: nothing was announced yet, and reconciliation does not leak it.
-    assert!(!x.has_record(&id), "the record leaked before its announcement");
+    assert!(
+        !x.has_record(&id),
+        "the record leaked before its announcement"
+    );
     assert_eq!(a.json(&["status", &id])["announced"], false);
 
     let arrived = wait_for(Duration::from_secs(60), || x.has_record(&id).then_some(()));
-    assert!(arrived.is_some(), "the time-out never announced\n{}", a.log());
+    assert!(
+        arrived.is_some(),
+        "the time-out never announced\n{}",
+        a.log()
+    );
     assert_eq!(a.json(&["status", &id])["announced"], true);
     assert_eq!(a.json(&["status", &id])["full_copies"], 0);
 
