@@ -23,7 +23,9 @@ pub enum ScrubError {
         reason: String,
     },
     /// A part that has to be held in memory is larger than the scrubber accepts.
-    #[error("{kind} file has a {what} of {size} bytes, more than the {limit} bytes the scrubber holds in memory")]
+    #[error(
+        "{kind} file has a {what} of {size} bytes, more than the {limit} bytes the scrubber holds in memory"
+    )]
     TooLarge {
         kind: FileKind,
         what: &'static str,

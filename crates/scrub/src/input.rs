@@ -64,7 +64,11 @@ impl<R: Read> Input<R> {
         Ok(self.buffered()?.is_empty())
     }
 
-    pub(crate) fn read_exact(&mut self, out: &mut [u8], what: &'static str) -> Result<(), ScrubError> {
+    pub(crate) fn read_exact(
+        &mut self,
+        out: &mut [u8],
+        what: &'static str,
+    ) -> Result<(), ScrubError> {
         let mut filled = 0;
         while filled < out.len() {
             let available = self.buffered()?;
@@ -79,7 +83,10 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
-    pub(crate) fn read_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ScrubError> {
+    pub(crate) fn read_array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], ScrubError> {
         let mut bytes = [0u8; N];
         self.read_exact(&mut bytes, what)?;
         Ok(bytes)
@@ -90,7 +97,12 @@ impl<R: Read> Input<R> {
     }
 
     /// Reads `len` bytes into memory, refusing before allocating if `len` is above `limit`.
-    pub(crate) fn read_vec(&mut self, len: u64, limit: u64, what: &'static str) -> Result<Vec<u8>, ScrubError> {
+    pub(crate) fn read_vec(
+        &mut self,
+        len: u64,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, ScrubError> {
         if len > limit {
             return Err(ScrubError::TooLarge {
                 kind: self.kind,
@@ -99,14 +111,19 @@ impl<R: Read> Input<R> {
                 limit,
             });
         }
-        let len = usize::try_from(len).map_err(|_| self.malformed("length does not fit in memory"))?;
+        let len =
+            usize::try_from(len).map_err(|_| self.malformed("length does not fit in memory"))?;
         let mut bytes = vec![0u8; len];
         self.read_exact(&mut bytes, what)?;
         Ok(bytes)
     }
 
     /// Reads everything up to the end of the file into memory, refusing once more than `limit` bytes came.
-    pub(crate) fn read_to_end_capped(&mut self, limit: u64, what: &'static str) -> Result<Vec<u8>, ScrubError> {
+    pub(crate) fn read_to_end_capped(
+        &mut self,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, ScrubError> {
         let mut bytes = Vec::new();
         loop {
             let available = self.buffered()?;
@@ -140,7 +157,9 @@ impl<R: Read> Input<R> {
             if available.is_empty() {
                 return Err(self.truncated(what));
             }
-            let take = available.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+            let take = available
+                .len()
+                .min(usize::try_from(len).unwrap_or(usize::MAX));
             let piece = &available[..take];
             inspect(piece);
             out.write_all(piece)?;
@@ -150,7 +169,12 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
-    pub(crate) fn copy(&mut self, len: u64, out: &mut impl Write, what: &'static str) -> Result<(), ScrubError> {
+    pub(crate) fn copy(
+        &mut self,
+        len: u64,
+        out: &mut impl Write,
+        what: &'static str,
+    ) -> Result<(), ScrubError> {
         self.copy_inspect(len, out, what, |_| {})
     }
 

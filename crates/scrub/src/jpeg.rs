@@ -5,8 +5,8 @@
 
 use std::io::{Read, Write};
 
-use crate::input::{Input, Removed};
 use crate::ScrubError;
+use crate::input::{Input, Removed};
 
 const SOI: u8 = 0xD8;
 const EOI: u8 = 0xD9;
@@ -26,7 +26,11 @@ enum Action {
     Drop(String),
 }
 
-pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed: &mut Removed) -> Result<(), ScrubError> {
+pub(crate) fn scrub<R: Read>(
+    input: &mut Input<R>,
+    out: &mut impl Write,
+    removed: &mut Removed,
+) -> Result<(), ScrubError> {
     let soi: [u8; 2] = input.read_array("the start-of-image marker")?;
     if soi != [0xFF, SOI] {
         return Err(input.malformed_at(0, "no start-of-image marker"));
@@ -54,10 +58,16 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
                 let length_bytes: [u8; 2] = input.read_array("a segment length")?;
                 let length = u16::from_be_bytes(length_bytes);
                 if length < 2 {
-                    return Err(input.malformed(format!("segment 0x{marker:02X} has length {length}")));
+                    return Err(
+                        input.malformed(format!("segment 0x{marker:02X} has length {length}"))
+                    );
                 }
                 // A segment is at most 65533 bytes: the u16 length is its own cap.
-                let payload = input.read_vec(u64::from(length - 2), u64::from(u16::MAX), "a marker segment")?;
+                let payload = input.read_vec(
+                    u64::from(length - 2),
+                    u64::from(u16::MAX),
+                    "a marker segment",
+                )?;
                 match classify(marker, &payload) {
                     Action::Keep => write_segment(out, marker, &payload)?,
                     Action::Replace(replacement, what) => {
@@ -79,7 +89,10 @@ fn read_marker<R: Read>(input: &mut Input<R>) -> Result<u8, ScrubError> {
     let offset = input.offset();
     let first = input.read_u8("a marker")?;
     if first != 0xFF {
-        return Err(input.malformed_at(offset, format!("expected a marker, found byte 0x{first:02X}")));
+        return Err(input.malformed_at(
+            offset,
+            format!("expected a marker, found byte 0x{first:02X}"),
+        ));
     }
     loop {
         let code = input.read_u8("a marker")?;
@@ -114,7 +127,9 @@ fn classify(marker: u8, payload: &[u8]) -> Action {
         0xE0 if starts(b"JFXX\0") => Action::Drop("JFXX thumbnail (APP0)".into()),
         0xE1 if starts(b"Exif\0") => Action::Drop("EXIF (APP1)".into()),
         0xE1 if starts(b"http://ns.adobe.com/xap/1.0/\0") => Action::Drop("XMP (APP1)".into()),
-        0xE1 if starts(b"http://ns.adobe.com/xmp/extension/\0") => Action::Drop("extended XMP (APP1)".into()),
+        0xE1 if starts(b"http://ns.adobe.com/xmp/extension/\0") => {
+            Action::Drop("extended XMP (APP1)".into())
+        }
         // The ICC profile describes the colours of the pixels: dropping it would change how the image looks.
         0xE2 if starts(b"ICC_PROFILE\0") => Action::Keep,
         0xE2 if starts(b"MPF\0") => Action::Drop("multi-picture index (APP2)".into()),
@@ -129,7 +144,10 @@ fn classify(marker: u8, payload: &[u8]) -> Action {
 
 /// Copies the entropy-coded data after a scan header, byte for byte, and returns the marker that ends it.
 /// Inside the data, 0xFF is followed by 0x00 (a stuffed byte) or a restart marker; anything else is a marker.
-fn copy_entropy_coded_data<R: Read>(input: &mut Input<R>, out: &mut impl Write) -> Result<u8, ScrubError> {
+fn copy_entropy_coded_data<R: Read>(
+    input: &mut Input<R>,
+    out: &mut impl Write,
+) -> Result<u8, ScrubError> {
     let mut after_ff = false;
     loop {
         let available = input.buffered()?;
@@ -171,13 +189,16 @@ fn copy_entropy_coded_data<R: Read>(input: &mut Input<R>, out: &mut impl Write) 
 
 #[cfg(test)]
 mod tests {
-    use super::{classify, Action};
+    use super::{Action, classify};
 
     #[test]
     fn keeps_what_decoding_needs() {
         assert_eq!(classify(0xE2, b"ICC_PROFILE\0\x01\x01"), Action::Keep);
         assert_eq!(classify(0xEE, b"Adobe\0\x64"), Action::Keep);
-        assert_eq!(classify(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"), Action::Keep);
+        assert_eq!(
+            classify(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"),
+            Action::Keep
+        );
         assert_eq!(classify(0xDB, b"anything"), Action::Keep);
         assert_eq!(classify(0xC4, b"anything"), Action::Keep);
     }
@@ -194,7 +215,10 @@ mod tests {
             (0xEF, b""),
             (0xFE, b"a comment"),
         ] {
-            assert!(matches!(classify(marker, payload), Action::Drop(_)), "marker {marker:02X}");
+            assert!(
+                matches!(classify(marker, payload), Action::Drop(_)),
+                "marker {marker:02X}"
+            );
         }
     }
 
@@ -202,7 +226,9 @@ mod tests {
     fn strips_the_jfif_thumbnail() {
         let mut payload = b"JFIF\0\x01\x02\0\0\x01\0\x01\x01\x01".to_vec();
         payload.extend_from_slice(&[9, 9, 9]);
-        let Action::Replace(header, _) = classify(0xE0, &payload) else { panic!("not replaced") };
+        let Action::Replace(header, _) = classify(0xE0, &payload) else {
+            panic!("not replaced")
+        };
         assert_eq!(header, b"JFIF\0\x01\x02\0\0\x01\0\x01\0\0");
     }
 }

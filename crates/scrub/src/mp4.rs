@@ -36,7 +36,11 @@ struct BoxHeader {
     total: Option<u64>,
 }
 
-pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed: &mut Removed) -> Result<(), ScrubError> {
+pub(crate) fn scrub<R: Read>(
+    input: &mut Input<R>,
+    out: &mut impl Write,
+    removed: &mut Removed,
+) -> Result<(), ScrubError> {
     while !input.at_eof()? {
         let box_start = input.offset();
         let head: [u8; 8] = input.read_array("a box header")?;
@@ -54,7 +58,13 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
                     Some(len) => input.read_vec(len, MAX_MOVIE_BOX, "movie box")?,
                     None => input.read_to_end_capped(MAX_MOVIE_BOX, "movie box")?,
                 };
-                scrub_children(&mut payload, box_start + parsed.header_len, &name, removed, 1)?;
+                scrub_children(
+                    &mut payload,
+                    box_start + parsed.header_len,
+                    &name,
+                    removed,
+                    1,
+                )?;
                 out.write_all(&header)?;
                 out.write_all(&payload)?;
             }
@@ -94,14 +104,22 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
     Ok(())
 }
 
-fn copy<R: Read>(input: &mut Input<R>, len: Option<u64>, out: &mut impl Write) -> Result<(), ScrubError> {
+fn copy<R: Read>(
+    input: &mut Input<R>,
+    len: Option<u64>,
+    out: &mut impl Write,
+) -> Result<(), ScrubError> {
     match len {
         Some(len) => input.copy(len, out, "a box"),
         None => input.copy_to_end(out).map(|_| ()),
     }
 }
 
-fn blank<R: Read>(input: &mut Input<R>, len: Option<u64>, out: &mut impl Write) -> Result<(), ScrubError> {
+fn blank<R: Read>(
+    input: &mut Input<R>,
+    len: Option<u64>,
+    out: &mut impl Write,
+) -> Result<(), ScrubError> {
     copy(input, len, &mut Zeroing(out))
 }
 
@@ -127,12 +145,18 @@ fn parse_header(
         1 => {
             let large = read_large()?;
             if large < 16 {
-                return Err(malformed(offset, format!("box {} has 64-bit size {large}", box_name(&box_type))));
+                return Err(malformed(
+                    offset,
+                    format!("box {} has 64-bit size {large}", box_name(&box_type)),
+                ));
             }
             (16, Some(large))
         }
         small if small < 8 => {
-            return Err(malformed(offset, format!("box {} has size {small}", box_name(&box_type))));
+            return Err(malformed(
+                offset,
+                format!("box {} has size {small}", box_name(&box_type)),
+            ));
         }
         size => (8, Some(u64::from(size))),
     };
@@ -161,14 +185,22 @@ fn scrub_children(
             if rest.iter().all(|&b| b == 0) {
                 break;
             }
-            return Err(malformed(offset, format!("{} stray bytes at the end of {path}", rest.len())));
+            return Err(malformed(
+                offset,
+                format!("{} stray bytes at the end of {path}", rest.len()),
+            ));
         }
-        let head = [rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], rest[7]];
+        let head = [
+            rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], rest[7],
+        ];
         let parsed = parse_header(&head, offset, || match rest.get(8..16) {
             Some(large) => Ok(u64::from_be_bytes([
                 large[0], large[1], large[2], large[3], large[4], large[5], large[6], large[7],
             ])),
-            None => Err(malformed(offset, format!("64-bit box size cut off at the end of {path}"))),
+            None => Err(malformed(
+                offset,
+                format!("64-bit box size cut off at the end of {path}"),
+            )),
         })?;
         let total = match parsed.total {
             // Size 0 inside a container: the box runs to the end of its parent.
@@ -179,7 +211,10 @@ fn scrub_children(
         if total > rest.len() as u64 || parsed.header_len > total {
             return Err(malformed(
                 offset,
-                format!("box {name} of {total} bytes overruns {path}, which has {} bytes left", rest.len()),
+                format!(
+                    "box {name} of {total} bytes overruns {path}, which has {} bytes left",
+                    rest.len()
+                ),
             ));
         }
         // Both fit in `rest`, whose length is a usize.
@@ -187,16 +222,30 @@ fn scrub_children(
         let header_len = parsed.header_len as usize;
         let child = &mut payload[pos..pos + total];
         let child_path = format!("{path}/{name}");
-        let is_xmp_uuid = &parsed.box_type == b"uuid" && child.get(header_len..header_len + 16) == Some(&XMP_UUID[..]);
+        let is_xmp_uuid = &parsed.box_type == b"uuid"
+            && child.get(header_len..header_len + 16) == Some(&XMP_UUID[..]);
         if METADATA_BOXES.contains(&&parsed.box_type) || is_xmp_uuid {
             child[4..8].copy_from_slice(b"free");
             child[header_len..].fill(0);
-            removed.add(if is_xmp_uuid { format!("{child_path} (XMP)") } else { child_path });
+            removed.add(if is_xmp_uuid {
+                format!("{child_path} (XMP)")
+            } else {
+                child_path
+            });
         } else if CONTAINERS.contains(&&parsed.box_type) {
             if depth >= MAX_DEPTH {
-                return Err(malformed(offset, format!("boxes nested deeper than {MAX_DEPTH} levels")));
+                return Err(malformed(
+                    offset,
+                    format!("boxes nested deeper than {MAX_DEPTH} levels"),
+                ));
             }
-            scrub_children(&mut child[header_len..], offset + parsed.header_len, &child_path, removed, depth + 1)?;
+            scrub_children(
+                &mut child[header_len..],
+                offset + parsed.header_len,
+                &child_path,
+                removed,
+                depth + 1,
+            )?;
         }
         pos += total;
     }

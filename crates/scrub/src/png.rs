@@ -4,9 +4,9 @@
 
 use std::io::{Read, Write};
 
+use crate::ScrubError;
 use crate::crc32::Crc32;
 use crate::input::{Input, Removed};
-use crate::ScrubError;
 
 pub(crate) const SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
 
@@ -15,13 +15,17 @@ const MAX_CHUNK_LEN: u32 = 0x7FFF_FFFF;
 
 /// Ancillary chunks that affect rendering (colour, transparency, pixel size, animation), kept.
 const KEPT_ANCILLARY: [&[u8; 4]; 15] = [
-    b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"hIST", b"pHYs", b"sPLT", b"cICP", b"mDCV",
-    b"cLLI", b"acTL", b"fcTL",
+    b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"hIST", b"pHYs", b"sPLT",
+    b"cICP", b"mDCV", b"cLLI", b"acTL", b"fcTL",
 ];
 /// APNG frame data: ancillary by its name, but it is image data and may be large, so it is kept and streamed.
 const APNG_FRAME_DATA: &[u8; 4] = b"fdAT";
 
-pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed: &mut Removed) -> Result<(), ScrubError> {
+pub(crate) fn scrub<R: Read>(
+    input: &mut Input<R>,
+    out: &mut impl Write,
+    removed: &mut Removed,
+) -> Result<(), ScrubError> {
     let signature: [u8; 8] = input.read_array("the signature")?;
     if &signature != SIGNATURE {
         return Err(input.malformed_at(0, "bad signature"));
@@ -35,10 +39,14 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
         let chunk_type: [u8; 4] = [header[4], header[5], header[6], header[7]];
         let name = String::from_utf8_lossy(&chunk_type).into_owned();
         if length > MAX_CHUNK_LEN {
-            return Err(input.malformed_at(chunk_start, format!("chunk {name:?} claims {length} bytes")));
+            return Err(
+                input.malformed_at(chunk_start, format!("chunk {name:?} claims {length} bytes"))
+            );
         }
         if !chunk_type.iter().all(u8::is_ascii_alphabetic) {
-            return Err(input.malformed_at(chunk_start, format!("invalid chunk type {chunk_type:02X?}")));
+            return Err(
+                input.malformed_at(chunk_start, format!("invalid chunk type {chunk_type:02X?}"))
+            );
         }
         if first && (&chunk_type != b"IHDR" || length != 13) {
             return Err(input.malformed_at(chunk_start, "the first chunk is not a 13-byte IHDR"));
@@ -48,10 +56,14 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
             out.write_all(&header)?;
             let mut crc = Crc32::new();
             crc.update(&chunk_type);
-            input.copy_inspect(u64::from(length), out, "chunk data", |piece| crc.update(piece))?;
+            input.copy_inspect(u64::from(length), out, "chunk data", |piece| {
+                crc.update(piece)
+            })?;
             let stored: [u8; 4] = input.read_array("a chunk CRC")?;
             if u32::from_be_bytes(stored) != crc.finish() {
-                return Err(input.malformed_at(chunk_start, format!("CRC mismatch in chunk {name:?}")));
+                return Err(
+                    input.malformed_at(chunk_start, format!("CRC mismatch in chunk {name:?}"))
+                );
             }
             out.write_all(&stored)?;
         } else {
@@ -88,10 +100,14 @@ mod tests {
 
     #[test]
     fn keeps_critical_and_rendering_chunks_only() {
-        for kept in [b"IHDR", b"PLTE", b"IDAT", b"IEND", b"iCCP", b"sRGB", b"tRNS", b"acTL", b"fdAT"] {
+        for kept in [
+            b"IHDR", b"PLTE", b"IDAT", b"IEND", b"iCCP", b"sRGB", b"tRNS", b"acTL", b"fdAT",
+        ] {
             assert!(keep(kept), "{kept:?}");
         }
-        for dropped in [b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME", b"caBX", b"prVt"] {
+        for dropped in [
+            b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME", b"caBX", b"prVt",
+        ] {
             assert!(!keep(dropped), "{dropped:?}");
         }
     }

@@ -17,15 +17,23 @@ const VP8X_FLAG_EXIF: u8 = 0x08;
 const VP8X_FLAG_XMP: u8 = 0x04;
 
 /// Chunks that hold the image or how to show it, kept.
-const KEPT: [&[u8; 4]; 7] = [b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L"];
+const KEPT: [&[u8; 4]; 7] = [
+    b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L",
+];
 const IMAGE_DATA: [&[u8; 4]; 3] = [b"VP8 ", b"VP8L", b"ANMF"];
 
-pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed: &mut Removed) -> Result<(), ScrubError> {
+pub(crate) fn scrub<R: Read>(
+    input: &mut Input<R>,
+    out: &mut impl Write,
+    removed: &mut Removed,
+) -> Result<(), ScrubError> {
     let header: [u8; 12] = input.read_array("the RIFF header")?;
     if &header[0..4] != b"RIFF" || &header[8..12] != b"WEBP" {
         return Err(input.malformed_at(0, "not a RIFF WEBP header"));
     }
-    let riff_size = u64::from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]));
+    let riff_size = u64::from(u32::from_le_bytes([
+        header[4], header[5], header[6], header[7],
+    ]));
     // The RIFF size counts the "WEBP" tag and the chunks.
     let Some(mut remaining) = riff_size.checked_sub(4) else {
         return Err(input.malformed_at(4, format!("RIFF size {riff_size} is too small")));
@@ -46,13 +54,26 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
             return Err(input.malformed_at(chunk_start, "RIFF size ends inside a chunk header"));
         }
         let chunk_header: [u8; 8] = input.read_array("a chunk header")?;
-        let fourcc = [chunk_header[0], chunk_header[1], chunk_header[2], chunk_header[3]];
-        let declared = u32::from_le_bytes([chunk_header[4], chunk_header[5], chunk_header[6], chunk_header[7]]);
+        let fourcc = [
+            chunk_header[0],
+            chunk_header[1],
+            chunk_header[2],
+            chunk_header[3],
+        ];
+        let declared = u32::from_le_bytes([
+            chunk_header[4],
+            chunk_header[5],
+            chunk_header[6],
+            chunk_header[7],
+        ]);
         let size = u64::from(declared);
         let padded = size + (size & 1);
         if 8 + padded > remaining {
             let name = String::from_utf8_lossy(&fourcc).into_owned();
-            return Err(input.malformed_at(chunk_start, format!("chunk {name:?} of {size} bytes overruns the RIFF size")));
+            return Err(input.malformed_at(
+                chunk_start,
+                format!("chunk {name:?} of {size} bytes overruns the RIFF size"),
+            ));
         }
         remaining -= 8 + padded;
         if KEPT.contains(&&fourcc) {
@@ -74,10 +95,16 @@ pub(crate) fn scrub<R: Read>(input: &mut Input<R>, out: &mut impl Write, removed
             });
         }
     }
-    if !kept.iter().any(|(fourcc, _, _)| IMAGE_DATA.contains(&fourcc)) {
+    if !kept
+        .iter()
+        .any(|(fourcc, _, _)| IMAGE_DATA.contains(&fourcc))
+    {
         return Err(input.malformed("no image data chunk"));
     }
-    let body: u64 = kept.iter().map(|(_, _, payload)| 8 + payload.len() as u64).sum();
+    let body: u64 = kept
+        .iter()
+        .map(|(_, _, payload)| 8 + payload.len() as u64)
+        .sum();
     // Smaller than the input's RIFF size, which fitted in a u32.
     let new_riff_size = u32::try_from(body + 4).unwrap_or(u32::MAX);
     out.write_all(b"RIFF")?;

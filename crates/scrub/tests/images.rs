@@ -1,11 +1,14 @@
 //! JPEG, PNG and WebP files carrying GPS data: after scrubbing no location is left and the pixels are unchanged.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::io::Cursor;
 
 use common::{
-    assert_no_location, contains, fixture_exif_app1, jpeg_segment, png_chunk, scrub_bytes, scrub_through_files,
+    assert_no_location, contains, fixture_exif_app1, jpeg_segment, png_chunk, scrub_bytes,
+    scrub_through_files,
 };
 use image::{ImageFormat, RgbImage};
 use kolokol_scrub::{FileKind, fixtures};
@@ -21,12 +24,16 @@ fn assert_same_pixels(before: &[u8], after: &[u8], format: ImageFormat) {
 }
 
 fn test_image() -> RgbImage {
-    RgbImage::from_fn(32, 24, |x, y| image::Rgb([(x * 8) as u8, (y * 10) as u8, ((x + y) * 3) as u8]))
+    RgbImage::from_fn(32, 24, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 10) as u8, ((x + y) * 3) as u8])
+    })
 }
 
 fn encode(format: ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
-    test_image().write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+    test_image()
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .unwrap();
     bytes
 }
 
@@ -39,11 +46,21 @@ fn fixtures_are_real_images_with_location() {
         assert!(got.abs_diff(want) <= 2, "JPEG pixel {got} far from {want}");
     }
     let png = fixtures::png_with_gps();
-    assert_eq!(decode(&png, ImageFormat::Png).into_rgb8().into_raw(), fixtures::png_pixels());
+    assert_eq!(
+        decode(&png, ImageFormat::Png).into_rgb8().into_raw(),
+        fixtures::png_pixels()
+    );
     let webp = fixtures::webp_with_gps();
-    assert_eq!(decode(&webp, ImageFormat::WebP).into_rgba8().into_raw(), fixtures::webp_pixels());
+    assert_eq!(
+        decode(&webp, ImageFormat::WebP).into_rgba8().into_raw(),
+        fixtures::webp_pixels()
+    );
     for file in [&jpeg, &png, &webp] {
-        for marker in [&fixtures::GPS_LATITUDE_RATIONALS[..], &fixtures::GPS_LONGITUDE_RATIONALS, fixtures::XMP_LATITUDE] {
+        for marker in [
+            &fixtures::GPS_LATITUDE_RATIONALS[..],
+            &fixtures::GPS_LONGITUDE_RATIONALS,
+            fixtures::XMP_LATITUDE,
+        ] {
             assert!(contains(file, marker));
         }
     }
@@ -54,14 +71,36 @@ fn jpeg_loses_exif_xmp_iptc_and_comment_and_keeps_its_pixels() {
     let original = fixtures::jpeg_with_gps();
     let (scrubbed, clean) = scrub_through_files(&original);
     assert_eq!(scrubbed.kind, FileKind::Jpeg);
-    assert_eq!(scrubbed.removed, ["EXIF (APP1)", "XMP (APP1)", "Photoshop/IPTC (APP13)", "comment (COM)"]);
+    assert_eq!(
+        scrubbed.removed,
+        [
+            "EXIF (APP1)",
+            "XMP (APP1)",
+            "Photoshop/IPTC (APP13)",
+            "comment (COM)"
+        ]
+    );
     assert_no_location(&clean);
-    for signature in [&b"Exif\0\0"[..], b"http://ns.adobe.com/xap", b"Photoshop 3.0", b"8BIM", b"Red Square"] {
-        assert!(!contains(&clean, signature), "{:?} survived", String::from_utf8_lossy(signature));
+    for signature in [
+        &b"Exif\0\0"[..],
+        b"http://ns.adobe.com/xap",
+        b"Photoshop 3.0",
+        b"8BIM",
+        b"Red Square",
+    ] {
+        assert!(
+            !contains(&clean, signature),
+            "{:?} survived",
+            String::from_utf8_lossy(signature)
+        );
     }
-    assert!(clean.starts_with(b"\xFF\xD8\xFF\xE0\x00\x10JFIF\0"), "JFIF header kept first");
+    assert!(
+        clean.starts_with(b"\xFF\xD8\xFF\xE0\x00\x10JFIF\0"),
+        "JFIF header kept first"
+    );
     // The scan (from SOS to EOI) is copied byte for byte.
-    let scan = |file: &[u8]| file[file.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap()..].to_vec();
+    let scan =
+        |file: &[u8]| file[file.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap()..].to_vec();
     assert_eq!(scan(&original), scan(&clean));
     assert_same_pixels(&original, &clean, ImageFormat::Jpeg);
 }
@@ -84,7 +123,11 @@ fn jpeg_from_a_real_encoder_keeps_icc_and_adobe_segments_and_drops_trailing_data
     let (scrubbed, clean) = scrub_bytes(&original);
     assert_eq!(
         scrubbed.removed,
-        ["EXIF (APP1)", "multi-picture index (APP2)", "data after the end of the image"]
+        [
+            "EXIF (APP1)",
+            "multi-picture index (APP2)",
+            "data after the end of the image"
+        ]
     );
     assert_no_location(&clean);
     assert!(contains(&clean, &icc) && contains(&clean, &adobe));
@@ -105,14 +148,33 @@ fn png_loses_exif_text_time_and_xmp_and_keeps_its_pixels() {
     assert_eq!(scrubbed.kind, FileKind::Png);
     assert_eq!(
         scrubbed.removed,
-        ["eXIf (EXIF)", "tEXt (text)", "tIME (modification time)", "iTXt (text, XMP)"]
+        [
+            "eXIf (EXIF)",
+            "tEXt (text)",
+            "tIME (modification time)",
+            "iTXt (text, XMP)"
+        ]
     );
     assert_no_location(&clean);
-    for signature in [&b"eXIf"[..], b"tEXt", b"tIME", b"iTXt", b"XML:com.adobe.xmp", b"MM\0\x2A"] {
-        assert!(!contains(&clean, signature), "{:?} survived", String::from_utf8_lossy(signature));
+    for signature in [
+        &b"eXIf"[..],
+        b"tEXt",
+        b"tIME",
+        b"iTXt",
+        b"XML:com.adobe.xmp",
+        b"MM\0\x2A",
+    ] {
+        assert!(
+            !contains(&clean, signature),
+            "{:?} survived",
+            String::from_utf8_lossy(signature)
+        );
     }
     assert!(contains(&clean, b"sRGB"), "colour chunk kept");
-    assert_eq!(decode(&clean, ImageFormat::Png).into_rgb8().into_raw(), fixtures::png_pixels());
+    assert_eq!(
+        decode(&clean, ImageFormat::Png).into_rgb8().into_raw(),
+        fixtures::png_pixels()
+    );
 }
 
 #[test]
@@ -130,7 +192,12 @@ fn png_from_a_real_encoder_loses_inserted_chunks_only() {
     let (scrubbed, clean) = scrub_bytes(&original);
     assert_eq!(
         scrubbed.removed,
-        ["eXIf (EXIF)", "zTXt (text)", "prVt (unknown ancillary chunk)", "data after IEND"]
+        [
+            "eXIf (EXIF)",
+            "zTXt (text)",
+            "prVt (unknown ancillary chunk)",
+            "data after IEND"
+        ]
     );
     assert_no_location(&clean);
     let mut expected = encoded[..after_ihdr].to_vec();
@@ -148,13 +215,20 @@ fn webp_loses_exif_and_xmp_chunks_and_flags_and_keeps_its_pixels() {
     assert_eq!(scrubbed.removed, ["EXIF chunk", "XMP chunk"]);
     assert_no_location(&clean);
     for signature in [&b"EXIF"[..], b"XMP ", b"MM\0\x2A", b"xmpmeta"] {
-        assert!(!contains(&clean, signature), "{:?} survived", String::from_utf8_lossy(signature));
+        assert!(
+            !contains(&clean, signature),
+            "{:?} survived",
+            String::from_utf8_lossy(signature)
+        );
     }
     let riff_size = u32::from_le_bytes(clean[4..8].try_into().unwrap()) as usize;
     assert_eq!(riff_size + 8, clean.len(), "RIFF size rewritten");
     assert_eq!(&clean[12..16], b"VP8X");
     assert_eq!(clean[20] & 0x0C, 0, "EXIF and XMP flags cleared");
-    assert_eq!(decode(&clean, ImageFormat::WebP).into_rgba8().into_raw(), fixtures::webp_pixels());
+    assert_eq!(
+        decode(&clean, ImageFormat::WebP).into_rgba8().into_raw(),
+        fixtures::webp_pixels()
+    );
 }
 
 #[test]
@@ -179,7 +253,10 @@ fn webp_from_a_real_encoder_in_simple_format_loses_an_appended_exif_chunk() {
 
 #[test]
 fn a_clean_file_passes_unchanged() {
-    for (format, kind) in [(ImageFormat::Png, FileKind::Png), (ImageFormat::WebP, FileKind::Webp)] {
+    for (format, kind) in [
+        (ImageFormat::Png, FileKind::Png),
+        (ImageFormat::WebP, FileKind::Webp),
+    ] {
         let encoded = encode(format);
         let (scrubbed, clean) = scrub_bytes(&encoded);
         assert_eq!(scrubbed.kind, kind);

@@ -1,6 +1,8 @@
 //! MP4/MOV files carrying location: after scrubbing the box tree still parses, nothing moved, `mdat` is
 //! byte-identical and no location is left.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use common::{assert_no_location, contains, scrub_bytes, scrub_through_files};
@@ -30,11 +32,22 @@ fn boxes(file: &[u8], start: usize, end: usize) -> Vec<Found> {
         let box_type: [u8; 4] = file[pos + 4..pos + 8].try_into().unwrap();
         let (header_len, size) = match size {
             0 => (8, end - pos),
-            1 => (16, u64::from_be_bytes(file[pos + 8..pos + 16].try_into().unwrap()) as usize),
+            1 => (
+                16,
+                u64::from_be_bytes(file[pos + 8..pos + 16].try_into().unwrap()) as usize,
+            ),
             size => (8, size),
         };
-        assert!(size >= header_len && pos + size <= end, "box {box_type:?} at {pos} does not fit");
-        found.push(Found { start: pos, header_len, end: pos + size, box_type });
+        assert!(
+            size >= header_len && pos + size <= end,
+            "box {box_type:?} at {pos} does not fit"
+        );
+        found.push(Found {
+            start: pos,
+            header_len,
+            end: pos + size,
+            box_type,
+        });
         pos += size;
     }
     assert_eq!(pos, end);
@@ -52,15 +65,25 @@ fn find(file: &[u8], path: &[&[u8; 4]]) -> Option<Found> {
 }
 
 fn types(found: &[Found]) -> Vec<String> {
-    found.iter().map(|b| String::from_utf8_lossy(&b.box_type).into_owned()).collect()
+    found
+        .iter()
+        .map(|b| String::from_utf8_lossy(&b.box_type).into_owned())
+        .collect()
 }
 
 #[test]
 fn the_fixture_carries_location_where_phones_put_it() {
     let file = fixtures::mp4_with_location();
-    assert!(contains(&find(&file, &[b"moov", b"udta", b"\xA9xyz"]).unwrap().payload(&file), fixtures::ISO6709_LOCATION));
+    let location = find(&file, &[b"moov", b"udta", b"\xA9xyz"]).unwrap();
+    assert!(contains(
+        location.payload(&file),
+        fixtures::ISO6709_LOCATION
+    ));
     let meta = find(&file, &[b"moov", b"meta"]).unwrap().payload(&file);
-    assert!(contains(meta, b"com.apple.quicktime.location.ISO6709") && contains(meta, fixtures::ISO6709_LOCATION));
+    assert!(
+        contains(meta, b"com.apple.quicktime.location.ISO6709")
+            && contains(meta, fixtures::ISO6709_LOCATION)
+    );
     assert!(find(&file, &[b"moov", b"trak", b"udta"]).is_some());
 }
 
@@ -69,11 +92,23 @@ fn location_boxes_become_free_boxes_of_the_same_size_and_nothing_moves() {
     let original = fixtures::mp4_with_location();
     let (scrubbed, clean) = scrub_through_files(&original);
     assert_eq!(scrubbed.kind, FileKind::Mp4);
-    assert_eq!(scrubbed.removed, ["moov/trak/udta", "moov/udta", "moov/meta", "uuid (XMP)"]);
+    assert_eq!(
+        scrubbed.removed,
+        ["moov/trak/udta", "moov/udta", "moov/meta", "uuid (XMP)"]
+    );
     assert_eq!(clean.len(), original.len());
     assert_no_location(&clean);
-    for signature in [&b"\xA9xyz"[..], b"com.apple.quicktime", b"xmpmeta", b"KolokolCam"] {
-        assert!(!contains(&clean, signature), "{:?} survived", String::from_utf8_lossy(signature));
+    for signature in [
+        &b"\xA9xyz"[..],
+        b"com.apple.quicktime",
+        b"xmpmeta",
+        b"KolokolCam",
+    ] {
+        assert!(
+            !contains(&clean, signature),
+            "{:?} survived",
+            String::from_utf8_lossy(signature)
+        );
     }
 
     let top = boxes(&clean, 0, clean.len());
@@ -82,28 +117,55 @@ fn location_boxes_become_free_boxes_of_the_same_size_and_nothing_moves() {
     let children = boxes(&clean, moov.start + moov.header_len, moov.end);
     assert_eq!(types(&children), ["mvhd", "trak", "free", "free"]);
     let original_moov = find(&original, &[b"moov"]).unwrap();
-    for (before, after) in boxes(&original, original_moov.start + 8, original_moov.end).iter().zip(&children) {
-        assert_eq!((before.start, before.end), (after.start, after.end), "a box moved");
+    for (before, after) in boxes(&original, original_moov.start + 8, original_moov.end)
+        .iter()
+        .zip(&children)
+    {
+        assert_eq!(
+            (before.start, before.end),
+            (after.start, after.end),
+            "a box moved"
+        );
         if after.box_type == *b"free" {
-            assert!(after.payload(&clean).iter().all(|&b| b == 0), "free payload zeroed");
+            assert!(
+                after.payload(&clean).iter().all(|&b| b == 0),
+                "free payload zeroed"
+            );
         } else if after.box_type != *b"trak" {
-            assert_eq!(&original[before.start..before.end], &clean[after.start..after.end]);
+            assert_eq!(
+                &original[before.start..before.end],
+                &clean[after.start..after.end]
+            );
         }
     }
     let trak = find(&clean, &[b"moov", b"trak"]).unwrap();
     let track_children = boxes(&clean, trak.start + 8, trak.end);
     assert_eq!(types(&track_children), ["tkhd", "mdia", "free"]);
     // The track's header and media (with the sample tables) are untouched.
-    assert_eq!(&clean[trak.start + 8..track_children[2].start], &original[trak.start + 8..track_children[2].start]);
+    assert_eq!(
+        &clean[trak.start + 8..track_children[2].start],
+        &original[trak.start + 8..track_children[2].start]
+    );
 
     // mdat (with its 64-bit size header) is byte-identical, and the chunk offset still points at the sample.
     let mdat = find(&clean, &[b"mdat"]).unwrap();
     assert_eq!(mdat.header_len, 16);
-    assert_eq!(&clean[mdat.start..mdat.end], &original[mdat.start..mdat.end]);
-    let stco = find(&clean, &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stco"]).unwrap().payload(&clean);
+    assert_eq!(
+        &clean[mdat.start..mdat.end],
+        &original[mdat.start..mdat.end]
+    );
+    let stco = find(
+        &clean,
+        &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stco"],
+    )
+    .unwrap()
+    .payload(&clean);
     let chunk_offset = u32::from_be_bytes(stco[8..12].try_into().unwrap()) as usize;
     let sample = fixtures::mp4_sample();
-    assert_eq!(&clean[chunk_offset..chunk_offset + sample.len()], &sample[..]);
+    assert_eq!(
+        &clean[chunk_offset..chunk_offset + sample.len()],
+        &sample[..]
+    );
 }
 
 #[test]
@@ -119,7 +181,10 @@ fn top_level_meta_is_blanked_and_a_size_zero_mdat_is_streamed_to_the_end() {
     let (scrubbed, clean) = scrub_bytes(&file);
     assert_eq!(scrubbed.removed, ["meta"]);
     assert_no_location(&clean);
-    assert_eq!(types(&boxes(&clean, 0, clean.len())), ["ftyp", "free", "mdat"]);
+    assert_eq!(
+        types(&boxes(&clean, 0, clean.len())),
+        ["ftyp", "free", "mdat"]
+    );
     assert!(clean.ends_with(&fixtures::mp4_sample()));
     assert_eq!(clean.len(), file.len());
 }
@@ -131,7 +196,16 @@ fn a_movie_box_above_the_cap_is_refused_before_it_is_read() {
     file.extend_from_slice(&0x8000_0000u32.to_be_bytes());
     file.extend_from_slice(b"moov");
     let error = kolokol_scrub::scrub(&file[..], Vec::new()).unwrap_err();
-    assert!(matches!(error, ScrubError::TooLarge { kind: FileKind::Mp4, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ScrubError::TooLarge {
+                kind: FileKind::Mp4,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]

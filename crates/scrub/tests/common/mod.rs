@@ -4,13 +4,19 @@
 use kolokol_scrub::fixtures::GPS_MARKERS;
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// Panics naming the first location marker found in `bytes`.
 pub fn assert_no_location(bytes: &[u8]) {
     for marker in GPS_MARKERS {
-        assert!(!contains(bytes, marker), "location marker {:?} survived", String::from_utf8_lossy(marker));
+        assert!(
+            !contains(bytes, marker),
+            "location marker {:?} survived",
+            String::from_utf8_lossy(marker)
+        );
     }
 }
 
@@ -28,7 +34,11 @@ pub fn scrub_through_files(input: &[u8]) -> (kolokol_scrub::Scrubbed, Vec<u8>) {
     let dst = dir.path().join("scrubbed");
     std::fs::write(&src, input).unwrap();
     let scrubbed = kolokol_scrub::scrub_file(&src, &dst).unwrap();
-    assert_eq!(std::fs::read(&src).unwrap(), input, "the source file was modified");
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        input,
+        "the source file was modified"
+    );
     (scrubbed, std::fs::read(&dst).unwrap())
 }
 
@@ -38,7 +48,11 @@ pub fn png_crc(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
