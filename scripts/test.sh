@@ -15,6 +15,10 @@ command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 # Proxy tests fetch pages with curl through the proxy; the censor test in network namespaces uses iptables.
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_packages+=(iptables)
+# The web UI tests drive Debian's headless Chromium through chromedriver and make their test video with ffmpeg.
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_packages+=(chromium-driver)
+command -v ffmpeg >/dev/null 2>&1 || need_packages+=(ffmpeg)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "installing ${need_packages[*]}"
     sudo_cmd=()
