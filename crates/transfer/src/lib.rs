@@ -47,7 +47,7 @@
 //! [`Engine::create_torrent`] hashes with all cores, in sorted file order (the same folder always
 //! gives the same info-hash). Seeding what was just hashed does not hash it again: the engine hands
 //! librqbit a fast-resume bitfield, so it verifies only a sample of pieces.
-
+//!
 //! # Streaming
 //!
 //! [`Engine::open_stream`] gives a [`FileStream`] (`AsyncRead + AsyncSeek`) over one file while
