@@ -24,6 +24,8 @@ mod webp;
 
 pub use error::ScrubError;
 use input::{Input, Removed};
+pub use mp4::MAX_MOVIE_BOX;
+pub use webp::MAX_WEBP_BODY;
 
 /// The kind of a file, detected from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +65,12 @@ pub const MAGIC_LEN: usize = 12;
 /// Box types that can open an ISO base media file (MOV files from old QuickTime may start with any of these).
 const MP4_FIRST_BOXES: [&[u8; 4]; 6] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"];
 
+/// Major brands of HEIF and AVIF still images and image sequences.
+const HEIF_BRANDS: [&[u8; 4]; 11] = [
+    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis",
+    b"avio",
+];
+
 /// Detects the kind of a file from its first bytes (up to [`MAGIC_LEN`]).
 pub fn detect(head: &[u8]) -> FileKind {
     if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -72,6 +80,14 @@ pub fn detect(head: &[u8]) -> FileKind {
     } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         FileKind::Webp
     } else if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|t| &head[4..8] == *t) {
+        // HEIF and AVIF images are ISO base media too, but their pictures are items of the top-level `meta` box
+        // that the MP4 scrubber would blank: they are a kind this crate does not know.
+        if &head[4..8] == b"ftyp"
+            && head.len() >= 12
+            && HEIF_BRANDS.iter().any(|b| &head[8..12] == *b)
+        {
+            return FileKind::Unknown;
+        }
         FileKind::Mp4
     } else {
         FileKind::Unknown

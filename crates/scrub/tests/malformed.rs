@@ -205,6 +205,19 @@ fn unknown_files_are_copied_unchanged() {
 }
 
 #[test]
+fn heif_and_avif_images_are_not_treated_as_movies() {
+    // Their pictures live in the top-level meta box that the MP4 scrubber would blank.
+    for brand in [b"heic", b"avif", b"mif1"] {
+        let mut file = b"\0\0\0\x18ftyp".to_vec();
+        file.extend_from_slice(brand);
+        file.extend_from_slice(b"\0\0\0\0mif1heic\0\0\0\x10meta\0\0\0\0item");
+        let (scrubbed, output) = scrub_bytes(&file);
+        assert_eq!(scrubbed.kind, FileKind::Unknown);
+        assert_eq!(output, file);
+    }
+}
+
+#[test]
 fn the_kind_comes_from_the_bytes_not_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("holiday.txt");

@@ -223,3 +223,96 @@ fn a_container_ending_in_a_zero_terminator_is_accepted() {
     assert_no_location(&clean);
     assert_eq!(clean.len(), file.len());
 }
+
+/// Produces an MP4 whose `mdat` is larger than the in-memory cap for movie boxes, without holding it in memory.
+struct LargeMovie {
+    head: Vec<u8>,
+    mdat_len: u64,
+    tail: Vec<u8>,
+    position: u64,
+}
+
+impl std::io::Read for LargeMovie {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let head_len = self.head.len() as u64;
+        let body_end = head_len + self.mdat_len;
+        let total = body_end + self.tail.len() as u64;
+        let mut n = 0;
+        while n < buf.len() && self.position < total {
+            buf[n] = if self.position < head_len {
+                self.head[self.position as usize]
+            } else if self.position < body_end {
+                ((self.position - head_len) % 251) as u8
+            } else {
+                self.tail[(self.position - body_end) as usize]
+            };
+            n += 1;
+            self.position += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Checks the output as it streams by: the mdat payload is the same pattern, the tail is kept for inspection.
+struct CheckingSink {
+    head_len: u64,
+    mdat_len: u64,
+    position: u64,
+    tail: Vec<u8>,
+}
+
+impl std::io::Write for CheckingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &byte in buf {
+            let body_offset = self.position.wrapping_sub(self.head_len);
+            if self.position >= self.head_len && body_offset < self.mdat_len {
+                assert_eq!(
+                    byte,
+                    (body_offset % 251) as u8,
+                    "mdat byte {body_offset} changed"
+                );
+            } else if self.position >= self.head_len {
+                self.tail.push(byte);
+            }
+            self.position += 1;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_mdat_larger_than_the_movie_box_cap_is_streamed_through() {
+    let mdat_len = kolokol_scrub::MAX_MOVIE_BOX + 8 * 1024 * 1024;
+    let mut head = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x01mdat".to_vec();
+    head.extend_from_slice(&(mdat_len + 16).to_be_bytes());
+    let fixture = fixtures::mp4_with_location();
+    let moov = find(&fixture, &[b"moov"]).unwrap();
+    let tail = fixture[moov.start..moov.end].to_vec();
+    let input = LargeMovie {
+        head: head.clone(),
+        mdat_len,
+        tail: tail.clone(),
+        position: 0,
+    };
+    let mut sink = CheckingSink {
+        head_len: head.len() as u64,
+        mdat_len,
+        position: 0,
+        tail: Vec::new(),
+    };
+    let scrubbed = kolokol_scrub::scrub(input, &mut sink).unwrap();
+    assert_eq!(
+        sink.position,
+        head.len() as u64 + mdat_len + tail.len() as u64
+    );
+    assert_eq!(
+        scrubbed.removed,
+        ["moov/trak/udta", "moov/udta", "moov/meta"]
+    );
+    assert_eq!(sink.tail.len(), tail.len());
+    assert_no_location(&sink.tail);
+}
