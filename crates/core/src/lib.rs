@@ -22,6 +22,7 @@ mod ids;
 pub mod keys;
 pub mod magnet;
 pub mod overlay;
+pub mod penalty;
 pub mod reconcile;
 pub mod record;
 pub mod replication;

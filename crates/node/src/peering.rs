@@ -3,18 +3,22 @@
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections and [`MAX_HANDSHAKES`] handshakes in progress; a bounded outbox
 //! per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more than
-//! [`MAX_BAD_RECORDS`] invalid records is closed.
+//! [`MAX_BAD_RECORDS`] invalid records is closed. At most [`MAX_HANDSHAKES_PER_IP`] of the handshakes come from one
+//! IP address. A peer cut off for misbehaving (invalid records, a protocol violation, an oversized or malformed
+//! message) is refused after its next handshakes, inbound or outbound, for [`FIRST_BAN`], doubling per offence.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::overlay::Source;
+use kolokol_core::penalty::PenaltyBox;
 use kolokol_core::record::{ValidationContext, validate_record};
 use kolokol_wire::{
-    Exchange, ExchangeAction, Message, Role, WireReader, WireWriter, handshake, pack_records,
+    Exchange, ExchangeAction, Message, Role, WireError, WireReader, WireWriter, handshake,
+    pack_records,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,8 +33,18 @@ use crate::views::PeerView;
 pub const MAX_CONNECTIONS: usize = 64;
 /// Most handshakes in progress at once (a flood of connections cannot eat the node).
 pub const MAX_HANDSHAKES: usize = 16;
+/// Most handshakes in progress from one IP address, so that one host trickling bytes (slow-loris) or flooding
+/// connects cannot take every handshake slot from everyone else.
+pub const MAX_HANDSHAKES_PER_IP: usize = 4;
 /// Invalid records a peer may send on one connection before it is disconnected.
 pub const MAX_BAD_RECORDS: u32 = 16;
+/// A peer cut off for misbehaving (invalid records, a protocol violation, an oversized or malformed message) is
+/// refused after its next handshakes for this long, doubling with each offence up to [`LONGEST_BAN`].
+pub const FIRST_BAN: Duration = Duration::from_secs(60);
+/// The longest ban of a misbehaving peer.
+pub const LONGEST_BAN: Duration = Duration::from_secs(3600);
+/// Misbehaving peers remembered at once.
+const MAX_OFFENDERS: usize = 1024;
 /// Messages waiting to be sent on one connection.
 const OUTBOX: usize = 64;
 /// Records older than this (by their signed time) are stored but not relayed.
@@ -45,6 +59,11 @@ const REDIAL_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) struct PeerRegistry {
     connected: Mutex<HashMap<NodeId, Connected>>,
     handshakes: Arc<Semaphore>,
+    /// Handshakes in progress per remote IP (entries exist only while a handshake runs: at most
+    /// [`MAX_HANDSHAKES`] of them).
+    handshakes_by_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Peers cut off for misbehaving, by node id.
+    penalties: Mutex<PenaltyBox<NodeId>>,
     bt_port: u16,
 }
 
@@ -66,8 +85,52 @@ impl PeerRegistry {
         PeerRegistry {
             connected: Mutex::new(HashMap::new()),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            handshakes_by_ip: Mutex::new(HashMap::new()),
+            penalties: Mutex::new(PenaltyBox::new(MAX_OFFENDERS, FIRST_BAN, LONGEST_BAN)),
             bt_port,
         }
+    }
+
+    /// Take a per-IP handshake slot for `ip`; `false` when that address already has [`MAX_HANDSHAKES_PER_IP`].
+    fn begin_handshake(&self, ip: IpAddr) -> bool {
+        let mut by_ip = self
+            .handshakes_by_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = by_ip.entry(ip).or_insert(0);
+        if *count >= MAX_HANDSHAKES_PER_IP {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn end_handshake(&self, ip: IpAddr) {
+        let mut by_ip = self
+            .handshakes_by_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = by_ip.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// `peer` misbehaved at `now` (node time): refuse it for a while.
+    fn punish(&self, peer: NodeId, now: Duration) -> Duration {
+        self.penalties
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .punish(peer, now)
+    }
+
+    fn is_banned(&self, peer: &NodeId, now: Duration) -> bool {
+        self.penalties
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_banned(peer, now)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, Connected>> {
@@ -182,12 +245,20 @@ pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
                 tracing::debug!(%remote, "too many handshakes in progress; refusing");
                 continue;
             };
+            if !inner.peers.begin_handshake(remote.ip()) {
+                tracing::debug!(%remote, "too many handshakes in progress from this address; refusing");
+                continue;
+            }
             let inner = inner.clone();
             tokio::spawn(async move {
                 let result =
                     handshake(stream, Role::Responder, &inner.node_key, &inner.wire_config).await;
+                inner.peers.end_handshake(remote.ip());
                 drop(permit);
                 match result {
+                    Ok((_, _, remote_id)) if inner.peers.is_banned(&remote_id, inner.elapsed()) => {
+                        tracing::debug!(%remote, peer = %remote_id, "refusing a banned peer");
+                    }
                     Ok((reader, writer, remote_id)) => {
                         if let Err(refusal) = inner
                             .overlay()
@@ -347,6 +418,11 @@ async fn dial_inner(
     if remote_id == inner.node_key.public() {
         inner.overlay().forget(&addr);
         return Err(ApiError::Invalid(format!("{addr} is this node itself")));
+    }
+    if inner.peers.is_banned(&remote_id, inner.elapsed()) {
+        return Err(ApiError::Unreachable(format!(
+            "{addr} misbehaved earlier and is refused for a while"
+        )));
     }
     if inner.peers.lock().contains_key(&remote_id) {
         // Already connected to that node through another address: keep the existing connection.
@@ -538,11 +614,16 @@ where
             received = inbox.recv() => {
                 let message = match received {
                     Some(Ok(message)) => message,
+                    Some(Err(error @ (WireError::MessageTooLarge { .. } | WireError::Message(_)))) => {
+                        return Err(misbehaved(inner, remote_id, chain(&error)));
+                    }
                     Some(Err(error)) => return Err(chain(&error)),
                     None => return Ok(()),
                 };
                 let had_hello = exchange.peer_hello().is_some();
-                let actions = exchange.handle(message).map_err(|e| format!("protocol violation: {e}"))?;
+                let actions = exchange
+                    .handle(message)
+                    .map_err(|e| misbehaved(inner, remote_id, format!("protocol violation: {e}")))?;
                 if !had_hello && let Some(hello) = exchange.peer_hello() {
                     note_hello(inner, &remote_id, addr, hello.bt_port);
                 }
@@ -567,7 +648,7 @@ where
                             inner.peers.relay(&new, &remote_id, inner.push_fanout);
                             bad_records += refused;
                             if bad_records > MAX_BAD_RECORDS {
-                                return Err(format!("sent {bad_records} invalid records"));
+                                return Err(misbehaved(inner, remote_id, format!("sent {bad_records} invalid records")));
                             }
                         }
                         ExchangeAction::ServeFetch(ids) => {
@@ -587,7 +668,7 @@ where
                             // A peer that breaks the reconciliation protocol is disconnected, like any violation.
                             let outcome = sessions
                                 .handle(inner, session, &frame)
-                                .map_err(|e| format!("reconciliation: {e}"))?;
+                                .map_err(|e| misbehaved(inner, remote_id, format!("reconciliation: {e}")))?;
                             if let Some((session, frame)) = outcome.reply {
                                 writer
                                     .send(&Message::Reconcile { session, frame })
@@ -615,7 +696,7 @@ where
                             if !crate::replication::on_replicate(inner, &remote_id, record) {
                                 bad_records += 1;
                                 if bad_records > MAX_BAD_RECORDS {
-                                    return Err(format!("sent {bad_records} invalid records"));
+                                    return Err(misbehaved(inner, remote_id, format!("sent {bad_records} invalid records")));
                                 }
                             }
                         }
@@ -642,6 +723,12 @@ where
             }
         }
     }
+}
+
+/// The peer broke the protocol or kept sending invalid records: ban it for a while and return why, for the log.
+fn misbehaved(inner: &Inner, peer: NodeId, reason: String) -> String {
+    let ban = inner.peers.punish(peer, inner.elapsed());
+    format!("{reason}; refused for {} s", ban.as_secs())
 }
 
 fn note_hello(inner: &Arc<Inner>, remote_id: &NodeId, addr: &str, bt_port: u16) {
