@@ -142,4 +142,15 @@ fn published_photos_and_video_carry_no_location_and_still_decode() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert_eq!(a.json(&["list"]).as_array().unwrap().len(), before);
+
+    // An iPhone HEIC photo: its location cannot be removed yet, so it is refused rather than published with it.
+    let heic = tmp.path().join("IMG_0001.HEIC");
+    let mut bytes = vec![0, 0, 0, 24];
+    bytes.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    bytes.extend_from_slice(&[0; 64]);
+    std::fs::write(&heic, bytes).unwrap();
+    let refused = a.cli(&["publish", heic.to_str().unwrap(), "--title", "iphone"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("HEIC"));
+    assert_eq!(a.json(&["list"]).as_array().unwrap().len(), before);
 }

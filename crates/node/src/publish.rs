@@ -395,6 +395,15 @@ fn copy_file(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError
             .map(|_| ())
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", source.display())));
     }
+    if is_heif(source) {
+        // iPhone photos: their location sits beside the picture in the same `meta` box; publishing them with a mere
+        // warning would hand out the position of the person who took them.
+        return Err(ApiError::Invalid(format!(
+            "{}: kolokol cannot yet remove the location from HEIC/AVIF photos; convert it to JPEG, or publish with \
+             --keep-metadata",
+            source.display()
+        )));
+    }
     match kolokol_scrub::scrub_file(source, dest) {
         Ok(scrubbed) if scrubbed.kind == kolokol_scrub::FileKind::Unknown => {
             copy.warnings.push(format!(
@@ -414,6 +423,28 @@ fn copy_file(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError
             source.display()
         ))),
     }
+}
+
+/// Whether a file is a HEIF/AVIF image (an ISO base media file whose brand names an image format).
+fn is_heif(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    let read = fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    read.is_ok()
+        && &head[4..8] == b"ftyp"
+        && matches!(
+            &head[8..12],
+            b"heic"
+                | b"heix"
+                | b"heim"
+                | b"heis"
+                | b"hevc"
+                | b"hevx"
+                | b"mif1"
+                | b"msf1"
+                | b"avif"
+                | b"avis"
+        )
 }
 
 fn mime_for(path: &str) -> String {
