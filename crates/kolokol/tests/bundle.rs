@@ -277,7 +277,28 @@ fn bundle_moves_publications_without_a_network_link_and_refuses_damage() {
     }
     let transfer = api_get(&d, &format!("/api/v1/transfers/{infohash}"));
     assert_eq!(transfer["finished"], false, "{transfer}");
-    // Given a peer, the rest arrives and the whole album verifies.
-    d.json(&["peer", "add", &b_wire]);
-    get_and_compare(&d, &album_id, &album_files);
+
+    // A blocked author's records are refused from a bundle as from a peer, and none of their data is stored.
+    let author = c.json(&["show", &album_id])["author"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(c);
+    drop(d);
+    b.json(&["block", &author]);
+    assert!(record_ids(&b).is_empty());
+    let data_blocked = data_listing(&b);
+    let refused = import(&b, &bundle);
+    assert_eq!(refused["refused_records"], 2, "{refused}");
+    assert_eq!(refused["new_records"], 0, "{refused}");
+    assert_eq!(refused["items"][0]["record"], "refused", "{refused}");
+    assert!(
+        refused["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("blocked"),
+        "{refused}"
+    );
+    assert!(record_ids(&b).is_empty());
+    assert_eq!(data_listing(&b), data_blocked);
 }

@@ -490,7 +490,19 @@ fn read_and_commit(
 /// Admission for a bundle's record: as from a peer, except the hourly rate.
 fn admissible(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
     match crate::admission::admit(inner, record) {
-        Err(Refusal::RateLimited) | Ok(()) => Ok(()),
+        Ok(()) => Ok(()),
+        // `admit` stops at the rate; the per-author cap after it still holds.
+        Err(Refusal::RateLimited) => {
+            let held = inner
+                .catalog()
+                .count_author_records(&record.body().author)
+                .unwrap_or(0);
+            if held >= inner.admission.per_author_max {
+                Err(Refusal::AuthorFull)
+            } else {
+                Ok(())
+            }
+        }
         Err(refusal) => Err(refusal),
     }
 }
