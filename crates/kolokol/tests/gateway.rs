@@ -1,6 +1,8 @@
 //! The streaming gateway end to end: node A publishes, node B (slowed by a download limit, so that it provably has
 //! not finished) serves byte ranges of A's file through its HTTP gateway while it downloads.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
