@@ -13,6 +13,8 @@
 //! background services off). Missing `chromium`, `chromedriver` or `ffmpeg` make these tests fail with a message:
 //! `scripts/test.sh` installs them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};

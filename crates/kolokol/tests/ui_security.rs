@@ -4,6 +4,8 @@
 //! (larger than axum's default body limit) that the publish page uses.
 //! (That hostile text also runs no script in a real browser is checked in ui_browser.rs.)
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
