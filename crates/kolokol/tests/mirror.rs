@@ -1,6 +1,8 @@
 //! Mirror mode: a volunteer's node fetches new publications on its own under a disk quota, evicts by the policy
 //! (least recently requested, never something ranking above what it makes room for) and keeps pinned data.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::path::Path;
@@ -41,25 +43,50 @@ fn a_mirror_fills_its_quota_evicts_by_the_policy_and_keeps_pinned_data() {
     let tmp = tempfile::tempdir().unwrap();
     let a = NodeProcess::start(&tmp.path().join("a"));
     let m = NodeProcess::start_with(&tmp.path().join("m"), &["--mirror", "--quota", "5M"]);
-    m.json(&["peer", "add", a.json(&["status"])["wire_addr"].as_str().unwrap()]);
+    m.json(&[
+        "peer",
+        "add",
+        a.json(&["status"])["wire_addr"].as_str().unwrap(),
+    ]);
 
     let first = publish(&a, tmp.path(), "first.bin", 1);
     let second = publish(&a, tmp.path(), "second.bin", 2);
     // Nobody asked the mirror for them: it fetches both on its own (4 MiB of its 5 MiB).
-    wait_local(&m, &first, Some("complete"), "the mirror did not fetch the first publication");
-    wait_local(&m, &second, Some("complete"), "the mirror did not fetch the second publication");
+    wait_local(
+        &m,
+        &first,
+        Some("complete"),
+        "the mirror did not fetch the first publication",
+    );
+    wait_local(
+        &m,
+        &second,
+        Some("complete"),
+        "the mirror did not fetch the second publication",
+    );
 
     let pinned = m.json(&["pin", &first]);
     assert_eq!(pinned["pinned"], true);
 
     // A third, newer publication does not fit: the unpinned older one is evicted for it, the pinned one stays.
     let third = publish(&a, tmp.path(), "third.bin", 3);
-    wait_local(&m, &third, Some("complete"), "the mirror did not fetch the third publication");
+    wait_local(
+        &m,
+        &third,
+        Some("complete"),
+        "the mirror did not fetch the third publication",
+    );
     wait_local(&m, &second, None, "the second publication was not evicted");
     assert_eq!(local(&m, &first), "complete", "pinned data was evicted");
-    assert!(m.has_record(&second), "eviction removes data, never the record");
     assert!(
-        !m.data_dir.join("downloads").join(infohash(&m, &second)).exists(),
+        m.has_record(&second),
+        "eviction removes data, never the record"
+    );
+    assert!(
+        !m.data_dir
+            .join("downloads")
+            .join(infohash(&m, &second))
+            .exists(),
         "the evicted data is still on disk"
     );
     assert!(m.log().contains("evicted (over the cache quota)"));
@@ -67,7 +94,12 @@ fn a_mirror_fills_its_quota_evicts_by_the_policy_and_keeps_pinned_data() {
     // Unpinned, the first publication is the next to go when a fourth arrives.
     assert_eq!(m.json(&["unpin", &first])["pinned"], false);
     let fourth = publish(&a, tmp.path(), "fourth.bin", 4);
-    wait_local(&m, &fourth, Some("complete"), "the mirror did not fetch the fourth publication");
+    wait_local(
+        &m,
+        &fourth,
+        Some("complete"),
+        "the mirror did not fetch the fourth publication",
+    );
     wait_local(&m, &first, None, "the unpinned publication was not evicted");
     assert_eq!(local(&m, &third), "complete");
 
@@ -77,5 +109,8 @@ fn a_mirror_fills_its_quota_evicts_by_the_policy_and_keeps_pinned_data() {
 }
 
 fn infohash(node: &NodeProcess, id: &str) -> String {
-    node.json(&["show", id])["infohash"].as_str().unwrap().to_owned()
+    node.json(&["show", id])["infohash"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

@@ -1,6 +1,8 @@
 //! Content outlives its publisher: the publisher push (replicas before announcing), then the publisher is killed and
 //! the publication still reaches everyone.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::time::Duration;

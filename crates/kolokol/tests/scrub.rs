@@ -1,6 +1,8 @@
 //! Publishing removes location metadata: photos and a video carrying GPS coordinates are published, another node
 //! fetches them over the network, and the fetched bytes hold no trace of the position while still decoding.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::path::Path;
