@@ -123,6 +123,9 @@ enum EntryState {
         last_error: Option<String>,
     },
     Active(Handle),
+    /// Being removed and added again with more peers (see [`Engine::add_peers`]); the old handle is going away, so
+    /// waiters wait and `progress` shows the last figures.
+    Replacing(Progress),
     Failed(String),
 }
 
@@ -366,10 +369,17 @@ impl Engine {
                 EntryState::Active(handle)
                     if new > 0 && !backend::progress(handle, None).finished =>
                 {
-                    entry
+                    let last = backend::progress(handle, entry.name.clone());
+                    let readd = entry
                         .meta
                         .clone()
-                        .map(|meta| (meta, entry.output_dir.clone(), entry.peers.clone()))
+                        .map(|meta| (meta, entry.output_dir.clone(), entry.peers.clone()));
+                    if readd.is_some() {
+                        // Waiters must not read the old handle while it is being removed: librqbit reports a
+                        // removed torrent as broken, which looked like a failed download.
+                        entry.state = EntryState::Replacing(last);
+                    }
+                    readd
                 }
                 _ => None,
             };
@@ -421,6 +431,7 @@ impl Engine {
                 Progress::without_data(name, TorrentState::Failed, Some(message.clone()))
             }
             EntryState::Active(handle) => backend::progress(handle, name),
+            EntryState::Replacing(last) => last.clone(),
         })
     }
 
@@ -518,7 +529,7 @@ impl Engine {
                             message: message.clone(),
                         });
                     }
-                    Some(EntryState::Resolving { .. }) => None,
+                    Some(EntryState::Resolving { .. } | EntryState::Replacing(_)) => None,
                     Some(EntryState::Active(handle)) => Some(handle.clone()),
                 }
             };
@@ -563,6 +574,10 @@ impl Engine {
             EntryState::Resolving { task, .. } => task.abort(),
             EntryState::Active(_) => {
                 backend::remove(&self.inner.session, infohash, delete_files).await?
+            }
+            // A replacement that was interrupted: whatever the session holds goes.
+            EntryState::Replacing(_) => {
+                let _ = backend::remove(&self.inner.session, infohash, delete_files).await;
             }
             EntryState::Failed(_) => {}
         }
@@ -754,7 +769,7 @@ impl Inner {
                 infohash: hex(infohash),
                 message: message.clone(),
             }),
-            Some(EntryState::Resolving { .. }) => Lookup::Waiting,
+            Some(EntryState::Resolving { .. } | EntryState::Replacing(_)) => Lookup::Waiting,
             Some(EntryState::Active(handle)) => Lookup::Active(handle.clone()),
         }
     }
