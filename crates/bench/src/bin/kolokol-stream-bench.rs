@@ -5,7 +5,8 @@
 //! Node A (`kolokol up` on loopback) publishes a file of N MiB. Then, each time on a fresh node B that has none of
 //! it and is peered with A: time to first byte of a gateway request at offset 0; time to first byte of a request
 //! in the middle of the file; time to read the whole file through the gateway (checked byte for byte); and the
-//! engine's plain download time (`kolokol get`, to verified completion). Everything stays on 127.0.0.1.
+//! engine's plain download time (`kolokol get`, to verified completion). A runs with `--replicas 0`, so no B
+//! starts fetching before it is asked. Everything stays on 127.0.0.1.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,7 +43,7 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Node> {
+    fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Node> {
         std::fs::create_dir_all(data_dir)?;
         let log = File::create(data_dir.with_extension("log"))?;
         let mut child = Command::new(bin)
@@ -75,6 +76,7 @@ impl Node {
                 "--stream-timeout-secs",
                 "60",
             ])
+            .args(extra)
             .env("KOLOKOL_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -176,15 +178,27 @@ fn get(api: &str, path: &str, range: Option<&str>) -> anyhow::Result<(u16, BufRe
     Ok((status, reader))
 }
 
-/// Time until the first body byte of a 64 KiB range at `offset`, on a cold node.
+/// Time until the first body byte of a 64 KiB range at `offset`, on a node that has none of the file yet.
 fn time_to_first_byte(node: &Node, path: &str, offset: u64) -> anyhow::Result<Duration> {
+    ensure!(
+        node.cli(&["status"])?["transfers"] == 0,
+        "the node already fetches the file: the measurement would not be cold"
+    );
     let started = Instant::now();
     let range = format!("bytes={offset}-{}", offset + 65_535);
     let (status, mut reader) = get(&node.api, path, Some(&range))?;
     ensure!(status == 206, "status {status} for {range}");
     let mut byte = [0u8; 1];
     reader.read_exact(&mut byte)?;
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest)?;
+    ensure!(
+        rest.len() == 65_535,
+        "short range: {} bytes",
+        rest.len() + 1
+    );
+    Ok(elapsed)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -208,7 +222,8 @@ fn main() -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    let seeder = Node::start(&args.kolokol, &root.join("a"))?;
+    // No publisher push: a peer asked to replicate would start downloading before the measured request.
+    let seeder = Node::start(&args.kolokol, &root.join("a"), &["--replicas", "0"])?;
     let published = seeder.cli(&["publish", &file.to_string_lossy(), "--title", "bench video"])?;
     let id = published["id"].as_str().context("no id")?.to_owned();
     let path = format!("/files/{id}/0");
@@ -219,7 +234,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let fresh = |name: &str| -> anyhow::Result<Node> {
-        let node = Node::start(&args.kolokol, &root.join(name))?;
+        let node = Node::start(&args.kolokol, &root.join(name), &[])?;
         node.join(&seeder, &id)?;
         Ok(node)
     };
