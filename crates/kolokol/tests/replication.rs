@@ -16,6 +16,20 @@ fn wire(node: &NodeProcess) -> String {
         .to_owned()
 }
 
+/// A plain HTTP/1.1 GET to the node's API address; the body.
+fn http_get(api: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(api).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 fn connected(node: &NodeProcess) -> usize {
     node.json(&["peers"])
         .as_array()
@@ -63,6 +77,12 @@ fn three_replicas_then_the_publisher_is_killed_and_five_nodes_still_get_it() {
         confirmed.unwrap_or_else(|| panic!("three replicas were not confirmed\nA:\n{}", a.log()));
     assert_eq!(status["announced"], true);
     assert_eq!(status["local"], "complete");
+    // The web UI's publication page shows the same count.
+    let page = http_get(&a.api, &format!("/p/{id}"));
+    assert!(
+        page.contains(r#"<span id="full-copies">3</span>"#),
+        "{page}"
+    );
     for r in &replicas {
         let view = r.json(&["status", &id]);
         assert_eq!(view["local"], "complete", "{}", r.log());

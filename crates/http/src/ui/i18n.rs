@@ -120,6 +120,10 @@ pub(crate) struct Text {
     pub files: &'static str,
     pub tags: &'static str,
     pub magnet: &'static str,
+    /// "Full copies on known peers".
+    pub full_copies: &'static str,
+    /// Shown while a publication of this node waits for a replica before it is announced.
+    pub not_announced: &'static str,
     pub copy: &'static str,
     pub download: &'static str,
     pub loading_text: &'static str,
@@ -225,6 +229,8 @@ static EN: Text = Text {
     files: "Files",
     tags: "Tags",
     magnet: "Magnet link",
+    full_copies: "Full copies on known peers",
+    not_announced: "Not announced yet: waiting for a peer to hold a full copy.",
     copy: "Copy",
     download: "Download and seed",
     loading_text: "Loading the text…",
@@ -307,6 +313,8 @@ static RU: Text = Text {
     files: "Файлы",
     tags: "Теги",
     magnet: "Magnet-ссылка",
+    full_copies: "Полных копий у известных узлов",
+    not_announced: "Ещё не объявлено: ждём, пока у другого узла будет полная копия.",
     copy: "Копировать",
     download: "Скачать и раздавать",
     loading_text: "Загрузка текста…",

@@ -53,6 +53,7 @@ pub(crate) async fn publication(
         })
         .unwrap_or(0);
     let transfer = api.transfer(&record.infohash).ok();
+    let replicas = api.replicas(&record.id).ok();
     let body = html! {
         article.publication {
             h1 #title { (record.title) }
@@ -63,7 +64,11 @@ pub(crate) async fn publication(
                 " · " (t.published) " " (format::date(record.created))
                 " · " (t.size) " " (format::bytes(record.size))
                 @if let Some(lang) = &record.lang { " · " (lang) }
+                @if let Some(replicas) = &replicas {
+                    " · " (t.full_copies) ": " span #full-copies { (replicas.full_copies) }
+                }
             }
+            @if replicas.as_ref().is_some_and(|r| !r.announced) { p.meta #not-announced { (t.not_announced) } }
             @if let Some(file) = record.files.get(shown) {
                 section.player { (player(t, &record.id, shown, &file.mime, &record.title)) }
             }
