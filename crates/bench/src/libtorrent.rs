@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -16,6 +16,10 @@ pub struct LtTransfer {
     pub wall: Duration,
     /// The leecher process from start to exit (includes Python and libtorrent start-up).
     pub process: Duration,
+    /// CPU time (user + system) of the seeder process while the leecher ran.
+    pub seeder_cpu: Duration,
+    /// CPU time of the leecher process over its whole life (includes Python and libtorrent start-up).
+    pub leecher_cpu: Duration,
 }
 
 /// Kills the child when dropped, so that no seeder outlives the benchmark.
@@ -73,7 +77,7 @@ pub fn transfer(interop: &Path, root: &Path, file: &Path, limit: Duration) -> Re
         .spawn()
         .context("starting the libtorrent seeder")?;
     let stdout = seeder.stdout.take().context("seeder stdout")?;
-    let _seeder = Killed(seeder);
+    let seeder = Killed(seeder);
     let mut lines = BufReader::new(stdout).lines();
     loop {
         match lines.next() {
@@ -89,7 +93,8 @@ pub fn transfer(interop: &Path, root: &Path, file: &Path, limit: Duration) -> Re
 
     let out = root.join("lt-out");
     std::fs::create_dir_all(&out)?;
-    let t = Instant::now();
+    let seeder_pid = seeder.0.id();
+    let seeder_cpu_before = crate::procstat::cpu_time(seeder_pid)?;
     let leech = Command::new(PYTHON)
         .arg(&script)
         .args([
@@ -107,10 +112,13 @@ pub fn transfer(interop: &Path, root: &Path, file: &Path, limit: Duration) -> Re
         .arg(&out)
         .arg("--verify")
         .arg(file)
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("running the libtorrent leecher")?;
-    let process = t.elapsed();
-    let text = String::from_utf8_lossy(&leech.stdout);
+    let leech = crate::procstat::wait_with_cpu(leech, limit + Duration::from_secs(30))?;
+    let seeder_cpu = crate::procstat::cpu_time(seeder_pid)?.saturating_sub(seeder_cpu_before);
+    let process = leech.wall;
+    let text = &leech.stdout;
     let pass = text.lines().find(|l| l.starts_with("PASS:"));
     let Some(pass) = pass.filter(|_| leech.status.success()) else {
         bail!("libtorrent leecher did not pass:\n{text}");
@@ -126,6 +134,8 @@ pub fn transfer(interop: &Path, root: &Path, file: &Path, limit: Duration) -> Re
     Ok(LtTransfer {
         wall: Duration::from_secs_f64(wall),
         process,
+        seeder_cpu,
+        leecher_cpu: leech.cpu,
     })
 }
 

@@ -8,10 +8,17 @@
 //!     libtorrent to libtorrent (shared/interop `lt_node.py seed` and `leech`), same file, timed
 //!     from the leecher's start to verified completion.
 //!
+//! `kolokol-bench all` prints every figure of BENCHMARKS.md's summary side by side in one run (see [`all`]):
+//! transfer between `kolokol up` processes and between libtorrent processes at two sizes with CPU time per GiB,
+//! hashing beside `sha1sum`, and the resident memory of an idle node and of one seeding 1,000 publications.
+//!
 //! It is a benchmark, not a test: it asserts nothing about speed. Everything runs on 127.0.0.1 in
 //! a temporary folder that is removed at the end.
 
+mod all;
 mod libtorrent;
+mod node;
+mod procstat;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -32,21 +39,35 @@ const MIB: u64 = 1024 * 1024;
     about = "Benchmark kolokol-transfer: hashing vs sha1sum, loopback transfer vs libtorrent"
 )]
 struct Args {
+    /// Without a subcommand: parts (a) and (b) above.
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Size of the file hashed in part (a), in MiB.
-    #[arg(long, default_value_t = 1024, env = "KOLOKOL_BENCH_HASH_MIB")]
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1024,
+        env = "KOLOKOL_BENCH_HASH_MIB"
+    )]
     hash_mib: u64,
     /// Size of the file transferred in part (b), in MiB.
     #[arg(long, default_value_t = 256, env = "KOLOKOL_BENCH_TRANSFER_MIB")]
     transfer_mib: u64,
     /// Folder for the temporary files (default: the system temp folder).
-    #[arg(long, env = "KOLOKOL_BENCH_DIR")]
+    #[arg(long, global = true, env = "KOLOKOL_BENCH_DIR")]
     dir: Option<PathBuf>,
     /// The shared/interop folder (default: $KOLOKOL_INTEROP_DIR, else <workspace>/../shared/interop).
-    #[arg(long, env = "KOLOKOL_INTEROP_DIR")]
+    #[arg(long, global = true, env = "KOLOKOL_INTEROP_DIR")]
     interop_dir: Option<PathBuf>,
     /// Give up on one transfer after this many seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, global = true, default_value_t = 600)]
     timeout_secs: u64,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Every headline figure side by side (BENCHMARKS.md's summary), and where the other benchmarks are.
+    All(all::AllArgs),
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -62,6 +83,10 @@ async fn main() -> Result<()> {
     }
     .context("creating the temporary folder")?;
     let limit = Duration::from_secs(args.timeout_secs);
+    let interop = args.interop_dir.clone().unwrap_or_else(default_interop_dir);
+    if let Some(Cmd::All(all_args)) = &args.command {
+        return all::run(all_args, tmp.path(), args.hash_mib * MIB, &interop, limit).await;
+    }
     println!(
         "kolokol-bench: {} cores, temp folder {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -69,7 +94,6 @@ async fn main() -> Result<()> {
     );
 
     hashing(tmp.path(), args.hash_mib * MIB, limit).await?;
-    let interop = args.interop_dir.clone().unwrap_or_else(default_interop_dir);
     transfer(tmp.path(), args.transfer_mib * MIB, &interop, limit).await?;
     Ok(())
 }
@@ -78,8 +102,18 @@ fn default_interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
 }
 
+/// Part (a)'s figures.
+pub(crate) struct Hashing {
+    pub kolokol_mbs: f64,
+    pub sha1sum_mbs: f64,
+    /// Seeding right after hashing (sampled check).
+    pub quick_seed: Duration,
+    /// Seeding with librqbit's full check.
+    pub full_seed: Duration,
+}
+
 /// Part (a).
-async fn hashing(root: &Path, size: u64, limit: Duration) -> Result<()> {
+pub(crate) async fn hashing(root: &Path, size: u64, limit: Duration) -> Result<Hashing> {
     println!(
         "\n(a) publish hashing, {:.0} MiB file",
         size as f64 / MIB as f64
@@ -140,7 +174,12 @@ async fn hashing(root: &Path, size: u64, limit: Duration) -> Result<()> {
         full.as_secs_f64()
     );
     std::fs::remove_file(&file).context("removing the hashing file")?;
-    Ok(())
+    Ok(Hashing {
+        kolokol_mbs: ours_mbs,
+        sha1sum_mbs: theirs_mbs,
+        quick_seed: quick,
+        full_seed: full,
+    })
 }
 
 /// Part (b).
@@ -209,7 +248,7 @@ async fn start_engine(root: &Path) -> Result<Engine> {
     Ok(Engine::start(cfg).await?)
 }
 
-fn write_random_file(path: &Path, size: u64) -> Result<()> {
+pub(crate) fn write_random_file(path: &Path, size: u64) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -234,7 +273,7 @@ fn read_all(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
+pub(crate) fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
     if fa.metadata()?.len() != fb.metadata()?.len() {
         return Ok(false);
@@ -252,7 +291,7 @@ fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+pub(crate) fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
 }
 
