@@ -95,6 +95,9 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
                 | ExchangeAction::ServeFetch(_)
                 | ExchangeAction::ServeAuthor(_)
                 | ExchangeAction::Reconcile { .. }
+                | ExchangeAction::Replicate(_)
+                | ExchangeAction::Declined(_)
+                | ExchangeAction::Holding(_)
                 | ExchangeAction::Done => {}
             }
         }
