@@ -106,7 +106,8 @@ fn progress(node: &NodeProcess, infohash: &str) -> (u64, u64) {
 #[test]
 fn gateway_serves_ranges_while_downloading_and_fails_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = NodeProcess::start(&tmp.path().join("a"));
+    // No publisher push: B must not start fetching before the gateway asks it to.
+    let a = NodeProcess::start_with(&tmp.path().join("a"), &["--replicas", "0"]);
     // 1 MiB/s: B needs 24 s for the whole file, so the ranges below are served from a partial download.
     let b = NodeProcess::start_with(
         &tmp.path().join("b"),
@@ -153,7 +154,9 @@ fn gateway_serves_ranges_while_downloading_and_fails_cleanly() {
     );
     assert!(head.body.is_empty());
 
-    // The middle first, cold: B must fetch those pieces before the ones before them.
+    // The middle first, cold (B has no transfer of it yet): B must fetch those pieces before the ones before them.
+    let before = request(&b.api, "GET", &format!("/api/v1/transfers/{infohash}"), &[]);
+    assert_eq!(before.status, 404, "B fetches the file already");
     let middle = size / 2 + 12_345;
     let last = middle + 65_535;
     let reply = request(
