@@ -7,11 +7,11 @@
 //! node's token in `X-Kolokol-Token` (kept in the data directory; another web site cannot read it, and a cross-site
 //! request cannot set that header without a CORS preflight that this server never approves).
 
+mod bundle_routes;
 mod error;
 mod gateway;
 mod guard;
 mod holdings_routes;
-mod bundle_routes;
 mod proxy_routes;
 mod routes;
 mod ui;

@@ -111,7 +111,11 @@ impl Api {
             .inner
             .catalog()
             .list_records(limit.min(MAX_LIST), offset)?;
-        Ok(page.records.iter().map(|r| RecordView::from_record_at(r, self.inner.api_addr)).collect())
+        Ok(page
+            .records
+            .iter()
+            .map(|r| RecordView::from_record_at(r, self.inner.api_addr))
+            .collect())
     }
 
     /// Search the local catalog (works with no network at all).
@@ -149,7 +153,10 @@ impl Api {
             SearchError::Query(e) => ApiError::Invalid(e.to_string()),
             SearchError::Store(e) => e.into(),
         })?;
-        Ok(found.iter().map(|r| RecordView::from_record_at(r, self.inner.api_addr)).collect())
+        Ok(found
+            .iter()
+            .map(|r| RecordView::from_record_at(r, self.inner.api_addr))
+            .collect())
     }
 
     /// One record, by id.

@@ -154,16 +154,13 @@ fn sync_held(inner: &Inner) -> Result<(), kolokol_store::StoreError> {
             None => {}
         }
         let records = inner.catalog().records_by_infohash(&row.infohash)?;
-        let size = records
-            .first()
-            .map(|r| r.body().total_size())
-            .or_else(|| {
-                inner
-                    .engine
-                    .progress(&row.infohash.0)
-                    .map(|p| p.total_bytes)
-                    .filter(|size| *size > 0)
-            });
+        let size = records.first().map(|r| r.body().total_size()).or_else(|| {
+            inner
+                .engine
+                .progress(&row.infohash.0)
+                .map(|p| p.total_bytes)
+                .filter(|size| *size > 0)
+        });
         let Some(size) = size else {
             // A magnet download whose size is not known yet: told about once its metadata arrived.
             continue;

@@ -24,8 +24,8 @@ mod peering;
 mod proxy;
 mod publish;
 mod reconciling;
-mod stream;
 mod replication;
+mod stream;
 mod upload;
 mod views;
 
@@ -41,13 +41,13 @@ pub use config::{
 };
 pub use data_dir::{DataDir, DataDirError, token_path};
 pub use error::{ApiError, StartError};
+pub use holdings_api::{PinView, ReplicaView};
 pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
     SiteView,
 };
-pub use holdings_api::{PinView, ReplicaView};
 pub use publish::PublishRequest;
 pub use stream::{FileInfo, FileStream, OpenFile};
 pub use upload::{

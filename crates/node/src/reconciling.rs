@@ -43,7 +43,7 @@ fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
             .filter(|(_, id)| !inner.replication.is_held_back(id))
             .map(|(t, id)| Item::new(t, id)),
     )
-        .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())
 }
 
 impl Sessions {

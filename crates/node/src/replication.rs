@@ -151,7 +151,12 @@ pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
         announce_timeout_secs: config.announce_timeout.as_secs(),
         ask_timeout_secs: config.ask_timeout.as_secs().max(1),
     };
-    tokio::spawn(drive_push(inner.clone(), record.clone(), push_config, events));
+    tokio::spawn(drive_push(
+        inner.clone(),
+        record.clone(),
+        push_config,
+        events,
+    ));
     false
 }
 
