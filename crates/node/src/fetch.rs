@@ -230,27 +230,59 @@ pub(crate) async fn resume(
 fn watch(inner: Arc<Inner>, infohash: InfoHash) {
     let cancel = inner.cancel.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            result = inner.engine.wait_finished(&infohash.0) => match result {
-                Ok(()) => {
-                    let torrent = inner.engine.torrent_bytes(&infohash.0);
+        // Keep the metainfo as soon as it is known: a download interrupted by a crash or a restart then resumes from
+        // its verified pieces at once, even before (or without) a peer that could hand out the metadata again.
+        let keep_metainfo = async {
+            loop {
+                if let Some(torrent) = inner.engine.torrent_bytes(&infohash.0) {
                     let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
-                    let updated = inner.catalog().update_torrent(
+                    if let Err(error) = inner.catalog().update_torrent(
                         &infohash,
                         name.as_deref(),
-                        torrent.as_deref(),
-                        TorrentState::Complete,
-                    );
-                    crate::replication::broadcast_holding(&inner, infohash);
-                    crate::discovery::announce_torrent(&inner, infohash).await;
-                    match updated {
-                        Ok(()) => tracing::info!(%infohash, "download complete and verified"),
-                        Err(error) => tracing::warn!(%error, %infohash, "could not record a finished download"),
+                        Some(&torrent),
+                        TorrentState::Downloading,
+                    ) {
+                        tracing::warn!(%error, %infohash, "could not keep a download's metainfo");
+                    }
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        let finished = inner.engine.wait_finished(&infohash.0);
+        tokio::pin!(finished);
+        let early = tokio::select! {
+            _ = cancel.cancelled() => return,
+            result = &mut finished => Some(result),
+            _ = keep_metainfo => None,
+        };
+        let result = match early {
+            Some(result) => result,
+            None => tokio::select! {
+                _ = cancel.cancelled() => return,
+                result = &mut finished => result,
+            },
+        };
+        match result {
+            Ok(()) => {
+                let torrent = inner.engine.torrent_bytes(&infohash.0);
+                let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
+                let updated = inner.catalog().update_torrent(
+                    &infohash,
+                    name.as_deref(),
+                    torrent.as_deref(),
+                    TorrentState::Complete,
+                );
+                crate::replication::broadcast_holding(&inner, infohash);
+                crate::discovery::announce_torrent(&inner, infohash).await;
+                match updated {
+                    Ok(()) => tracing::info!(%infohash, "download complete and verified"),
+                    Err(error) => {
+                        tracing::warn!(%error, %infohash, "could not record a finished download")
                     }
                 }
-                Err(error) => tracing::warn!(%error, %infohash, "download failed"),
-            },
+            }
+            Err(error) => tracing::warn!(%error, %infohash, "download failed"),
         }
     });
 }
