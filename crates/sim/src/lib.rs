@@ -13,6 +13,7 @@ pub mod node;
 mod protocol;
 pub mod queue;
 pub mod records;
+pub mod replication;
 pub mod scenario;
 pub mod world;
 

@@ -90,16 +90,23 @@ struct Model {
     followed: bool,
     holders: u32,
     created: u64,
+    /// Failed fetches in a row.
+    failures: u32,
     /// The policy must not fetch it before this (back-off or eviction cool-down).
     no_fetch_before: u64,
 }
 
 impl Model {
-    fn rank(&self) -> (bool, u32, u64) {
+    fn rank(&self) -> (bool, u32, u32, u64) {
         if self.known {
-            (!self.followed, self.holders, u64::MAX - self.created)
+            (
+                !self.followed,
+                self.failures,
+                self.holders,
+                u64::MAX - self.created,
+            )
         } else {
-            (true, u32::MAX, u64::MAX)
+            (true, u32::MAX, u32::MAX, u64::MAX)
         }
     }
 }
@@ -166,6 +173,7 @@ impl Harness {
                 let m = &mut self.models[i];
                 m.disk = Disk::Held;
                 m.pinned |= pinned;
+                m.failures = 0;
             }
             Op::Requested { n } => self.policy.requested(&ih(n), now),
             Op::Pin { n } | Op::Unpin { n } => {
@@ -197,15 +205,18 @@ impl Harness {
                 if self.models[i].disk == Disk::Fetching {
                     if ok {
                         self.models[i].disk = Disk::Held;
+                        self.models[i].failures = 0;
                     } else {
                         let stays = self.stays_candidate(i);
                         let m = &mut self.models[i];
                         m.disk = Disk::Absent;
                         m.pinned = false;
                         m.known = stays;
+                        m.failures = if stays { m.failures + 1 } else { 0 };
                         // A dropped entry starts afresh when offered again.
                         m.no_fetch_before = if stays {
-                            m.no_fetch_before.max(now + 60)
+                            m.no_fetch_before
+                                .max(now + CacheLimits::default().retry_base_secs)
                         } else {
                             0
                         };
@@ -253,8 +264,12 @@ impl Harness {
                     let m = &mut self.models[i];
                     m.disk = Disk::Absent;
                     m.known = stays;
+                    if !stays {
+                        m.failures = 0;
+                    }
                     m.no_fetch_before = if stays {
-                        m.no_fetch_before.max(now + 3600)
+                        m.no_fetch_before
+                            .max(now + CacheLimits::default().evicted_cooldown_secs)
                     } else {
                         0
                     };
