@@ -32,11 +32,17 @@ fn push_and_mirrors_keep_publications_available_after_the_publisher_leaves() {
     for report in [full, no_push, no_mirrors] {
         for check in 0..2 {
             assert!(report.available[check] >= 0.8, "{report}");
-            assert!(report.available[check] >= neither.available[check] + 0.4, "{report}");
+            assert!(
+                report.available[check] >= neither.available[check] + 0.4,
+                "{report}"
+            );
         }
     }
     // Mirrors hold more copies than viewers alone, within their quota (they had to evict).
-    assert!(full.copies[1] > no_mirrors.copies[1] * 1.3, "{full}{no_mirrors}");
+    assert!(
+        full.copies[1] > no_mirrors.copies[1] * 1.3,
+        "{full}{no_mirrors}"
+    );
     assert!(full.policy.1 > 0, "mirrors evicted under their quota");
     assert_eq!(no_mirrors.policy.0, 0);
 }
