@@ -162,3 +162,29 @@ fn a_publication_is_held_back_until_a_replica_or_the_time_out() {
     let malformed = a.cli(&["status", "xyz"]);
     assert_eq!(malformed.status.code(), Some(1));
 }
+
+#[test]
+fn a_restart_keeps_a_publication_held_back_until_a_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let a = NodeProcess::start_with(&dir, &["--replicas", "1"]);
+    let file = tmp.path().join("alone.bin");
+    random_file(&file, 256 * 1024, 9);
+    let id = a.json(&["publish", file.to_str().unwrap(), "--title", "alone"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(a.stop(), "clean stop");
+
+    // Restarted with nobody around: still held back, so the first peer is asked to replicate, not handed the record.
+    let a = NodeProcess::start_with(&dir, &["--replicas", "1"]);
+    assert_eq!(a.json(&["status", &id])["announced"], false);
+    let x = NodeProcess::start_with(&tmp.path().join("x"), &["--reconcile-secs", "1"]);
+    x.json(&["peer", "add", &wire(&a)]);
+    let replicated = wait_for(Duration::from_secs(60), || {
+        let status = a.json(&["status", &id]);
+        (status["full_copies"] == 1 && status["announced"] == true).then_some(())
+    });
+    assert!(replicated.is_some(), "{}", a.log());
+    assert_eq!(x.json(&["status", &id])["local"], "complete");
+}

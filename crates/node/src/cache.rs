@@ -25,6 +25,9 @@ const ROUND: Duration = Duration::from_secs(5);
 const MIRROR_WINDOW: u32 = 500;
 /// Downloads a mirror runs at once.
 const MIRROR_PARALLEL: usize = 2;
+/// A mirror's download that gains no verified byte for this long is given up (and retried later by the policy's
+/// back-off): a publication nobody can serve must not hold a fetch slot for ever.
+const MIRROR_STALL: Duration = Duration::from_secs(180);
 
 /// The cache settings and policy of the node.
 pub(crate) struct Cache {
@@ -241,7 +244,12 @@ async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
         let ok = tokio::select! {
             _ = inner.cancel.cancelled() => return,
             result = inner.engine.wait_finished(&infohash.0) => result.is_ok(),
+            _ = stalled(&inner, infohash) => false,
         };
+        if !ok {
+            tracing::info!(%infohash, "mirror gives up a download that makes no progress");
+            remove_data(&inner, infohash).await;
+        }
         inner
             .cache
             .policy()
@@ -250,11 +258,37 @@ async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
     });
 }
 
+/// Returns once a download has gained no verified byte for [`MIRROR_STALL`].
+async fn stalled(inner: &Inner, infohash: InfoHash) {
+    let mut best = 0;
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let have = inner
+            .engine
+            .progress(&infohash.0)
+            .map_or(0, |p| p.have_bytes);
+        if have > best {
+            best = have;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= MIRROR_STALL {
+            return;
+        }
+    }
+}
+
 /// Remove a publication's data from this node; its record stays in the catalog.
 async fn evict(inner: &Arc<Inner>, infohash: InfoHash) {
+    if remove_data(inner, infohash).await {
+        tracing::info!(%infohash, "evicted (over the cache quota)");
+    }
+}
+
+/// Stop a torrent and delete its data inside the data directory and its row. Returns whether there was one.
+async fn remove_data(inner: &Inner, infohash: InfoHash) -> bool {
     let row = match inner.catalog().get_torrent(&infohash) {
         Ok(Some(row)) => row,
-        _ => return,
+        _ => return false,
     };
     let inside = row.output_dir.starts_with(inner.dir.root());
     if let Err(error) = inner.engine.remove(&infohash.0, inside).await {
@@ -267,6 +301,5 @@ async fn evict(inner: &Arc<Inner>, infohash: InfoHash) {
         tracing::warn!(%error, %infohash, "cannot forget an evicted torrent");
     }
     inner.cache.known().remove(&infohash);
-    inner.replication.forget(&infohash);
-    tracing::info!(%infohash, name = %row.name, "evicted (over the cache quota)");
+    true
 }

@@ -221,6 +221,8 @@ impl Node {
             replication: crate::replication::Replication::new(config.replication.clone()),
             cache: crate::cache::Cache::new(config.cache.clone()),
         });
+        // Before any connection serves the catalog: records still waiting for a replica stay held back.
+        crate::replication::resume_held_back(&inner);
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone());
         crate::discovery::spawn_all(&inner, &config.discovery).await;
@@ -310,7 +312,9 @@ fn rate_limit(limit: Option<u64>) -> Result<Option<NonZeroU32>, StartError> {
     limit
         .map(|bytes| {
             NonZeroU32::new(u32::try_from(bytes).unwrap_or(u32::MAX)).ok_or_else(|| {
-                StartError::Other("a rate limit of 0 bytes per second would stop all transfers".into())
+                StartError::Other(
+                    "a rate limit of 0 bytes per second would stop all transfers".into(),
+                )
             })
         })
         .transpose()

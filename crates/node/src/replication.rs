@@ -33,6 +33,9 @@ const MAX_HOLDERS: usize = 64;
 const MAX_REPLICATING: usize = 4;
 /// Complete publications listed to a peer right after connecting (the newest ones).
 const HOLDING_ON_CONNECT: usize = 1024;
+/// Settings key of the publications still held back, so that a restart resumes their push instead of letting sync
+/// announce them with this node as their only seeder.
+const HELD_BACK_KEY: &str = "held_back";
 
 /// What a publisher push hears from the connections.
 enum PushEvent {
@@ -146,6 +149,7 @@ pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
         state.held_back.insert(record.id());
         state.pushes.insert(infohash, events_tx);
     }
+    save_held_back(inner);
     let push_config = PushConfig {
         replicas_wanted: config.replicas,
         announce_timeout_secs: config.announce_timeout.as_secs(),
@@ -180,6 +184,7 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
             state.held_back.remove(id);
         }
     }
+    save_held_back(inner);
     inner.peers.push_record(record.bytes());
     for id in released.iter().filter(|id| **id != record.id()) {
         if let Ok(Some(other)) = inner.catalog().get_record(id) {
@@ -190,6 +195,42 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
     let inner = inner.clone();
     tokio::spawn(async move { crate::discovery::announce_torrent(&inner, infohash).await });
     tracing::info!(id = %record.id(), %infohash, "publication announced");
+}
+
+fn save_held_back(inner: &Inner) {
+    let ids: Vec<String> = inner
+        .replication
+        .lock()
+        .held_back
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if let Err(error) = inner.catalog().set_setting(HELD_BACK_KEY, &ids.join(",")) {
+        tracing::warn!(%error, "cannot save the publications waiting for a replica");
+    }
+}
+
+/// At start: publications still held back when the node stopped are held back again and their push starts over
+/// (with a fresh time-out).
+pub(crate) fn resume_held_back(inner: &Arc<Inner>) {
+    let saved = inner
+        .catalog()
+        .get_setting(HELD_BACK_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for id in saved.split(',').filter(|s| !s.is_empty()) {
+        let Ok(id) = id.parse::<RecordId>() else {
+            continue;
+        };
+        // The catalog lock must be released before `after_publish` takes it again.
+        let record = inner.catalog().get_record(&id);
+        if let Ok(Some(record)) = record {
+            tracing::info!(%id, "publication still waits for a replica; asking peers again");
+            after_publish(inner, &record);
+        }
+    }
+    save_held_back(inner);
 }
 
 fn same_infohash(inner: &Inner, id: &RecordId, infohash: &InfoHash) -> bool {
@@ -301,7 +342,9 @@ pub(crate) fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) ->
         decline("larger than this node's cache quota");
         return true;
     }
-    if let Ok(Some(row)) = inner.catalog().get_torrent(&infohash)
+    // Bound first: the catalog lock must be released before `store_replicated` takes it again.
+    let existing = inner.catalog().get_torrent(&infohash);
+    if let Ok(Some(row)) = existing
         && row.state == TorrentState::Complete
     {
         store_replicated(inner, &record);
