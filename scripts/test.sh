@@ -40,3 +40,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast "$@"
 fi
+# Every decoder of outside bytes under libFuzzer, FUZZ_SECONDS each (default 30; 0 skips): see docs/fuzzing.md.
+./scripts/fuzz.sh

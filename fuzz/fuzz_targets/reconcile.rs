@@ -40,9 +40,10 @@ fuzz_target!(|data: &[u8]| {
             Ok(step) => {
                 assert!(step.have.iter().all(|id| initiator.have().contains(id)));
                 assert!(step.need.iter().all(|id| initiator.need().contains(id)));
-                // `have` is ours minus theirs and `need` theirs minus ours, whatever the peer claims.
+                // Whatever the peer claims, `have` names only records we hold: the driver loads and sends them.
+                // (`need` may name records we hold: a hostile peer can list one of our ids in a range where our
+                // copy's timestamp does not fall; only honest sessions promise `need` = theirs minus ours.)
                 assert!(step.have.iter().all(|id| contains(&storage, id)));
-                assert!(step.need.iter().all(|id| !contains(&storage, id)));
             }
             Err(_) => {
                 assert!(initiator.is_finished());
