@@ -7,6 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(value) = decode(data, &DecodeLimits::default()) {
-        assert_eq!(encode(&value), data, "a decoded value must re-encode to its input");
+        assert_eq!(
+            encode(&value),
+            data,
+            "a decoded value must re-encode to its input"
+        );
     }
 });

@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             if let Ok(invitation) = Invitation::parse(code) {
-                let again = Invitation::parse(&invitation.to_code()).expect("a printed code parses");
+                let again =
+                    Invitation::parse(&invitation.to_code()).expect("a printed code parses");
                 assert_eq!(again, invitation);
             }
         }
@@ -33,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
             let mut form = bytes.to_vec();
             form.extend_from_slice(&digest[..4]);
             if let Ok(invitation) = Invitation::from_bytes(&form) {
-                assert_eq!(invitation.to_bytes(), form, "an accepted invitation is canonical");
+                assert_eq!(
+                    invitation.to_bytes(),
+                    form,
+                    "an accepted invitation is canonical"
+                );
                 let _ = invitation.address();
             }
         }

@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
             Mask::new(&secret, nonce, Direction::ClientToBridge).apply(&mut masked);
             flight.extend_from_slice(&masked);
             // Completing would need the Noise message 1 that only the real client can make.
-            assert!(!run_server(&flight, secret), "a forged handshake was accepted");
+            assert!(
+                !run_server(&flight, secret),
+                "a forged handshake was accepted"
+            );
         }
         _ => {
             assert!(

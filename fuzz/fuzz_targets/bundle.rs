@@ -24,13 +24,24 @@ fuzz_target!(|data: &[u8]| {
     };
     for publication in &contents.publications {
         if let DataOutcome::Staged { dir, files } = &publication.data {
-            assert!(dir.starts_with(staging.path()), "data staged outside the staging directory");
-            let name = publication.name.as_deref().expect("staged data has a torrent name");
+            assert!(
+                dir.starts_with(staging.path()),
+                "data staged outside the staging directory"
+            );
+            let name = publication
+                .name
+                .as_deref()
+                .expect("staged data has a torrent name");
             for file in files.iter().filter(|f| f.good) {
                 let path = dir.join(&file.path);
                 assert!(path.starts_with(staging.path()));
                 let size = std::fs::metadata(&path).map(|m| m.len()).ok();
-                assert_eq!(size, Some(file.size), "{} of {name} is reported good", file.path);
+                assert_eq!(
+                    size,
+                    Some(file.size),
+                    "{} of {name} is reported good",
+                    file.path
+                );
             }
         }
     }

@@ -44,8 +44,13 @@ fuzz_target!(|data: &[u8]| {
             let (mut ours, mut theirs) = tokio::io::duplex(rest.len() + 1024);
             theirs.write_all(rest).await.expect("room in the pipe");
             theirs.shutdown().await.expect("in-memory shutdown");
-            if let Ok(http::Request::Plain { head, .. }) = http::read_request(&mut ours, first).await {
-                assert!(head.ends_with(b"\r\n\r\n"), "a rewritten head is a complete head");
+            if let Ok(http::Request::Plain { head, .. }) =
+                http::read_request(&mut ours, first).await
+            {
+                assert!(
+                    head.ends_with(b"\r\n\r\n"),
+                    "a rewritten head is a complete head"
+                );
             }
         }),
         _ => {

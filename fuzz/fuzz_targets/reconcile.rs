@@ -6,9 +6,7 @@
 #![no_main]
 
 use kolokol_core::RecordId;
-use kolokol_core::reconcile::{
-    Initiator, Item, ReconcileConfig, Responder, VecStorage, decode,
-};
+use kolokol_core::reconcile::{Initiator, Item, ReconcileConfig, Responder, VecStorage, decode};
 use kolokol_fuzz::chunks;
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut responder = Responder::new(config.clone()).expect("valid config");
     let mut initiator = Initiator::new(config).expect("valid config");
-    initiator.initiate(&storage).expect("an in-memory catalog does not fail");
+    initiator
+        .initiate(&storage)
+        .expect("an in-memory catalog does not fail");
     for frame in chunks(rest, 32) {
         if let Ok(message) = decode(frame) {
             assert_eq!(message.encode(), frame, "an accepted frame is canonical");

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(record) = validate_record(data, &ctx) {
         assert_eq!(record.bytes(), data);
         assert_eq!(record.id(), RecordId::of_signed_bytes(data));
-        let again = validate_record(record.bytes(), &ctx).expect("an accepted record validates again");
+        let again =
+            validate_record(record.bytes(), &ctx).expect("an accepted record validates again");
         assert_eq!(again, record);
     }
 });

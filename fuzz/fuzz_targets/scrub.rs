@@ -7,9 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
-    if let Ok(scrubbed) = scrub(data, &mut out) {
-        if scrubbed.kind == FileKind::Unknown {
-            assert_eq!(out, data, "unknown files are copied unchanged");
-        }
+    if let Ok(scrubbed) = scrub(data, &mut out)
+        && scrubbed.kind == FileKind::Unknown
+    {
+        assert_eq!(out, data, "unknown files are copied unchanged");
     }
 });

@@ -9,7 +9,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let layout = torrent_layout(data);
     let infohash = infohash_of(data);
-    assert_eq!(layout.is_ok(), infohash.is_ok(), "both readers take the same torrents");
+    assert_eq!(
+        layout.is_ok(),
+        infohash.is_ok(),
+        "both readers take the same torrents"
+    );
     let Ok(layout) = layout else {
         return;
     };

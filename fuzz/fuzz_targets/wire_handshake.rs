@@ -58,7 +58,10 @@ async fn raw_peer(role: Role, bytes: &[u8]) {
     theirs.shutdown().await.expect("in-memory shutdown");
     let local = Keypair::from_secret_bytes([1; 32]);
     let result = handshake(ours, role, &local, &config()).await;
-    assert!(result.is_err(), "a peer without our ephemeral key completed the handshake");
+    assert!(
+        result.is_err(),
+        "a peer without our ephemeral key completed the handshake"
+    );
 }
 
 async fn honest_then_frames(rest: &[u8]) {
@@ -106,7 +109,9 @@ async fn initiator(mut io: DuplexStream, rest: &[u8]) {
     let mut message = vec![0u8; usize::from(u16::from_be_bytes(header))];
     io.read_exact(&mut message).await.expect("message 2");
     let mut payload = [0u8; 1024];
-    state.read_message(&message, &mut payload).expect("message 2 decrypts");
+    state
+        .read_message(&message, &mut payload)
+        .expect("message 2 decrypts");
 
     let mut signed = IDENTITY_SIGNATURE_PREFIX.to_vec();
     signed.push(NETWORK.len() as u8);
@@ -126,7 +131,9 @@ async fn initiator(mut io: DuplexStream, rest: &[u8]) {
         };
         if kind % 2 == 1 {
             let plain = &body[..body.len().min(65535 - 16)];
-            let len = transport.write_message(plain, &mut cipher).expect("encrypt");
+            let len = transport
+                .write_message(plain, &mut cipher)
+                .expect("encrypt");
             send_frame(&mut io, &cipher[..len]).await;
         } else if io.write_all(body).await.is_err() {
             return;

@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         };
         for action in actions {
             if let ExchangeAction::SendRecords(ids) = action {
-                assert!(ids.iter().all(|id| local.contains(id)), "only advertised records are sent");
+                assert!(
+                    ids.iter().all(|id| local.contains(id)),
+                    "only advertised records are sent"
+                );
             }
         }
     }

@@ -10,8 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kolokol_core::bencode::{self, Dict, Value};
-use kolokol_core::record::{FileEntry, InfoHash, RecordBody, RecordId, Thumbnail, sign_record};
 use kolokol_core::reconcile::{Initiator, Item, ReconcileConfig, Responder, VecStorage};
+use kolokol_core::record::{FileEntry, InfoHash, RecordBody, RecordId, Thumbnail, sign_record};
 use kolokol_core::{Keypair, Magnet};
 use sha1::{Digest, Sha1};
 
@@ -26,7 +26,14 @@ fn main() {
     let data = b"kolokol seed file: hello from the fuzzing corpus\n".repeat(500);
     let single = single_file_torrent("report.txt", &data);
     let multi = multi_file_torrent();
-    let with_data = record(&author, "Отчёт", "report.txt", data.len() as u64, infohash(&single), true);
+    let with_data = record(
+        &author,
+        "Отчёт",
+        "report.txt",
+        data.len() as u64,
+        infohash(&single),
+        true,
+    );
     let plain = record(&author, "Photo", "album/a.jpg", 3, InfoHash([9; 20]), false);
 
     let mut seeds = Seeds { root };
@@ -40,12 +47,19 @@ fn main() {
 
     let magnet = Magnet {
         name: Some("Митинг 12 июня".to_owned()),
-        peers: vec!["203.0.113.5:6881".parse().expect("address"), "[2001:db8::1]:51413".parse().expect("address")],
+        peers: vec![
+            "203.0.113.5:6881".parse().expect("address"),
+            "[2001:db8::1]:51413".parse().expect("address"),
+        ],
         trackers: vec!["udp://tracker.example:1337/announce".to_owned()],
         ..Magnet::new(infohash(&single))
     };
     seeds.write("magnet", "full", magnet.to_uri().as_bytes());
-    seeds.write("magnet", "bare", Magnet::new(InfoHash([0xab; 20])).to_uri().as_bytes());
+    seeds.write(
+        "magnet",
+        "bare",
+        Magnet::new(InfoHash([0xab; 20])).to_uri().as_bytes(),
+    );
     seeds.write(
         "detour",
         "rules",
@@ -85,14 +99,29 @@ pub fn join_chunks<'a>(messages: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> 
     out
 }
 
-fn record(author: &Keypair, title: &str, path: &str, size: u64, infohash: InfoHash, rich: bool) -> Vec<u8> {
+fn record(
+    author: &Keypair,
+    title: &str,
+    path: &str,
+    size: u64,
+    infohash: InfoHash,
+    rich: bool,
+) -> Vec<u8> {
     let body = RecordBody {
         network: "kolokol".to_owned(),
         author: author.public(),
         created: NOW,
         title: title.to_owned(),
-        description: if rich { "Снято сегодня.\n\tВторая строка.".to_owned() } else { String::new() },
-        tags: if rich { vec!["протест".to_owned(), "video".to_owned()] } else { Vec::new() },
+        description: if rich {
+            "Снято сегодня.\n\tВторая строка.".to_owned()
+        } else {
+            String::new()
+        },
+        tags: if rich {
+            vec!["протест".to_owned(), "video".to_owned()]
+        } else {
+            Vec::new()
+        },
         lang: rich.then(|| "ru".to_owned()),
         files: vec![FileEntry {
             path: path.to_owned(),
@@ -105,7 +134,10 @@ fn record(author: &Keypair, title: &str, path: &str, size: u64, infohash: InfoHa
             bytes: vec![0xff, 0xd8, 0xff, 0xd9],
         }),
     };
-    sign_record(body, author).expect("a valid record").bytes().to_vec()
+    sign_record(body, author)
+        .expect("a valid record")
+        .bytes()
+        .to_vec()
 }
 
 fn bytes(b: &[u8]) -> Value {
@@ -113,12 +145,17 @@ fn bytes(b: &[u8]) -> Value {
 }
 
 fn pieces(data: &[u8]) -> Vec<u8> {
-    data.chunks(PIECE).flat_map(|p| Sha1::digest(p).to_vec()).collect()
+    data.chunks(PIECE)
+        .flat_map(|p| Sha1::digest(p).to_vec())
+        .collect()
 }
 
 fn torrent(info: Dict) -> Vec<u8> {
     let mut top = Dict::new();
-    top.insert(b"announce".to_vec(), bytes(b"http://tracker.example/announce"));
+    top.insert(
+        b"announce".to_vec(),
+        bytes(b"http://tracker.example/announce"),
+    );
     top.insert(b"info".to_vec(), Value::Dict(info));
     bencode::encode(&Value::Dict(top))
 }
@@ -146,7 +183,10 @@ fn multi_file_torrent() -> Vec<u8> {
             d.insert(b"attr".to_vec(), bytes(attr.as_bytes()));
         }
         d.insert(b"length".to_vec(), Value::Int(length as i64));
-        d.insert(b"path".to_vec(), Value::List(path.iter().map(|c| bytes(c.as_bytes())).collect()));
+        d.insert(
+            b"path".to_vec(),
+            Value::List(path.iter().map(|c| bytes(c.as_bytes())).collect()),
+        );
         Value::Dict(d)
     };
     let mut info = Dict::new();
@@ -165,8 +205,12 @@ fn multi_file_torrent() -> Vec<u8> {
 }
 
 fn infohash(torrent: &[u8]) -> InfoHash {
-    let doc = bencode::decode(torrent, &bencode::DecodeLimits::default()).expect("our torrent decodes");
-    let info = doc.as_dict().and_then(|d| d.get(b"info".as_slice())).expect("an info dictionary");
+    let doc =
+        bencode::decode(torrent, &bencode::DecodeLimits::default()).expect("our torrent decodes");
+    let info = doc
+        .as_dict()
+        .and_then(|d| d.get(b"info".as_slice()))
+        .expect("an info dictionary");
     InfoHash(Sha1::digest(bencode::encode(info)).into())
 }
 
@@ -198,10 +242,16 @@ fn reconcile_seeds(seeds: &mut Seeds) {
     let mut to_responder = vec![initiator.initiate(&ours).expect("in memory")];
     let mut to_initiator = Vec::new();
     for _ in 0..16 {
-        let Some(last) = to_responder.last() else { break };
+        let Some(last) = to_responder.last() else {
+            break;
+        };
         let answer = responder.handle(&theirs, last).expect("honest frames");
         to_initiator.push(answer.clone());
-        match initiator.handle(&ours, &answer).expect("honest frames").reply {
+        match initiator
+            .handle(&ours, &answer)
+            .expect("honest frames")
+            .reply
+        {
             Some(reply) => to_responder.push(reply),
             None => break,
         }
@@ -218,9 +268,15 @@ fn bundle_seeds(seeds: &mut Seeds, with_data: &[u8], plain: &[u8], torrent: &[u8
     let dir = tempfile::tempdir().expect("a temporary directory");
     fs::write(dir.path().join("report.txt"), data).expect("write the data");
     let mut writer = kolokol_bundle::BundleWriter::new(Vec::new()).expect("in memory");
-    writer.add_publication(with_data, torrent, dir.path()).expect("add a publication");
+    writer
+        .add_publication(with_data, torrent, dir.path())
+        .expect("add a publication");
     writer.add_record(plain, None).expect("add a record");
-    seeds.write("bundle", "two-publications", &writer.finish().expect("in memory"));
+    seeds.write(
+        "bundle",
+        "two-publications",
+        &writer.finish().expect("in memory"),
+    );
     let empty = kolokol_bundle::BundleWriter::new(Vec::new()).expect("in memory");
     seeds.write("bundle", "empty", &empty.finish().expect("in memory"));
 }

@@ -62,7 +62,11 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
         },
     ];
     let all: Vec<Vec<u8>> = messages.iter().map(encoded).collect();
-    seeds.write("wire_message", "exchange", &join_chunks(all.iter().map(Vec::as_slice)));
+    seeds.write(
+        "wire_message",
+        "exchange",
+        &join_chunks(all.iter().map(Vec::as_slice)),
+    );
     seeds.write("bencode", "wire-hello", &all[0]);
 
     // Mode 2 of wire_handshake: plaintext chunks (first byte odd) holding length-prefixed messages; the second
@@ -76,10 +80,16 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
         })
         .collect();
     let (head, tail) = framed[1].split_at(5);
-    let plain: Vec<Vec<u8>> = [framed[0].as_slice(), head, tail, framed[2].as_slice(), framed[3].as_slice()]
-        .iter()
-        .map(|chunk| [&[1u8][..], chunk].concat())
-        .collect();
+    let plain: Vec<Vec<u8>> = [
+        framed[0].as_slice(),
+        head,
+        tail,
+        framed[2].as_slice(),
+        framed[3].as_slice(),
+    ]
+    .iter()
+    .map(|chunk| [&[1u8][..], chunk].concat())
+    .collect();
     let mut honest = vec![2u8];
     honest.extend(join_chunks(plain.iter().map(Vec::as_slice)));
     seeds.write("wire_handshake", "honest-frames", &honest);
@@ -105,7 +115,10 @@ pub fn discovery_seeds(seeds: &mut Seeds) {
     let mut announce = vec![1u8];
     announce.extend_from_slice(&Announce::new("kolokol", node.public(), 7420).encode());
     seeds.write("dht_values", "lan-announce", &announce);
-    let nodes: Vec<SocketAddrV4> = vec!["203.0.113.1:6881".parse().expect("address"), "198.51.100.2:51413".parse().expect("address")];
+    let nodes: Vec<SocketAddrV4> = vec![
+        "203.0.113.1:6881".parse().expect("address"),
+        "198.51.100.2:51413".parse().expect("address"),
+    ];
     let mut state = vec![2u8];
     state.extend(DhtState::new("kolokol", true, &nodes).encode());
     seeds.write("dht_values", "state-file", &state);
@@ -148,7 +161,10 @@ pub fn proxy_seeds(seeds: &mut Seeds) {
             id: 1,
             data: b"GET / HTTP/1.1\r\n\r\n".to_vec().into(),
         },
-        Frame::Window { id: 1, increment: 65536 },
+        Frame::Window {
+            id: 1,
+            increment: 65536,
+        },
         Frame::Refused {
             id: 3,
             reason: RefuseReason::Dns,
@@ -183,8 +199,16 @@ pub fn proxy_seeds(seeds: &mut Seeds) {
     ]
     .concat();
     seeds.write("proxy_request", "socks-domain", &socks_domain);
-    seeds.write("proxy_request", "socks-ipv4", &[0, 2, 0, 2, 5, 1, 0, 1, 203, 0, 113, 5, 0, 80]);
-    let connect = [&[1u8][..], b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n"].concat();
+    seeds.write(
+        "proxy_request",
+        "socks-ipv4",
+        &[0, 2, 0, 2, 5, 1, 0, 1, 203, 0, 113, 5, 0, 80],
+    );
+    let connect = [
+        &[1u8][..],
+        b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n",
+    ]
+    .concat();
     seeds.write("proxy_request", "http-connect", &connect);
     let get = [
         &[1u8][..],
@@ -192,7 +216,11 @@ pub fn proxy_seeds(seeds: &mut Seeds) {
     ]
     .concat();
     seeds.write("proxy_request", "http-get", &get);
-    let redirect = [&[2u8][..], b"HTTP/1.1 302 Found\r\nLocation: http://blocked.example/page\r\nContent-Length: 0\r\n\r\n"].concat();
+    let redirect = [
+        &[2u8][..],
+        b"HTTP/1.1 302 Found\r\nLocation: http://blocked.example/page\r\nContent-Length: 0\r\n\r\n",
+    ]
+    .concat();
     seeds.write("proxy_request", "answer-redirect", &redirect);
     let page = [
         &[2u8][..],
