@@ -267,6 +267,7 @@ impl Api {
             // Data inside the data directory goes; a copy the user saved elsewhere with `get -o` stays.
             let inside = row.output_dir.starts_with(&data_root);
             crate::cache::forget(&self.inner, &row.infohash);
+            self.inner.replication.forget(&row.infohash);
             if let Err(error) = self.inner.engine.remove(&row.infohash.0, inside).await {
                 tracing::debug!(%error, infohash = %row.infohash, "engine had nothing to remove");
             }
