@@ -680,11 +680,13 @@ where
                                 let found = inner.catalog().record_bytes(&have).map_err(|e| e.to_string())?;
                                 send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                             }
+                            // A hostile peer can make reconciliation name records we hold: fetch only what we lack.
                             let need: Vec<_> = outcome
                                 .need
                                 .into_iter()
                                 .filter(|id| !inner.refused_ids.contains(id))
                                 .collect();
+                            let need = inner.catalog().missing_ids(&need).map_err(|e| e.to_string())?;
                             for ids in need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
                                 writer
                                     .send(&Message::Fetch { ids: ids.to_vec() })

@@ -111,6 +111,24 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The ids of `ids` that the catalog does not hold, in the given order.
+    pub fn missing_ids(&self, ids: &[RecordId]) -> Result<Vec<RecordId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM records WHERE id = ?1")?;
+        let mut out = Vec::new();
+        for id in ids {
+            if stmt
+                .query_row([&id.0[..]], |_| Ok(()))
+                .optional()?
+                .is_none()
+            {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
+
     /// The signed bytes of up to `limit` of an author's newest records.
     pub fn author_record_bytes(
         &self,

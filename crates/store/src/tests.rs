@@ -397,3 +397,18 @@ fn blocking_purges_an_author_and_their_orphaned_torrents_only() {
     assert!(!catalog.unblock_author(&spammer.public()).unwrap());
     assert!(!catalog.is_blocked(&spammer.public()).unwrap());
 }
+
+#[test]
+fn missing_ids_names_only_what_the_catalog_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::open(&dir.path().join("c.sqlite"), "kolokol").unwrap();
+    let key = Keypair::from_secret_bytes([3; 32]);
+    let held = record(&key, "held", 10);
+    catalog.insert_record(&held, 10).unwrap();
+    let unknown = RecordId([7; 32]);
+    assert_eq!(
+        catalog.missing_ids(&[held.id(), unknown]).unwrap(),
+        vec![unknown]
+    );
+    assert!(catalog.missing_ids(&[]).unwrap().is_empty());
+}
