@@ -41,6 +41,8 @@
 //!             ExchangeAction::ServeFetch(_ids) => { /* load those we have, pack, send */ }
 //!             ExchangeAction::ServeAuthor(_author) => { /* load the author's newest, pack, send */ }
 //!             ExchangeAction::Reconcile { .. } => { /* feed the reconciliation session */ }
+//!             ExchangeAction::Replicate(_record) => { /* validate, fetch the data, answer Holding or Decline */ }
+//!             ExchangeAction::Declined(_) | ExchangeAction::Holding(_) => { /* tell the publisher push */ }
 //!             ExchangeAction::Done => {}
 //!         }
 //!     }
