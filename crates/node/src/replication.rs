@@ -191,6 +191,8 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
             inner.peers.push_record(other.bytes());
         }
     }
+    // The publisher holds every piece too: peers count it among the full copies.
+    broadcast_holding(inner, infohash);
     crate::discovery::spawn_feed_put(inner.clone(), record.id());
     let inner = inner.clone();
     tokio::spawn(async move { crate::discovery::announce_torrent(&inner, infohash).await });
