@@ -1,5 +1,5 @@
 //! Admission: what a record from outside must pass, after `validate_record` proved it well-formed and signed, before
-//! it is stored. One path for every record from outside (the wire today, bundles later).
+//! it is stored. One path for every record from outside (the wire, bundle imports, replicate requests).
 //!
 //! Spam costs the spammer: each record carries a proof-of-work stamp of the network's difficulty; one author may add
 //! only so many records an hour and hold only so many in this catalog; blocked authors are refused. Every refusal is
@@ -7,7 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kolokol_core::record::{RecordId, SignedRecord};
+use kolokol_core::keys::NodeId;
+use kolokol_core::record::{RecordId, SignedRecord, ValidationContext, validate_record};
 use serde::{Deserialize, Serialize};
 
 use crate::node::{Inner, unix_now};
@@ -146,4 +147,51 @@ pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal>
         return Err(Refusal::AuthorFull);
     }
     Ok(())
+}
+
+/// Validate each record from a peer with the one validation function, admit it, and store the good ones. Returns the
+/// records that were new here and how many were invalid (admission refusals are not held against the peer).
+pub(crate) fn store_incoming(
+    inner: &Inner,
+    from: &NodeId,
+    records: Vec<Vec<u8>>,
+) -> (Vec<SignedRecord>, u32) {
+    let ctx = ValidationContext {
+        network: inner.network.clone(),
+        now_unix: unix_now(),
+    };
+    let mut refused = 0;
+    let mut new = Vec::new();
+    for bytes in records {
+        let record = match validate_record(&bytes, &ctx) {
+            Ok(record) => record,
+            Err(error) => {
+                refused += 1;
+                inner
+                    .counters
+                    .invalid
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner.refused_ids.insert(RecordId::of_signed_bytes(&bytes));
+                tracing::warn!(peer = %from, %error, "refused an invalid record");
+                continue;
+            }
+        };
+        // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
+        // limits and blocks.
+        if let Err(refusal) = admit(inner, &record) {
+            inner.counters.count(refusal);
+            inner.refused_ids.insert(record.id());
+            tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
+            continue;
+        }
+        match inner.catalog().insert_record(&record, unix_now()) {
+            Ok(true) => {
+                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
+                new.push(record);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot store a record"),
+        }
+    }
+    (new, refused)
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 use kolokol_core::keys::NodeId;
 use kolokol_core::overlay::Source;
 use kolokol_core::penalty::PenaltyBox;
-use kolokol_core::record::{ValidationContext, validate_record};
 use kolokol_wire::{
     Exchange, ExchangeAction, Message, Role, WireError, WireReader, WireWriter, handshake,
     pack_records,
@@ -644,7 +643,14 @@ where
                             }
                         }
                         ExchangeAction::Received(records) => {
-                            let (new, refused) = store_records(inner, &remote_id, records);
+                            let (stored, refused) = crate::admission::store_incoming(inner, &remote_id, records);
+                            // Only news is relayed: a node catching up on an old catalog must not flood its peers.
+                            let now = unix_now();
+                            let new: Vec<Vec<u8>> = stored
+                                .into_iter()
+                                .filter(|r| r.body().created + RELAY_MAX_AGE_SECS >= now)
+                                .map(|r| r.bytes().to_vec())
+                                .collect();
                             inner.peers.relay(&new, &remote_id, inner.push_fanout);
                             bad_records += refused;
                             if bad_records > MAX_BAD_RECORDS {
@@ -746,54 +752,6 @@ fn note_hello(inner: &Arc<Inner>, remote_id: &NodeId, addr: &str, bt_port: u16) 
         peer.bt_addr = Some(bt_addr);
     }
     crate::fetch::offer_peer_to_downloads(inner, bt_addr);
-}
-
-/// Validate each record with the one validation function and store the good ones. Returns the records that were
-/// new here (to relay) and how many were refused.
-fn store_records(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, u32) {
-    let ctx = ValidationContext {
-        network: inner.network.clone(),
-        now_unix: unix_now(),
-    };
-    let mut refused = 0;
-    let mut new = Vec::new();
-    for bytes in records {
-        let record = match validate_record(&bytes, &ctx) {
-            Ok(record) => record,
-            Err(error) => {
-                refused += 1;
-                inner
-                    .counters
-                    .invalid
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                inner
-                    .refused_ids
-                    .insert(kolokol_core::record::RecordId::of_signed_bytes(&bytes));
-                tracing::warn!(peer = %from, %error, "refused an invalid record");
-                continue;
-            }
-        };
-        // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
-        // limits and blocks.
-        if let Err(refusal) = crate::admission::admit(inner, &record) {
-            inner.counters.count(refusal);
-            inner.refused_ids.insert(record.id());
-            tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
-            continue;
-        }
-        match inner.catalog().insert_record(&record, unix_now()) {
-            Ok(true) => {
-                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
-                // Only news is relayed: a node catching up on an old catalog must not flood its peers with it.
-                if record.body().created + RELAY_MAX_AGE_SECS >= unix_now() {
-                    new.push(bytes);
-                }
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "cannot store a record"),
-        }
-    }
-    (new, refused)
 }
 
 async fn start_reconcile<W: AsyncWrite + Unpin>(
