@@ -47,6 +47,7 @@ fi
 start=$(date +%s)
 cargo fuzz build
 echo "fuzz build took $(($(date +%s) - start)) s"
+df -h . | sed 's/^/disk after the fuzz build: /'
 
 failed=()
 # Only inputs written by this run are reported; older ones in fuzz/artifacts stay where they are.

@@ -33,6 +33,8 @@ if [ -z "${KOLOKOL_INTEROP_DIR:-}" ] && [ -d ../shared/interop ]; then
     export KOLOKOL_INTEROP_DIR
 fi
 
+# Disk is what a fresh machine runs out of first (test binaries, then the instrumented fuzz build): say how much there is.
+df -h . | sed 's/^/disk: /'
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
     # nextest does not run doctests
@@ -40,5 +42,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast "$@"
 fi
+df -h . | sed 's/^/disk after the tests: /'
 # Every decoder of outside bytes under libFuzzer, FUZZ_SECONDS each (default 30; 0 skips): see docs/fuzzing.md.
 ./scripts/fuzz.sh
