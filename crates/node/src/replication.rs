@@ -51,8 +51,9 @@ pub(crate) struct Replication {
 
 #[derive(Default)]
 struct State {
-    /// Records published here and not announced yet.
-    held_back: HashSet<RecordId>,
+    /// Records published here and not announced yet, with when their push began (Unix seconds): the announce
+    /// time-out counts from then, across restarts.
+    held_back: HashMap<RecordId, u64>,
     /// Live publisher pushes, by infohash.
     pushes: HashMap<InfoHash, mpsc::Sender<PushEvent>>,
     /// Known peers holding a complete copy, by infohash.
@@ -75,7 +76,7 @@ impl Replication {
 
     /// Whether a record published here still waits for its announcement (and must not be served to peers).
     pub fn is_held_back(&self, id: &RecordId) -> bool {
-        self.lock().held_back.contains(id)
+        self.lock().held_back.contains_key(id)
     }
 
     /// Drop held-back records from a list about to be served.
@@ -85,7 +86,7 @@ impl Replication {
             return ids;
         }
         ids.into_iter()
-            .filter(|id| !state.held_back.contains(id))
+            .filter(|id| !state.held_back.contains_key(id))
             .collect()
     }
 
@@ -97,7 +98,11 @@ impl Replication {
         }
         records
             .into_iter()
-            .filter(|bytes| !state.held_back.contains(&RecordId::of_signed_bytes(bytes)))
+            .filter(|bytes| {
+                !state
+                    .held_back
+                    .contains_key(&RecordId::of_signed_bytes(bytes))
+            })
             .collect()
     }
 
@@ -132,6 +137,11 @@ impl Replication {
 /// After a publish: announce at once, or hold the record back and ask peers to replicate first. Returns whether the
 /// publication was announced already.
 pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
+    hold_back_or_announce(inner, record, unix_now())
+}
+
+/// [`after_publish`] for a push that began at `started` (earlier, if an earlier run of the node began it).
+fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, started: u64) -> bool {
     let config = &inner.replication.config;
     if config.replicas == 0 {
         announce(inner, record);
@@ -143,10 +153,10 @@ pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
         let mut state = inner.replication.lock();
         if state.pushes.contains_key(&infohash) {
             // The same bytes published again while the first push still runs: that push announces both.
-            state.held_back.insert(record.id());
+            state.held_back.insert(record.id(), started);
             return false;
         }
-        state.held_back.insert(record.id());
+        state.held_back.insert(record.id(), started);
         state.pushes.insert(infohash, events_tx);
     }
     save_held_back(inner);
@@ -159,6 +169,7 @@ pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
         inner.clone(),
         record.clone(),
         push_config,
+        started,
         events,
     ));
     false
@@ -171,7 +182,7 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
     let held: Vec<RecordId> = {
         let mut state = inner.replication.lock();
         state.pushes.remove(&infohash);
-        state.held_back.iter().copied().collect()
+        state.held_back.keys().copied().collect()
     };
     // Every held-back record of this infohash goes out together (the same bytes published twice).
     let released: Vec<RecordId> = held
@@ -200,20 +211,14 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
 }
 
 fn save_held_back(inner: &Inner) {
-    let ids: Vec<String> = inner
-        .replication
-        .lock()
-        .held_back
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if let Err(error) = inner.catalog().set_setting(HELD_BACK_KEY, &ids.join(",")) {
+    let saved = format_held_back(&inner.replication.lock().held_back);
+    if let Err(error) = inner.catalog().set_setting(HELD_BACK_KEY, &saved) {
         tracing::warn!(%error, "cannot save the publications waiting for a replica");
     }
 }
 
-/// At start: publications still held back when the node stopped are held back again and their push starts over
-/// (with a fresh time-out).
+/// At start: publications still held back when the node stopped are held back again and peers are asked again; the
+/// announce time-out still counts from when the push first began.
 pub(crate) fn resume_held_back(inner: &Arc<Inner>) {
     let saved = inner
         .catalog()
@@ -221,18 +226,41 @@ pub(crate) fn resume_held_back(inner: &Arc<Inner>) {
         .ok()
         .flatten()
         .unwrap_or_default();
-    for id in saved.split(',').filter(|s| !s.is_empty()) {
-        let Ok(id) = id.parse::<RecordId>() else {
-            continue;
-        };
-        // The catalog lock must be released before `after_publish` takes it again.
+    for (id, started) in parse_held_back(&saved, unix_now()) {
+        // The catalog lock must be released before `hold_back_or_announce` takes it again.
         let record = inner.catalog().get_record(&id);
         if let Ok(Some(record)) = record {
-            tracing::info!(%id, "publication still waits for a replica; asking peers again");
-            after_publish(inner, &record);
+            tracing::info!(%id, started, "publication still waits for a replica; asking peers again");
+            hold_back_or_announce(inner, &record, started);
         }
     }
     save_held_back(inner);
+}
+
+/// The saved form of the held-back records: `ID@STARTED,...`, sorted so that the same state saves the same text.
+fn format_held_back(held_back: &HashMap<RecordId, u64>) -> String {
+    let mut entries: Vec<String> = held_back
+        .iter()
+        .map(|(id, started)| format!("{id}@{started}"))
+        .collect();
+    entries.sort();
+    entries.join(",")
+}
+
+/// Reads [`format_held_back`]'s text. An entry without a start time (saved by an older version) began `now`; an
+/// entry that does not parse (only a damaged settings row has one) is dropped.
+fn parse_held_back(saved: &str, now: u64) -> Vec<(RecordId, u64)> {
+    saved
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let (id, started) = match entry.split_once('@') {
+                Some((id, started)) => (id, started.parse::<u64>().ok()?),
+                None => (entry, now),
+            };
+            Some((id.parse::<RecordId>().ok()?, started))
+        })
+        .collect()
 }
 
 fn same_infohash(inner: &Inner, id: &RecordId, infohash: &InfoHash) -> bool {
@@ -243,10 +271,11 @@ async fn drive_push(
     inner: Arc<Inner>,
     record: SignedRecord,
     config: PushConfig,
+    started: u64,
     mut events: mpsc::Receiver<PushEvent>,
 ) {
     let infohash = record.body().infohash;
-    let mut push = PublisherPush::new(config, infohash, unix_now());
+    let mut push = PublisherPush::resumed(config, infohash, started, unix_now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut announced = false;
     loop {
@@ -468,4 +497,31 @@ pub(crate) fn holding_messages(inner: &Inner) -> Vec<Message> {
             infohashes: chunk.to_vec(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> RecordId {
+        RecordId::of_signed_bytes(&[n; 8])
+    }
+
+    #[test]
+    fn held_back_records_keep_their_start_time_through_a_save() {
+        let held_back = HashMap::from([(id(1), 1_700_000_000), (id(2), 1_700_000_500)]);
+        let saved = format_held_back(&held_back);
+        let mut parsed = parse_held_back(&saved, 1_800_000_000);
+        parsed.sort();
+        let mut expected: Vec<(RecordId, u64)> = held_back.into_iter().collect();
+        expected.sort();
+        assert_eq!(parsed, expected);
+        assert_eq!(parse_held_back("", 5), Vec::new());
+    }
+
+    #[test]
+    fn an_older_save_without_start_times_begins_now_and_damage_is_dropped() {
+        let saved = format!("{},not-an-id,{}@soon,{}@12", id(1), id(2), id(3));
+        assert_eq!(parse_held_back(&saved, 99), vec![(id(1), 99), (id(3), 12)]);
+    }
 }

@@ -88,12 +88,19 @@ pub struct PublisherPush {
 
 impl PublisherPush {
     /// A push that starts now. With `replicas_wanted` zero it announces at once.
-    pub fn new(mut config: PushConfig, infohash: InfoHash, now: u64) -> Self {
+    pub fn new(config: PushConfig, infohash: InfoHash, now: u64) -> Self {
+        Self::resumed(config, infohash, now, now)
+    }
+
+    /// A push begun at `started` by an earlier run of the node and taken up again now: the announce time-out
+    /// still counts from `started`, so restarting the node cannot keep a publication unannounced for ever. A
+    /// `started` in the future (the clock went back) counts as now.
+    pub fn resumed(mut config: PushConfig, infohash: InfoHash, started: u64, now: u64) -> Self {
         config.replicas_wanted = config.replicas_wanted.min(MAX_REPLICAS_WANTED);
         let mut push = PublisherPush {
             config,
             infohash,
-            started: now,
+            started: started.min(now),
             waiting: VecDeque::new(),
             asks: BTreeMap::new(),
             asks_made: 0,

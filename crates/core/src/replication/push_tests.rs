@@ -74,6 +74,26 @@ fn announces_at_the_timeout_without_a_replica_and_ends_when_nobody_is_left() {
 }
 
 #[test]
+fn a_resumed_push_keeps_its_original_announce_deadline() {
+    // Begun at 1000 by an earlier run, taken up at 1100: the 120 s time-out ends at 1120, not at 1220.
+    let mut p = PublisherPush::resumed(config(), InfoHash([1; 20]), 1000, 1100);
+    assert_eq!(p.next_timeout(), Some(1120));
+    p.tick(1119);
+    assert!(drain(&mut p).is_empty());
+    p.tick(1120);
+    assert_eq!(drain(&mut p).first(), Some(&PushAction::Announce));
+
+    // Taken up after its deadline: announced at once.
+    let mut late = PublisherPush::resumed(config(), InfoHash([1; 20]), 1000, 5000);
+    assert_eq!(drain(&mut late).first(), Some(&PushAction::Announce));
+
+    // A start in the future (the clock went back) counts from now.
+    let mut back = PublisherPush::resumed(config(), InfoHash([1; 20]), 9000, 1000);
+    assert_eq!(back.next_timeout(), Some(1120));
+    assert!(drain(&mut back).is_empty());
+}
+
+#[test]
 fn zero_replicas_wanted_announces_at_once() {
     let config = PushConfig {
         replicas_wanted: 0,

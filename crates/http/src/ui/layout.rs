@@ -218,6 +218,17 @@ pub(crate) fn card(t: &Text, record: &RecordView, has_thumbnail: bool) -> Markup
 }
 
 /// A list of cards, or a line saying there is nothing.
+/// Links to the newer and older page of a list. `href` makes a page's address; `has_older` says whether a page
+/// follows this one.
+pub(crate) fn pager(t: &Text, href: impl Fn(u64) -> String, page: u64, has_older: bool) -> Markup {
+    html! {
+        nav.pager {
+            @if page > 0 { a rel="prev" href=(href(page - 1)) { (t.newer) } }
+            @if has_older { a rel="next" href=(href(page + 1)) { (t.older) } }
+        }
+    }
+}
+
 pub(crate) fn cards(t: &Text, api: &Api, records: &[RecordView], empty: &str) -> Markup {
     html! {
         @if records.is_empty() {

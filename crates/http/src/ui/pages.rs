@@ -2,52 +2,75 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use kolokol_node::RecordView;
 use kolokol_node::{Api, SearchRequest};
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::format;
-use super::layout::{Ctx, Nav, cards, progress};
+use super::layout::{Ctx, Nav, cards, pager, progress};
 
-/// Publications per page on the home page.
+/// Publications per page on the home, search and author pages.
 const PAGE_SIZE: u32 = 24;
+/// Pages beyond this are not offered (the offset stays far from overflowing).
+const MAX_PAGE: u64 = 1_000_000;
 
 #[derive(Deserialize)]
-pub(crate) struct HomeQuery {
+pub(crate) struct PageQuery {
     page: Option<u64>,
+}
+
+/// The SQL offset of a page, and the limit that fetches one record more than a page, which tells whether an older
+/// page follows.
+fn page_window(page: u64) -> (u32, u64) {
+    (PAGE_SIZE + 1, page * u64::from(PAGE_SIZE))
+}
+
+/// Cuts the look-ahead record off a fetched page; returns whether an older page follows.
+fn split_page(records: &mut Vec<RecordView>) -> bool {
+    let more = records.len() > PAGE_SIZE as usize;
+    records.truncate(PAGE_SIZE as usize);
+    more
 }
 
 pub(crate) async fn home(
     ctx: Ctx,
     State(api): State<Api>,
-    Query(query): Query<HomeQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let t = ctx.t;
-    let page = query.page.unwrap_or(0).min(1_000_000);
-    let records = match api.list(PAGE_SIZE, page * u64::from(PAGE_SIZE)) {
+    let page = query.page.unwrap_or(0).min(MAX_PAGE);
+    let (limit, offset) = page_window(page);
+    let mut records = match api.list(limit, offset) {
         Ok(records) => records,
         Err(e) => return ctx.error(e),
     };
+    let more = split_page(&mut records);
     let body = html! {
         h1 { (t.newest) }
         (cards(t, &api, &records, t.no_records))
-        nav.pager {
-            @if page > 0 { a href={ "/?page=" (page - 1) } { (t.newer) } }
-            @if records.len() == PAGE_SIZE as usize { a href={ "/?page=" (page + 1) } { (t.older) } }
-        }
+        (pager(t, |n| format!("/?page={n}"), page, more))
     };
     ctx.render(t.newest, Nav::Home, body)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct SearchForm {
+    #[serde(skip_serializing_if = "Option::is_none")]
     q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     media: Option<String>,
     /// The publications' language (`lang` in the address is the UI's own language switch).
+    #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tag: Option<String>,
     /// day, week, month or year.
+    #[serde(skip_serializing_if = "Option::is_none")]
     period: Option<String>,
+    /// Not part of the search itself: the pager writes it after the rest.
+    #[serde(skip_serializing)]
+    page: Option<u64>,
 }
 
 fn period_secs(period: &str) -> Option<u64> {
@@ -80,20 +103,26 @@ pub(crate) async fn search(
     let searched = [&q, &media, &tag, &period, &language]
         .iter()
         .any(|v| !v.is_empty());
+    let page = form.page.unwrap_or(0).min(MAX_PAGE);
+    let (limit, offset) = page_window(page);
     let request = SearchRequest {
         q: Some(q.clone()),
         tag: Some(tag.clone()),
         lang: Some(language.clone()),
         media: Some(media.clone()),
         since: period_secs(&period).map(|s| unix_now().saturating_sub(s)),
-        limit: Some(100),
+        limit: Some(limit),
+        offset: Some(offset),
         ..SearchRequest::default()
     };
     let found = if searched {
         api.search(&request)
     } else {
-        api.list(100, 0)
+        api.list(limit, offset)
     };
+    // The same search, another page: the form's own fields, encoded for an address.
+    let criteria = serde_urlencoded::to_string(&form).unwrap_or_default();
+    let href = |n: u64| format!("/search?{criteria}&page={n}");
     let options = |value: &str, label: &str, current: &str| {
         html! { option value=(value) selected[value == current] { (label) } }
     };
@@ -120,7 +149,11 @@ pub(crate) async fn search(
             button type="submit" { (t.find) }
         }
         @match found {
-            Ok(records) => (cards(t, &api, &records, t.no_results)),
+            Ok(mut records) => {
+                @let more = split_page(&mut records);
+                (cards(t, &api, &records, t.no_results))
+                (pager(t, href, page, more))
+            }
             Err(e) => p.error { (e.to_string()) },
         }
     };
@@ -131,17 +164,23 @@ pub(crate) async fn author(
     ctx: Ctx,
     State(api): State<Api>,
     Path(author): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let t = ctx.t;
+    let page = query.page.unwrap_or(0).min(MAX_PAGE);
+    let (limit, offset) = page_window(page);
     let request = SearchRequest {
         author: Some(author.clone()),
-        limit: Some(200),
+        limit: Some(limit),
+        offset: Some(offset),
         ..SearchRequest::default()
     };
-    let records = match api.search(&request) {
+    // An author that is not a valid id is refused here, so `author` is plain hex in the pager's addresses below.
+    let mut records = match api.search(&request) {
         Ok(records) => records,
         Err(e) => return ctx.error(e),
     };
+    let more = split_page(&mut records);
     let own = api.id().author_id == author;
     let following = api
         .following()
@@ -175,6 +214,7 @@ pub(crate) async fn author(
         }
         h2 { (t.publications) }
         (cards(t, &api, &records, t.no_records))
+        (pager(t, |n| format!("/a/{author}?page={n}"), page, more))
     };
     ctx.render(t.author, Nav::None, body)
 }
