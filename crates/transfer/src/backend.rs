@@ -250,6 +250,17 @@ pub(crate) async fn remove(
     })
 }
 
+/// The pieces a running torrent has verified right now, as a BitTorrent bitfield (most significant
+/// bit first). librqbit writes its own copy to disk only every 16 MiB of verified data. None if the
+/// torrent is not running.
+pub(crate) fn have_pieces(session: &EngineSession, infohash: &[u8; 20]) -> Option<Vec<u8>> {
+    let api = librqbit::Api::new(Arc::clone(session), None);
+    let (bits, _pieces) = api
+        .api_dump_haves(TorrentIdOrHash::Hash(Id20::new(*infohash)))
+        .ok()?;
+    Some(bits.as_raw_slice().to_vec())
+}
+
 /// Stops every torrent and the listener.
 pub(crate) async fn stop(session: &EngineSession) {
     session.stop().await;

@@ -315,7 +315,7 @@ impl Engine {
                 let folder = output_folder(&meta, output_dir);
                 self.inner
                     .fastresume
-                    .distrust_if_resized(&meta, &folder)
+                    .prepare_download(&meta, &folder)
                     .map_err(|source| TransferError::Io {
                         path: self.inner.fastresume.dir().to_path_buf(),
                         source,
@@ -388,7 +388,10 @@ impl Engine {
         self.inner.changed.notify_waiters();
         if let Some((meta, output_dir, peers)) = readd {
             let folder = output_folder(&meta, &output_dir);
-            let saved = self.inner.fastresume.read(infohash);
+            // The pieces verified up to now (the file on disk may lag by up to 16 MiB of them).
+            let saved = self
+                .current_bitfield(&meta)
+                .or_else(|| self.inner.fastresume.read(infohash));
             let result = async {
                 backend::remove(&self.inner.session, infohash, false).await?;
                 if let Some(bits) = &saved {
@@ -599,7 +602,38 @@ impl Engine {
     /// fail or find nothing.
     pub async fn shutdown(&self) {
         self.abort_resolvers();
+        self.save_download_bitfields();
         backend::stop(&self.inner.session).await;
+        if let Err(error) = self.inner.fastresume.stopped_cleanly() {
+            tracing::warn!(%error, "cannot record the clean stop; the next start checks downloads in full");
+        }
+    }
+
+    /// The torrent's bitfield as librqbit holds it in memory now, if it is running and has `meta`'s shape.
+    fn current_bitfield(&self, meta: &TorrentMeta) -> Option<Vec<u8>> {
+        backend::have_pieces(&self.inner.session, &meta.infohash)
+            .filter(|bits| FastResume::fits(meta, bits))
+    }
+
+    /// Writes every unfinished download's current bitfield, so that the next start resumes from all
+    /// of its verified pieces.
+    fn save_download_bitfields(&self) {
+        let running: Vec<Arc<TorrentMeta>> = lock(&self.inner.torrents)
+            .values()
+            .filter_map(|entry| match &entry.state {
+                EntryState::Active(handle) if !backend::progress(handle, None).finished => {
+                    entry.meta.clone()
+                }
+                _ => None,
+            })
+            .collect();
+        for meta in running {
+            if let Some(bits) = self.current_bitfield(&meta)
+                && let Err(error) = self.inner.fastresume.write(&meta.infohash, &bits)
+            {
+                tracing::warn!(%error, infohash = %hex(&meta.infohash), "cannot save the download's bitfield");
+            }
+        }
     }
 
     fn abort_resolvers(&self) {
@@ -871,7 +905,7 @@ async fn add_resolved(inner: &Arc<Inner>, meta: Arc<TorrentMeta>) -> Result<(), 
     let folder = output_folder(&meta, &output_dir);
     inner
         .fastresume
-        .distrust_if_resized(&meta, &folder)
+        .prepare_download(&meta, &folder)
         .map_err(|e| format!("fast-resume file: {e}"))?;
     let handle = backend::add(&inner.session, &meta, &folder, &peers)
         .await

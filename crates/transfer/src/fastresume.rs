@@ -14,6 +14,13 @@
 //! checks everything. Data damaged in place at the same size is caught only if the sample hits it;
 //! that is the price of not re-reading every seeded byte at each start (libtorrent's resume data
 //! makes the same trade).
+//!
+//! librqbit writes a running download's bitfield only every 16 MiB of verified data, so after a
+//! crash the file lags the data (verified pieces would be fetched again), and after a power cut it
+//! may even name pieces whose data never reached the disk. A marker file present while the engine
+//! runs tells the next start that the last one did not stop cleanly: then the bitfields of
+//! unfinished downloads are dropped and their data checked in full, which finds every piece that
+//! is really there. A clean stop writes every download's current bitfield first.
 
 use std::fs;
 use std::io;
@@ -25,7 +32,12 @@ use crate::metainfo::TorrentMeta;
 #[derive(Debug, Clone)]
 pub(crate) struct FastResume {
     dir: PathBuf,
+    /// The engine that used this folder last did not stop cleanly.
+    after_crash: bool,
 }
+
+/// Present in the folder while an engine runs on it.
+const RUNNING_MARKER: &str = "running";
 
 impl FastResume {
     /// Prepares librqbit's persistence folder inside `state_dir`.
@@ -42,7 +54,23 @@ impl FastResume {
                 _ => {}
             }
         }
-        Ok(FastResume { dir })
+        let marker = dir.join(RUNNING_MARKER);
+        let after_crash = marker.exists();
+        if after_crash {
+            tracing::warn!(
+                "the BitTorrent engine did not stop cleanly last time: unfinished downloads are checked in full"
+            );
+        }
+        fs::write(&marker, b"")?;
+        Ok(FastResume { dir, after_crash })
+    }
+
+    /// Records that the engine stopped cleanly (after every download's bitfield was written).
+    pub(crate) fn stopped_cleanly(&self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(RUNNING_MARKER)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -85,6 +113,20 @@ impl FastResume {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Before an unfinished download is added: after a crash its bitfield is dropped (librqbit then
+    /// checks all data), otherwise it is kept as long as the files have their expected sizes.
+    pub(crate) fn prepare_download(&self, meta: &TorrentMeta, folder: &Path) -> io::Result<()> {
+        if self.after_crash {
+            return self.forget(&meta.infohash);
+        }
+        self.distrust_if_resized(meta, folder)
+    }
+
+    /// Whether `bits` has the length of `meta`'s bitfield (one bit per piece, whole bytes).
+    pub(crate) fn fits(meta: &TorrentMeta, bits: &[u8]) -> bool {
+        usize::try_from(meta.piece_count).is_ok_and(|pieces| bits.len() == pieces.div_ceil(8))
     }
 
     /// Keeps the bitfield only if every file under `folder` has exactly its expected length.
