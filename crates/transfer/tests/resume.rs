@@ -57,6 +57,55 @@ async fn interrupted_download(
     p.have_bytes
 }
 
+/// Starts downloading the seeder's torrent from its metainfo into `root/out`.
+async fn fetch_torrent(
+    leecher: &Engine,
+    created: &kolokol_transfer::CreatedTorrent,
+    root: &Path,
+    seeder: &Engine,
+) -> [u8; 20] {
+    leecher
+        .fetch(
+            FetchSource::Torrent(created.torrent.clone()),
+            &root.join("out"),
+            vec![seeder.listen_addr()],
+        )
+        .await
+        .unwrap()
+}
+
+/// After a restart or a re-add: the check that follows finds at least the `had` bytes verified before it (none is
+/// fetched again), then the download completes with the publisher's bytes. Stops both engines.
+async fn finishes_keeping_verified_data(
+    leecher: Engine,
+    seeder: Engine,
+    infohash: &[u8; 20],
+    had: u64,
+    output: &Path,
+    original: &Path,
+) {
+    let first = common::wait_for(
+        &leecher,
+        infohash,
+        STEP,
+        "the check",
+        common::is_past_checking,
+    )
+    .await;
+    assert!(
+        first.have_bytes >= had,
+        "verified data was lost: had {had}, now {}",
+        first.have_bytes
+    );
+    timeout(STEP, leecher.wait_finished(infohash))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fs::read(output).unwrap(), fs::read(original).unwrap());
+    seeder.shutdown().await;
+    leecher.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_stopped_midway_resumes_without_losing_verified_data() {
     let tmp = tempfile::tempdir().unwrap();
@@ -64,7 +113,8 @@ async fn download_stopped_midway_resumes_without_losing_verified_data() {
     let (seeder, created, original) = limited_seeder(root).await;
     let had = interrupted_download(root, &seeder, &created.infohash, 3 * 1024 * 1024).await;
 
-    // Same state dir, same folder: the engine comes back and continues from what it had.
+    // Same state dir, same folder: the engine comes back and continues from what it had (a clean stop wrote the
+    // current bitfield).
     let leecher = common::engine(&root.join("leecher")).await;
     let ih = leecher
         .fetch(
@@ -74,30 +124,8 @@ async fn download_stopped_midway_resumes_without_losing_verified_data() {
         )
         .await
         .unwrap();
-    // A clean stop wrote the current bitfield: every verified piece is there again.
-    let first = common::wait_for(
-        &leecher,
-        &ih,
-        STEP,
-        "the resume check",
-        common::is_past_checking,
-    )
-    .await;
-    assert!(
-        first.have_bytes >= had,
-        "verified data was lost: had {had}, now {}",
-        first.have_bytes
-    );
-    timeout(STEP, leecher.wait_finished(&ih))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        fs::read(root.join("out/film.mkv")).unwrap(),
-        fs::read(&original).unwrap()
-    );
-    seeder.shutdown().await;
-    leecher.shutdown().await;
+    let output = root.join("out/film.mkv");
+    finishes_keeping_verified_data(leecher, seeder, &ih, had, &output, &original).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,14 +146,7 @@ async fn truncated_partial_file_is_rechecked_and_completed_correctly() {
     fs::write(&partial, &bytes).unwrap();
 
     let leecher = common::engine(&root.join("leecher")).await;
-    let ih = leecher
-        .fetch(
-            FetchSource::Torrent(created.torrent.clone()),
-            &root.join("out"),
-            vec![seeder.listen_addr()],
-        )
-        .await
-        .unwrap();
+    let ih = fetch_torrent(&leecher, &created, root, &seeder).await;
     timeout(STEP, leecher.wait_finished(&ih))
         .await
         .unwrap()
@@ -153,44 +174,14 @@ async fn after_a_crash_a_download_is_checked_in_full_and_keeps_every_verified_pi
     let bitfield = bitfield_path(root, &created.infohash);
     let stale = vec![0u8; fs::read(&bitfield).unwrap().len()];
     fs::write(&bitfield, &stale).unwrap();
-    fs::write(root.join("leecher/state/librqbit/running"), b"").unwrap();
+    let marker = root.join("leecher/state/librqbit/running");
+    fs::write(&marker, b"").unwrap();
 
     let leecher = common::engine(&root.join("leecher")).await;
-    let ih = leecher
-        .fetch(
-            FetchSource::Torrent(created.torrent.clone()),
-            &root.join("out"),
-            vec![seeder.listen_addr()],
-        )
-        .await
-        .unwrap();
-    let first = common::wait_for(
-        &leecher,
-        &ih,
-        STEP,
-        "the full check",
-        common::is_past_checking,
-    )
-    .await;
-    assert!(
-        first.have_bytes >= had,
-        "verified data was fetched again: had {had}, found {}",
-        first.have_bytes
-    );
-    timeout(STEP, leecher.wait_finished(&ih))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        fs::read(root.join("out/film.mkv")).unwrap(),
-        fs::read(&original).unwrap()
-    );
-    seeder.shutdown().await;
-    leecher.shutdown().await;
-    assert!(
-        !root.join("leecher/state/librqbit/running").exists(),
-        "a clean stop removes the marker"
-    );
+    let ih = fetch_torrent(&leecher, &created, root, &seeder).await;
+    let output = root.join("out/film.mkv");
+    finishes_keeping_verified_data(leecher, seeder, &ih, had, &output, &original).await;
+    assert!(!marker.exists(), "a clean stop removes the marker");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,14 +190,7 @@ async fn new_peers_for_a_running_download_cost_no_verified_piece() {
     let root = tmp.path();
     let (seeder, created, original) = limited_seeder(root).await;
     let leecher = common::engine(&root.join("leecher")).await;
-    let ih = leecher
-        .fetch(
-            FetchSource::Torrent(created.torrent.clone()),
-            &root.join("out"),
-            vec![seeder.listen_addr()],
-        )
-        .await
-        .unwrap();
+    let ih = fetch_torrent(&leecher, &created, root, &seeder).await;
     let had = common::wait_for(&leecher, &ih, STEP, "part of the data", |p| {
         p.have_bytes >= 3 * 1024 * 1024
     })
@@ -219,27 +203,6 @@ async fn new_peers_for_a_running_download_cost_no_verified_piece() {
         .local_addr()
         .unwrap();
     assert_eq!(leecher.add_peers(&ih, vec![nobody]).await.unwrap(), 1);
-    let first = common::wait_for(
-        &leecher,
-        &ih,
-        STEP,
-        "the check after re-adding",
-        common::is_past_checking,
-    )
-    .await;
-    assert!(
-        first.have_bytes >= had,
-        "verified data was dropped when peers were added: had {had}, now {}",
-        first.have_bytes
-    );
-    timeout(STEP, leecher.wait_finished(&ih))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        fs::read(root.join("out/film.mkv")).unwrap(),
-        fs::read(&original).unwrap()
-    );
-    seeder.shutdown().await;
-    leecher.shutdown().await;
+    let output = root.join("out/film.mkv");
+    finishes_keeping_verified_data(leecher, seeder, &ih, had, &output, &original).await;
 }
