@@ -267,6 +267,7 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
             Ok(()) => {
                 let torrent = inner.engine.torrent_bytes(&infohash.0);
                 let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
+                sync_download(&inner, &infohash, name.as_deref()).await;
                 let updated = inner.catalog().update_torrent(
                     &infohash,
                     name.as_deref(),
@@ -285,6 +286,23 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
             Err(error) => tracing::warn!(%error, %infohash, "download failed"),
         }
     });
+}
+
+/// Puts a finished download's files on disk before the catalog calls it complete (see `durable`). If that fails, the
+/// download is still recorded complete: after a power cut its data is then only sampled at the next start.
+async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
+    let row = inner.catalog().get_torrent(infohash);
+    let (Ok(Some(row)), Some(name)) = (row, name) else {
+        return;
+    };
+    let path = row.output_dir.join(name);
+    let synced = tokio::task::spawn_blocking(move || crate::durable::sync_tree_and_parent(&path))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|result| result);
+    if let Err(error) = synced {
+        tracing::warn!(%error, %infohash, "could not sync a finished download to disk");
+    }
 }
 
 /// `get -o DIR` of data this node already holds: copy the verified files there.

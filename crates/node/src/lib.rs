@@ -15,6 +15,7 @@ mod cache;
 mod config;
 mod data_dir;
 mod discovery;
+mod durable;
 mod error;
 mod fetch;
 mod holdings_api;

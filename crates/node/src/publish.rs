@@ -79,9 +79,15 @@ async fn stage_and_publish(
         let sources = sources.to_vec();
         let root = root.clone();
         let scrub = !request.keep_metadata;
-        tokio::task::spawn_blocking(move || copy_sources(&sources, &root, scrub))
-            .await
-            .map_err(|e| ApiError::internal("copy task", e))??
+        tokio::task::spawn_blocking(move || {
+            let warnings = copy_sources(&sources, &root, scrub)?;
+            // On disk before anything names it (see `durable`).
+            crate::durable::sync_tree_and_parent(&root)
+                .map_err(|e| ApiError::internal("writing the files to disk", e))?;
+            Ok::<_, ApiError>(warnings)
+        })
+        .await
+        .map_err(|e| ApiError::internal("copy task", e))??
     };
     let created = inner
         .engine
@@ -95,6 +101,8 @@ async fn stage_and_publish(
         tracing::info!(%infohash, "content already present, reusing it");
     } else {
         fs::rename(staging, &final_dir).map_err(|e| ApiError::internal("storing the files", e))?;
+        crate::durable::sync_dir(&inner.dir.content_dir())
+            .map_err(|e| ApiError::internal("storing the files", e))?;
     }
 
     // Record paths are relative to the download folder: a folder's files carry the folder's name first.
