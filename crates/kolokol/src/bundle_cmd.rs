@@ -32,7 +32,7 @@ pub struct ExportArgs {
     #[arg(long = "author")]
     pub authors: Vec<String>,
     /// Only publications created since this time: Unix seconds or a date YYYY-MM-DD (UTC).
-    #[arg(long, value_parser = crate::cli::parse_since)]
+    #[arg(long, value_parser = kolokol_node::units::parse_since)]
     pub since: Option<u64>,
     /// Only this publication (repeat for several).
     #[arg(long = "id")]

@@ -172,10 +172,10 @@ pub struct UpArgs {
     #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
     pub push_fanout: usize,
     /// Most bytes per second BitTorrent may download, e.g. 500K or 2M (K = 1024; at least 64K). Default: no limit.
-    #[arg(long, env = "KOLOKOL_DOWNLOAD_LIMIT", value_parser = crate::size::parse_size)]
+    #[arg(long, env = "KOLOKOL_DOWNLOAD_LIMIT", value_parser = kolokol_node::units::parse_size)]
     pub download_limit: Option<u64>,
     /// Most bytes per second BitTorrent may upload, e.g. 500K or 2M (K = 1024; at least 64K). Default: no limit.
-    #[arg(long, env = "KOLOKOL_UPLOAD_LIMIT", value_parser = crate::size::parse_size)]
+    #[arg(long, env = "KOLOKOL_UPLOAD_LIMIT", value_parser = kolokol_node::units::parse_size)]
     pub upload_limit: Option<u64>,
     /// Seconds the streaming gateway waits for data that no peer sends before it answers 504.
     #[arg(long, env = "KOLOKOL_STREAM_TIMEOUT_SECS", default_value_t = 20,
@@ -194,7 +194,7 @@ pub struct UpArgs {
     pub mirror: bool,
     /// Disk space for others' publications (what a mirror fetches and a viewer watched), e.g. 500M, 20G. Over it,
     /// the least recently requested unpinned data is evicted. Own publications and pins always stay.
-    #[arg(long, env = "KOLOKOL_QUOTA", default_value = "5G", value_parser = crate::size::parse_size)]
+    #[arg(long, env = "KOLOKOL_QUOTA", default_value = "5G", value_parser = kolokol_node::units::parse_size)]
     pub quota: u64,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyUpArgs,
@@ -251,7 +251,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub lang: Option<String>,
     /// Only publications created since this time: Unix seconds or a date YYYY-MM-DD (UTC).
-    #[arg(long, value_parser = parse_since)]
+    #[arg(long, value_parser = kolokol_node::units::parse_since)]
     pub since: Option<u64>,
     /// Only this kind of media: video, audio, image, text or other.
     #[arg(long)]
@@ -262,50 +262,6 @@ pub struct SearchArgs {
     /// Skip this many results.
     #[arg(long, default_value_t = 0)]
     pub offset: u64,
-}
-
-/// Unix seconds, or a calendar date YYYY-MM-DD taken as midnight UTC.
-pub(crate) fn parse_since(text: &str) -> Result<u64, String> {
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(seconds);
-    }
-    let parts: Vec<&str> = text.split('-').collect();
-    let bad = || format!("{text:?} is neither Unix seconds nor a date YYYY-MM-DD");
-    let [y, m, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian calendar.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400).map_err(|_| bad())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_since;
-
-    #[test]
-    fn since_accepts_seconds_and_dates() {
-        assert_eq!(parse_since("0"), Ok(0));
-        assert_eq!(parse_since("1970-01-01"), Ok(0));
-        assert_eq!(parse_since("2000-03-01"), Ok(951_868_800));
-        assert_eq!(parse_since("2026-11-24"), Ok(1_795_478_400));
-        assert!(parse_since("2026-13-01").is_err());
-        assert!(parse_since("yesterday").is_err());
-    }
 }
 
 #[derive(Debug, Args)]

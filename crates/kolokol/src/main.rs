@@ -8,7 +8,6 @@ mod cli;
 mod client;
 mod commands;
 mod proxy_cmd;
-mod size;
 mod up;
 
 use std::io::Write;

@@ -27,6 +27,7 @@ mod publish;
 mod reconciling;
 mod replication;
 mod stream;
+pub mod units;
 mod upload;
 mod views;
 
