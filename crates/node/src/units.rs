@@ -17,12 +17,25 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         other => return Err(format!("unknown size unit {other:?} (use K, M, G or T)")),
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 500K, 2M or 10G"))?;
+    let not_a_size = || format!("{text:?} is not a size such as 500K, 2M or 10G");
+    let out_of_range = || format!("{text:?} is out of range");
+    if !number.contains('.') {
+        // Whole numbers exactly: a count of bytes above 2^53 must not be rounded by a float.
+        let value: u64 = number
+            .parse()
+            .map_err(|e: std::num::ParseIntError| match e.kind() {
+                std::num::IntErrorKind::PosOverflow => out_of_range(),
+                _ => not_a_size(),
+            })?;
+        return value
+            .checked_mul(1u64 << shift)
+            .filter(|bytes| *bytes < u64::MAX)
+            .ok_or_else(out_of_range);
+    }
+    let value: f64 = number.parse().map_err(|_| not_a_size())?;
     let bytes = value * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
-        return Err(format!("{text:?} is out of range"));
+        return Err(out_of_range());
     }
     Ok(bytes as u64)
 }
@@ -73,6 +86,12 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("1.2.3G").is_err());
         assert!(parse_size("99999999999T").is_err());
+        // Exact, not rounded through a float.
+        assert_eq!(parse_size("9007199254740993"), Ok(9_007_199_254_740_993));
+        assert_eq!(parse_size("18446744073709551614"), Ok(u64::MAX - 1));
+        assert!(parse_size("18446744073709551615").is_err());
+        assert!(parse_size("18446744073709551616").is_err());
+        assert!(parse_size("16777216T").is_err());
     }
 
     #[test]
