@@ -7,7 +7,9 @@
 //! - The reader task never waits on the write queue (control answers use `try_send`), so two tunnels' ends cannot
 //!   deadlock each other by both waiting to write.
 //! - At most `max_streams` streams per tunnel; the write queue and the incoming-stream queue are bounded.
-//! - When the tunnel ends, every stream sees a reset and every waiter wakes.
+//! - When the tunnel ends, every stream sees a reset and every waiter wakes, also one waiting for room in the write
+//!   queue. A write the peer does not read (it keeps the connection open but reads nothing) gives way when the tunnel
+//!   ends, so the writer task and the socket end with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -29,6 +31,8 @@ pub const WINDOW: u64 = 256 * 1024;
 const WRITE_QUEUE: usize = 256;
 const INCOMING_QUEUE: usize = 64;
 const MAX_PENDING_PINGS: usize = 8;
+/// How long the writer may spend ending the connection politely once the tunnel is over.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Which end of the tunnel this is: the client opens streams, the bridge accepts them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +125,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// Queues a frame for the writer. Fails once the tunnel has ended, also while waiting for room: a peer that
+    /// stops reading keeps the queue full, and no caller may wait on it for ever.
+    async fn send(&self, frame: Frame) -> Result<(), StreamError> {
+        tokio::select! {
+            _ = self.closed.cancelled() => Err(StreamError::TunnelClosed),
+            sent = self.out.send(frame) => sent.map_err(|_| StreamError::TunnelClosed),
+        }
+    }
+
     fn close(&self) {
         self.closed.cancel();
         let streams: Vec<Arc<StreamShared>> = match self.streams.lock() {
@@ -225,11 +238,7 @@ impl Mux {
             host: host.to_owned(),
             port,
         };
-        self.inner
-            .out
-            .send(frame)
-            .await
-            .map_err(|_| StreamError::TunnelClosed)?;
+        self.inner.send(frame).await?;
         Ok(stream)
     }
 
@@ -249,11 +258,7 @@ impl Mux {
             pings.insert(nonce, tx);
         }
         let started = tokio::time::Instant::now();
-        self.inner
-            .out
-            .send(Frame::Ping { nonce })
-            .await
-            .map_err(|_| StreamError::TunnelClosed)?;
+        self.inner.send(Frame::Ping { nonce }).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(())) => Ok(started.elapsed()),
             _ => Err(StreamError::TunnelClosed),
@@ -313,13 +318,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             next.encode_into(&mut body);
         }
-        if let Err(error) = writer.write_body(&body).await {
-            tracing::debug!(%error, "tunnel write failed");
-            break;
+        // A peer that stops reading blocks the write for as long as it keeps the connection open: the write gives
+        // way when the tunnel ends (read time-out, protocol error, `close`), so the task and the socket go with it.
+        tokio::select! {
+            _ = inner.closed.cancelled() => break,
+            written = writer.write_body(&body) => if let Err(error) = written {
+                tracing::debug!(%error, "tunnel write failed");
+                break;
+            },
         }
     }
-    let _ = writer.shutdown().await;
     inner.close();
+    // The polite end (flush, then FIN) is worth a moment, not a hang on a peer that reads nothing.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer.shutdown()).await;
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -570,11 +581,7 @@ impl MuxStream {
                         id: self.shared.id,
                         increment,
                     };
-                    self.inner
-                        .out
-                        .send(frame)
-                        .await
-                        .map_err(|_| StreamError::TunnelClosed)?;
+                    self.inner.send(frame).await?;
                 }
                 return Ok(Some(data));
             }
@@ -618,11 +625,7 @@ impl MuxStream {
                 id: self.shared.id,
                 data: Bytes::copy_from_slice(chunk),
             };
-            self.inner
-                .out
-                .send(frame)
-                .await
-                .map_err(|_| StreamError::TunnelClosed)?;
+            self.inner.send(frame).await?;
             data = rest;
         }
         Ok(())
@@ -633,11 +636,7 @@ impl MuxStream {
         if self.sent_fin.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
-        self.inner
-            .out
-            .send(Frame::Fin { id: self.shared.id })
-            .await
-            .map_err(|_| StreamError::TunnelClosed)
+        self.inner.send(Frame::Fin { id: self.shared.id }).await
     }
 }
 
@@ -660,9 +659,14 @@ impl Drop for MuxStream {
 fn send_control(inner: &Inner, frame: Frame) {
     if let Err(mpsc::error::TrySendError::Full(frame)) = inner.out.try_send(frame) {
         let out = inner.out.clone();
+        let closed = inner.closed.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = out.send(frame).await;
+                // A peer that stops reading keeps the queue full: the task ends with the tunnel.
+                tokio::select! {
+                    _ = closed.cancelled() => {}
+                    _ = out.send(frame) => {}
+                }
             });
         }
     }
