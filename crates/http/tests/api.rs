@@ -4,24 +4,11 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 use tower::ServiceExt;
 
-const HOST: &str = "127.0.0.1:7411";
+mod common;
 
-async fn node(dir: &std::path::Path) -> Node {
-    let config = NodeConfig {
-        bt_listen: Some("127.0.0.1:0".parse().unwrap()),
-        wire_listen: Some("127.0.0.1:0".parse().unwrap()),
-        api_addr: HOST.parse().unwrap(),
-        discovery: DiscoveryConfig::private_loopback(),
-        work_bits: 8,
-        ..NodeConfig::default()
-    };
-    Node::start(DataDir::lock(dir).unwrap(), config)
-        .await
-        .unwrap()
-}
+use common::{HOST, node};
 
 async fn call(
     router: &axum::Router,

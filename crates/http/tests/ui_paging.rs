@@ -5,10 +5,12 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 use tower::ServiceExt;
 
-const HOST: &str = "127.0.0.1:7411";
+mod common;
+
+use common::{HOST, node};
+
 /// More than two pages of 24.
 const PUBLISHED: usize = 50;
 
@@ -50,17 +52,7 @@ fn link(page: &str, rel: &str) -> Option<String> {
 #[tokio::test]
 async fn search_author_and_home_pages_page_through_every_result_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = NodeConfig {
-        bt_listen: Some("127.0.0.1:0".parse().unwrap()),
-        wire_listen: Some("127.0.0.1:0".parse().unwrap()),
-        api_addr: HOST.parse().unwrap(),
-        discovery: DiscoveryConfig::private_loopback(),
-        work_bits: 8,
-        ..NodeConfig::default()
-    };
-    let node = Node::start(DataDir::lock(&tmp.path().join("n")).unwrap(), config)
-        .await
-        .unwrap();
+    let node = node(&tmp.path().join("n")).await;
     let api = node.api();
     let token = api.token().to_owned();
     let author = api.id().author_id;

@@ -93,14 +93,14 @@ pub struct Engine {
 }
 
 pub(crate) struct Inner {
-    session: EngineSession,
+    pub(crate) session: EngineSession,
     listen: SocketAddr,
-    fastresume: FastResume,
-    torrents: Mutex<HashMap<[u8; 20], Entry>>,
+    pub(crate) fastresume: FastResume,
+    pub(crate) torrents: Mutex<HashMap<[u8; 20], Entry>>,
     /// Woken whenever an entry changes state or gets peers.
-    changed: Notify,
+    pub(crate) changed: Notify,
     /// Serialises the operations that add or remove torrents in the session.
-    ops: tokio::sync::Mutex<()>,
+    pub(crate) ops: tokio::sync::Mutex<()>,
     created: Mutex<VecDeque<Created>>,
     /// One permit per open [`FileStream`]: librqbit lends each stream a permit of its own blocking
     /// pool, which it also needs to write received pieces, so streams must not take them all.
@@ -108,16 +108,16 @@ pub(crate) struct Inner {
     pub(crate) stream_timeout: Duration,
 }
 
-struct Entry {
-    output_dir: PathBuf,
+pub(crate) struct Entry {
+    pub(crate) output_dir: PathBuf,
     /// Magnet `dn`, until the metadata is known.
     name: Option<String>,
-    peers: Vec<SocketAddr>,
-    meta: Option<Arc<TorrentMeta>>,
-    state: EntryState,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) meta: Option<Arc<TorrentMeta>>,
+    pub(crate) state: EntryState,
 }
 
-enum EntryState {
+pub(crate) enum EntryState {
     Resolving {
         task: AbortHandle,
         last_error: Option<String>,
@@ -332,7 +332,8 @@ impl Engine {
             }
             None => {
                 let inner = Arc::clone(&self.inner);
-                let task = tokio::spawn(resolve_task(inner, infohash)).abort_handle();
+                let task =
+                    tokio::spawn(crate::resolve::resolve_task(inner, infohash)).abort_handle();
                 let state = EntryState::Resolving {
                     task,
                     last_error: None,
@@ -731,7 +732,7 @@ impl Drop for Engine {
 
 /// librqbit puts a multi-file torrent's files directly in the folder it is given, so the folder
 /// named after the torrent is added here; a single file goes directly into `output_dir`.
-fn output_folder(meta: &TorrentMeta, output_dir: &Path) -> PathBuf {
+pub(crate) fn output_folder(meta: &TorrentMeta, output_dir: &Path) -> PathBuf {
     if meta.single_file {
         output_dir.to_path_buf()
     } else {
@@ -741,7 +742,7 @@ fn output_folder(meta: &TorrentMeta, output_dir: &Path) -> PathBuf {
 
 /// Locks a table, recovering it if a thread panicked while holding it: every update of these
 /// tables is a single insert, remove or assignment, so a poisoned lock still guards valid data.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -836,94 +837,4 @@ impl Inner {
             }
         }
     }
-}
-
-/// Fetches a magnet's metadata from the torrent's peers, retrying with back-off (and at once when
-/// new peers arrive) until it has it, then adds the torrent for download.
-async fn resolve_task(inner: Arc<Inner>, infohash: [u8; 20]) {
-    // `fetch` holds this lock until the entry is in the table.
-    drop(inner.ops.lock().await);
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let changed = inner.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let peers = match lock(&inner.torrents).get(&infohash) {
-            Some(entry) => entry.peers.clone(),
-            None => return,
-        };
-        let attempt = if peers.is_empty() {
-            Err("no peers known yet".to_owned())
-        } else {
-            backend::resolve_magnet(&inner.session, &infohash, &peers)
-                .await
-                .map_err(|e| error_chain(&e))
-        };
-        match attempt {
-            Ok(torrent) => {
-                let result = match TorrentMeta::parse(&torrent) {
-                    Ok(meta) if meta.infohash == infohash => {
-                        add_resolved(&inner, Arc::new(meta)).await
-                    }
-                    Ok(_) => Err("peer sent metadata of another torrent".to_owned()),
-                    Err(e) => Err(format!("torrent metadata is unusable: {}", error_chain(&e))),
-                };
-                if let Err(message) = result
-                    && let Some(entry) = lock(&inner.torrents).get_mut(&infohash)
-                {
-                    entry.state = EntryState::Failed(message);
-                }
-                inner.changed.notify_waiters();
-                return;
-            }
-            Err(message) => {
-                tracing::debug!(infohash = %hex(&infohash), %message, "metadata not resolved yet");
-                if let Some(entry) = lock(&inner.torrents).get_mut(&infohash)
-                    && let EntryState::Resolving { last_error, .. } = &mut entry.state
-                {
-                    *last_error = Some(message);
-                }
-                tokio::select! {
-                    _ = &mut changed => {}
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
-
-async fn add_resolved(inner: &Arc<Inner>, meta: Arc<TorrentMeta>) -> Result<(), String> {
-    let _ops = inner.ops.lock().await;
-    let (output_dir, peers) = match lock(&inner.torrents).get_mut(&meta.infohash) {
-        Some(entry) => {
-            entry.meta = Some(meta.clone());
-            (entry.output_dir.clone(), entry.peers.clone())
-        }
-        None => return Ok(()), // removed meanwhile
-    };
-    let folder = output_folder(&meta, &output_dir);
-    inner
-        .fastresume
-        .prepare_download(&meta, &folder)
-        .map_err(|e| format!("fast-resume file: {e}"))?;
-    let handle = backend::add(&inner.session, &meta, &folder, &peers)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    if let Some(entry) = lock(&inner.torrents).get_mut(&meta.infohash) {
-        entry.state = EntryState::Active(handle);
-    }
-    Ok(())
-}
-
-/// An error and all its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -64,6 +64,7 @@ mod error;
 mod fastresume;
 pub mod metainfo;
 mod progress;
+mod resolve;
 mod stream;
 
 pub use bencode::BencodeError;

@@ -1,0 +1,21 @@
+//! A real node (real SQLite file, real engine on loopback, private DHT) for driving the router in memory.
+
+use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
+
+/// The API address the node believes it serves (requests must name it in `Host`).
+pub const HOST: &str = "127.0.0.1:7411";
+
+/// Starts a node on a fresh data directory, with a cheap proof of work.
+pub async fn node(dir: &std::path::Path) -> Node {
+    let config = NodeConfig {
+        bt_listen: Some("127.0.0.1:0".parse().unwrap()),
+        wire_listen: Some("127.0.0.1:0".parse().unwrap()),
+        api_addr: HOST.parse().unwrap(),
+        discovery: DiscoveryConfig::private_loopback(),
+        work_bits: 8,
+        ..NodeConfig::default()
+    };
+    Node::start(DataDir::lock(dir).unwrap(), config)
+        .await
+        .unwrap()
+}
