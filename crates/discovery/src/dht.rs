@@ -15,6 +15,7 @@ use stream::collect_peers;
 pub(crate) use stream::next as next_item;
 
 use crate::bootstrap::{self, BootstrapError, BootstrapPlan};
+use crate::policy::{DEFAULT_REQUEST_TIMEOUT, ServerMode, answers_from_start};
 use crate::state::{DhtState, StateError};
 
 /// How long one lookup may run at most, whatever the DHT does (a safety net; lookups end by themselves).
@@ -38,12 +39,12 @@ pub struct DhtConfig {
     pub no_default_bootstrap: bool,
     /// Where routing-table nodes are saved and read at start, or `None`.
     pub state_file: Option<PathBuf>,
-    /// Answer other nodes' queries from the start (a full DHT node). `false`: `mainline`'s adaptive mode, which
-    /// answers only once the node has been up a while and found reachable from outside.
-    pub server_mode: bool,
-    /// How long to wait for one DHT node's answer. Every lookup lasts at least this long (it waits for the
-    /// slowest of the nodes it asked), so tests on loopback use a few hundred milliseconds; the `mainline`
-    /// default is 2 s.
+    /// Whether the node answers other nodes' queries from the start (a full DHT node) or only once `mainline`'s
+    /// adaptive mode finds it reachable: [`ServerMode::Auto`] applies [`answers_from_start`] (answer when the
+    /// network has nothing else to answer).
+    pub server_mode: ServerMode,
+    /// How long to wait for one DHT node's answer. A lookup that asks a node that never answers lasts at least
+    /// this long (it waits for the slowest of the nodes it asked). Default [`DEFAULT_REQUEST_TIMEOUT`] (1 s).
     pub request_timeout: Duration,
 }
 
@@ -55,8 +56,8 @@ impl Default for DhtConfig {
             bootstrap: Vec::new(),
             no_default_bootstrap: false,
             state_file: None,
-            server_mode: false,
-            request_timeout: mainline::DEFAULT_REQUEST_TIMEOUT,
+            server_mode: ServerMode::Auto,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -149,13 +150,15 @@ impl Dht {
             public,
         };
         let list = plan.list();
+        let server_mode = answers_from_start(config.server_mode, public_routers_allowed);
         tracing::info!(
+            server_mode,
             saved = plan.saved.len(),
             configured = plan.configured.len(),
             public = plan.public.len(),
             "starting the DHT node"
         );
-        let mainline_config = mainline_config(&config, list);
+        let mainline_config = mainline_config(&config, list, server_mode);
         let inner = build_with_retry(mainline_config, config.bind).await?;
         let local_addr = inner.info().await.local_addr();
         Ok(Dht {
@@ -277,13 +280,14 @@ impl Dht {
 pub(crate) fn mainline_config(
     config: &DhtConfig,
     bootstrap: Vec<SocketAddrV4>,
+    server_mode: bool,
 ) -> mainline::Config {
     mainline::Config {
         bootstrap: Some(bootstrap),
         port: Some(config.bind.port()),
         bind_address: Some(*config.bind.ip()),
         request_timeout: config.request_timeout,
-        server_mode: config.server_mode,
+        server_mode,
         ..mainline::Config::default()
     }
 }
@@ -388,7 +392,7 @@ mod tests {
             ..DhtConfig::default()
         };
         // An empty list stays an empty list: `None` would make mainline use its public routers.
-        let m = mainline_config(&config, Vec::new());
+        let m = mainline_config(&config, Vec::new(), true);
         assert_eq!(m.bootstrap, Some(Vec::new()));
         assert_eq!(
             m.port,
@@ -398,7 +402,7 @@ mod tests {
         assert_eq!(m.bind_address, Some(Ipv4Addr::LOCALHOST));
         let one = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6881);
         assert_eq!(
-            mainline_config(&config, vec![one]).bootstrap,
+            mainline_config(&config, vec![one], true).bootstrap,
             Some(vec![one])
         );
     }
@@ -409,5 +413,7 @@ mod tests {
         assert_eq!(config.bind, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         assert!(!config.no_default_bootstrap);
         assert_eq!(config.network, "kolokol");
+        assert_eq!(config.server_mode, ServerMode::Auto);
+        assert_eq!(config.request_timeout, Duration::from_secs(1));
     }
 }

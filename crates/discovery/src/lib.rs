@@ -6,6 +6,8 @@
 //!   rendezvous infohash of the network ([`kolokol_core::InfoHash::rendezvous`]) and torrent infohashes.
 //! - [`rendezvous`]: the periodic announce + lookup task that turns the rendezvous into a stream of candidate
 //!   addresses for the node's overlay ([`kolokol_core::overlay`]).
+//! - [`policy`]: the pure decisions both apply: a node answers DHT queries from the start when its network has
+//!   nothing else to answer (public routers off), the DHT request timeout, and the rendezvous back-off.
 //! - [`feed`] and [`feeds`]: an author's feed head (latest record id and record count) as a BEP 44 mutable item
 //!   signed by the author's key, so a follower learns of new records through the DHT alone.
 //! - [`lan`]: UDP multicast announces on the local network, for nodes with no DHT and no Internet.
@@ -60,6 +62,7 @@ pub mod dht;
 pub mod feed;
 pub mod feeds;
 pub mod lan;
+pub mod policy;
 pub mod rendezvous;
 pub mod state;
 
@@ -67,5 +70,6 @@ pub use dht::{Dht, DhtConfig, DhtError, DhtStatus};
 pub use feed::{FeedEntry, FeedHead, next_feed_seq};
 pub use feeds::{FeedError, FeedPut};
 pub use lan::{Lan, LanConfig, LanError, LanInterfaces, LanPeer};
+pub use policy::ServerMode;
 pub use rendezvous::{Rendezvous, RendezvousConfig};
 pub use state::DhtState;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::Dht;
+use crate::policy::RendezvousSchedule;
 
 /// How many found addresses may wait in the channel for the node to take them.
 const CHANNEL_CAPACITY: usize = 256;
@@ -22,9 +23,14 @@ const CHANNEL_CAPACITY: usize = 256;
 pub struct RendezvousConfig {
     /// The kolokol wire port to announce.
     pub wire_port: u16,
-    /// Time between rounds (announce + lookup): 10 min. Announcements expire on DHT nodes after about 30 min.
+    /// Time between rounds (announce + lookup) while the node has enough peers: 10 min. Announcements expire on
+    /// DHT nodes after about 30 min.
     pub interval: Duration,
-    /// Time before the next round when the last one found nobody: 30 s.
+    /// First wait before another round while the node has too few peers: 1 s, doubled after each round up to
+    /// `retry_interval` ([`RendezvousSchedule`]). Nodes started together announce at about the same time: the
+    /// first lookups find few of the others, the next ones a second later find them.
+    pub first_retry: Duration,
+    /// Longest wait between rounds while the node has too few peers: 30 s.
     pub retry_interval: Duration,
     /// Each wait is shortened or lengthened by a random amount up to this fraction, in percent: 10. Nodes
     /// started together then do not query the DHT in lockstep.
@@ -37,6 +43,7 @@ impl RendezvousConfig {
         RendezvousConfig {
             wire_port,
             interval: Duration::from_secs(600),
+            first_retry: Duration::from_secs(1),
             retry_interval: Duration::from_secs(30),
             jitter_percent: 10,
         }
@@ -52,13 +59,42 @@ pub struct Rendezvous {
     task: Option<JoinHandle<()>>,
 }
 
+/// Tells the rendezvous whether the node has enough peers (then rounds slow down to `interval`).
+pub type EnoughPeers = Box<dyn Fn() -> bool + Send + Sync>;
+
 impl Rendezvous {
-    /// Starts announcing and looking up on `dht`, at once and then periodically.
+    /// Starts announcing and looking up on `dht`, at once and then periodically. With no view of the node's
+    /// peers, a round that found someone counts as enough.
     pub fn spawn(dht: Dht, config: RendezvousConfig) -> Rendezvous {
+        Self::spawn_inner(dht, config, None)
+    }
+
+    /// Like [`Rendezvous::spawn`], with the node's own judgement of whether it has enough peers, asked after each
+    /// round and every `retry_interval` during the slow wait (a node that lost its peers looks again at once).
+    pub fn spawn_with_peers(
+        dht: Dht,
+        config: RendezvousConfig,
+        enough_peers: EnoughPeers,
+    ) -> Rendezvous {
+        Self::spawn_inner(dht, config, Some(enough_peers))
+    }
+
+    fn spawn_inner(
+        dht: Dht,
+        config: RendezvousConfig,
+        enough_peers: Option<EnoughPeers>,
+    ) -> Rendezvous {
         let (tx, found) = mpsc::channel(CHANNEL_CAPACITY);
         let wake = Arc::new(Notify::new());
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(dht, config, tx, wake.clone(), cancel.clone()));
+        let task = tokio::spawn(run(
+            dht,
+            config,
+            enough_peers,
+            tx,
+            wake.clone(),
+            cancel.clone(),
+        ));
         Rendezvous {
             found,
             wake,
@@ -96,10 +132,13 @@ impl Drop for Rendezvous {
 async fn run(
     dht: Dht,
     config: RendezvousConfig,
+    enough_peers: Option<EnoughPeers>,
     tx: mpsc::Sender<SocketAddr>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
+    let mut schedule =
+        RendezvousSchedule::new(config.first_retry, config.retry_interval, config.interval);
     loop {
         let round = async {
             let announce = dht.announce_rendezvous(config.wire_port);
@@ -115,21 +154,32 @@ async fn run(
             found = round => found,
         };
         tracing::debug!(found = found.len(), "rendezvous round");
-        let wait = if found.is_empty() {
-            config.retry_interval
-        } else {
-            config.interval
-        };
+        let found_someone = !found.is_empty();
         for addr in found {
             if tx.send(addr).await.is_err() {
                 return;
             }
         }
-        let wait = jittered(wait, config.jitter_percent);
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-            _ = wake.notified() => {}
+        let enough = || enough_peers.as_ref().map_or(found_someone, |enough| enough());
+        let slow = enough();
+        let wait = jittered(schedule.after_round(slow), config.jitter_percent);
+        let deadline = tokio::time::Instant::now() + wait;
+        // During the slow wait, look again at once if the node has lost its peers.
+        let recheck = if slow && enough_peers.is_some() {
+            schedule.recheck_interval().max(Duration::from_millis(100))
+        } else {
+            wait
+        };
+        loop {
+            let next_check = deadline.min(tokio::time::Instant::now() + recheck);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next_check) => {}
+                _ = wake.notified() => break,
+            }
+            if tokio::time::Instant::now() >= deadline || !enough() {
+                break;
+            }
         }
     }
 }

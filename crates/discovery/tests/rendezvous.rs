@@ -20,6 +20,7 @@ fn fast(wire_port: u16) -> RendezvousConfig {
     RendezvousConfig {
         wire_port,
         interval: Duration::from_secs(2),
+        first_retry: Duration::from_millis(250),
         retry_interval: Duration::from_millis(500),
         jitter_percent: 20,
     }

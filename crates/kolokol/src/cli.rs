@@ -136,13 +136,18 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     pub lan_interfaces: Vec<std::net::Ipv4Addr>,
-    /// Answer other DHT nodes' queries from the start (otherwise only once this node is found reachable).
+    /// Answer other DHT nodes' queries from the start, also on the public DHT. Without it: from the start with
+    /// --no-default-bootstrap (a network of kolokol nodes only, where nobody else answers), otherwise only once this
+    /// node is found reachable.
     #[arg(long, env = "KOLOKOL_DHT_SERVER")]
     pub dht_server: bool,
-    /// How long to wait for one DHT node's answer, in milliseconds.
-    #[arg(long, env = "KOLOKOL_DHT_TIMEOUT_MS", default_value_t = 2000)]
+    /// How long to wait for one DHT node's answer, in milliseconds (a lookup that asks a node that never answers
+    /// lasts at least this long).
+    #[arg(long, env = "KOLOKOL_DHT_TIMEOUT_MS",
+          default_value_t = kolokol_node::DiscoveryConfig::default().dht_request_timeout.as_millis() as u64)]
     pub dht_timeout_ms: u64,
-    /// Seconds between rendezvous rounds (announce and look up the network's nodes on the DHT).
+    /// Seconds between rendezvous rounds (announce and look up the network's nodes on the DHT) while connected to
+    /// a kolokol peer; with none, after 1 s, then twice as long each time up to 30 s (or this, if shorter).
     #[arg(long, env = "KOLOKOL_RENDEZVOUS_SECS", default_value_t = 600)]
     pub rendezvous_secs: u64,
     /// Seconds between reads of followed authors' feed heads.

@@ -101,11 +101,14 @@ pub struct DiscoveryConfig {
     pub bootstrap: Vec<String>,
     /// Never contact the public BitTorrent bootstrap routers (a private network, or a test).
     pub no_default_bootstrap: bool,
-    /// Answer other DHT nodes' queries from the start (otherwise only once found reachable).
+    /// Answer other DHT nodes' queries from the start, also on the public DHT. Otherwise the rule of
+    /// `kolokol_discovery::policy::answers_from_start`: from the start when the public routers are off (a network
+    /// of kolokol nodes only), else once found reachable.
     pub dht_server: bool,
-    /// How long to wait for one DHT node's answer.
+    /// How long to wait for one DHT node's answer (`kolokol_discovery::policy::DEFAULT_REQUEST_TIMEOUT`: 1 s).
     pub dht_request_timeout: Duration,
-    /// Announce and look up the rendezvous this often (sooner while nobody has been found).
+    /// Announce and look up the rendezvous this often while connected to a kolokol peer; with none, after 1 s,
+    /// then twice as long each time up to 30 s (or this interval, if shorter).
     pub rendezvous_interval: Duration,
     /// Announce on the LAN by multicast and connect to what is heard.
     pub lan: bool,
@@ -122,7 +125,7 @@ impl Default for DiscoveryConfig {
             bootstrap: Vec::new(),
             no_default_bootstrap: false,
             dht_server: false,
-            dht_request_timeout: Duration::from_secs(2),
+            dht_request_timeout: kolokol_discovery::policy::DEFAULT_REQUEST_TIMEOUT,
             rendezvous_interval: Duration::from_secs(600),
             lan: true,
             lan_interfaces: Vec::new(),
@@ -132,14 +135,12 @@ impl Default for DiscoveryConfig {
 }
 
 impl DiscoveryConfig {
-    /// Only loopback and what the caller configures: no public routers, no LAN multicast, short timeouts. For tests
-    /// and private networks on one machine.
+    /// Only loopback and what the caller configures: no public routers (so the DHT answers from the start), no LAN
+    /// multicast. For tests and private networks on one machine.
     pub fn private_loopback() -> Self {
         DiscoveryConfig {
             dht_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             no_default_bootstrap: true,
-            dht_server: true,
-            dht_request_timeout: Duration::from_millis(300),
             lan: false,
             ..DiscoveryConfig::default()
         }

@@ -13,7 +13,7 @@ use kolokol_core::overlay::Source;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::{
     Dht, DhtConfig, FeedHead, Lan, LanConfig, LanInterfaces, Rendezvous, RendezvousConfig,
-    next_feed_seq,
+    ServerMode, next_feed_seq,
 };
 use kolokol_wire::Message;
 
@@ -27,6 +27,8 @@ const FEED_SEQ_KEY: &str = "feed_seq";
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How often the routing table is saved while running (it is saved at shutdown too).
 const SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Connected kolokol peers from which the rendezvous slows down to its interval (see `spawn_rendezvous`).
+const ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS: usize = 1;
 /// How often a download with too few peers asks the DHT for more.
 const PEER_LOOKUP_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -59,7 +61,11 @@ pub(crate) async fn start_dht(
         bootstrap: config.bootstrap.clone(),
         no_default_bootstrap: config.no_default_bootstrap,
         state_file: Some(state_file.clone()),
-        server_mode: config.dht_server,
+        server_mode: if config.dht_server {
+            ServerMode::Always
+        } else {
+            ServerMode::Auto
+        },
         request_timeout: config.dht_request_timeout,
     };
     let dht = match Dht::start(dht_config(bind)).await {
@@ -92,8 +98,14 @@ pub(crate) async fn spawn_all(inner: &Arc<Inner>, config: &DiscoveryConfig) {
 fn spawn_rendezvous(inner: Arc<Inner>, interval: Duration) {
     let mut config = RendezvousConfig::new(inner.wire_addr.port());
     config.interval = interval;
-    config.retry_interval = config.retry_interval.min(interval);
-    let mut rendezvous = Rendezvous::spawn(inner.dht.clone(), config);
+    // Enough peers: one connected kolokol peer. The rendezvous is only the way in; the overlay's address exchange
+    // with that peer finds the rest of the network.
+    let weak = Arc::downgrade(&inner);
+    let enough_peers = Box::new(move || {
+        weak.upgrade()
+            .is_some_and(|inner| inner.peers.connected_count() >= ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS)
+    });
+    let mut rendezvous = Rendezvous::spawn_with_peers(inner.dht.clone(), config, enough_peers);
     tokio::spawn(async move {
         loop {
             let found = tokio::select! {

@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use kolokol_discovery::{Dht, DhtConfig, Rendezvous, RendezvousConfig};
+use kolokol_discovery::{Dht, DhtConfig, Rendezvous, RendezvousConfig, ServerMode};
 
 const NETWORK: &str = "kolokol-bench";
 
@@ -60,7 +60,7 @@ fn config(bootstrap: Option<SocketAddrV4>, request_timeout: Duration) -> DhtConf
         bootstrap: bootstrap.iter().map(|a| a.to_string()).collect(),
         no_default_bootstrap: true,
         state_file: None,
-        server_mode: true,
+        server_mode: ServerMode::Auto, // a private network: every node answers from the start
         request_timeout,
     }
 }

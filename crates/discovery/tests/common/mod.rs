@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kolokol_discovery::{Dht, DhtConfig};
+use kolokol_discovery::{Dht, DhtConfig, ServerMode};
 
 /// The network name the tests use.
 pub const NETWORK: &str = "kolokol-test";
@@ -30,7 +30,7 @@ pub fn private_config(bootstrap: &[SocketAddrV4], state_file: Option<PathBuf>) -
         bootstrap: bootstrap.iter().map(|a| a.to_string()).collect(),
         no_default_bootstrap: true,
         state_file,
-        server_mode: true,
+        server_mode: ServerMode::Auto, // a private network: every node answers from the start
         request_timeout: Duration::from_millis(300),
     }
 }
