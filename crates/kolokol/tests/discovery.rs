@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use common::*;
 
-/// Private-network flags for every node: fast rendezvous rounds and feed polls.
+/// Tuned on purpose: feed polls every second (the follow test waits for one), and rendezvous every 2 s even while
+/// connected (the default slows to 10 min once a node has a peer), so that the 30 nodes become one overlay quickly and
+/// the restarted node 7 looks again soon. DHT answering and time-outs are the defaults; forming the network on
+/// defaults alone is `discovery_defaults.rs`.
 const FAST: &[&str] = &["--rendezvous-secs", "2", "--feed-poll-secs", "1"];
 
 fn start(dir: &Path, bootstrap: Option<&str>, extra: &[&str]) -> NodeProcess {

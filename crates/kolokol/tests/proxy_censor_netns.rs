@@ -245,7 +245,7 @@ fn bridge_streams(ns: &str, bridge: &NodeProcess) -> u64 {
         .unwrap()
 }
 
-const LOOPBACK_UP: [&str; 10] = [
+const LOOPBACK_UP: [&str; 8] = [
     "--listen",
     "127.0.0.1:0",
     "--wire",
@@ -254,8 +254,6 @@ const LOOPBACK_UP: [&str; 10] = [
     "127.0.0.1:0",
     "--no-default-bootstrap",
     "--no-lan",
-    "--dht-timeout-ms",
-    "300",
 ];
 
 #[test]

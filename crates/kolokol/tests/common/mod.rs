@@ -27,9 +27,11 @@ impl NodeProcess {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> NodeProcess {
-        // Tests touch loopback only: no public DHT routers, no LAN multicast. A low proof-of-work difficulty keeps
-        // publishing fast (a test that needs another passes its own --work-bits, which clap lets win as the later).
-        // Publications are announced at once (`--replicas 0`) unless a test asks for the publisher push.
+        // Tests touch loopback only: no public DHT routers (so every DHT node answers from the start, as in any
+        // private network), no LAN multicast; DHT time-outs and rendezvous are the defaults. A low proof-of-work
+        // difficulty keeps publishing fast (a test that needs another passes its own --work-bits, which clap lets
+        // win as the later). Publications are announced at once (`--replicas 0`) unless a test asks for the
+        // publisher push.
         let mut args = vec![
             "--no-default-bootstrap",
             "--no-lan",
@@ -68,7 +70,6 @@ impl NodeProcess {
                 "--dht",
                 "127.0.0.1:0",
             ])
-            .args(["--dht-server", "--dht-timeout-ms", "300"])
             // The default proxy port (7412) would collide between test nodes: any free loopback port instead.
             .args(["--proxy", "127.0.0.1:0"])
             .args(extra)

@@ -308,7 +308,7 @@ fn spawn_node(ns: Option<&str>, data_dir: &Path, up_args: &[&str]) -> Result<Nod
 }
 
 /// The `up` flags that keep a node on loopback (what the harness passes, minus `--proxy`).
-pub const LOOPBACK_UP: [&str; 10] = [
+pub const LOOPBACK_UP: [&str; 8] = [
     "--listen",
     "127.0.0.1:0",
     "--wire",
@@ -317,6 +317,4 @@ pub const LOOPBACK_UP: [&str; 10] = [
     "127.0.0.1:0",
     "--no-default-bootstrap",
     "--no-lan",
-    "--dht-timeout-ms",
-    "300",
 ];
