@@ -306,7 +306,8 @@ fn print_summary(
 /// Every other benchmark command, so that this one is the place to find them.
 const OTHER_BENCHMARKS: &[&str] = &[
     "cargo run --release -p kolokol-bench                      # hashing + in-process engine transfer",
-    "cargo build --release && scripts/bench-discovery.py        # discovery: 30 `kolokol up` nodes",
+    "target/release/kolokol-bench discovery                    # a private network forming on default flags",
+    "cargo build --release && scripts/bench-discovery.py        # discovery on tuned flags, publication spread",
     "cargo run --release -p kolokol-discovery --bin kolokol-discovery-bench",
     "cargo run --release -p kolokol-sim --bin kolokol-reconcile-bench",
     "cargo run --release -p kolokol-bench --bin kolokol-catalog-bench -- --records 100000",
@@ -315,7 +316,7 @@ const OTHER_BENCHMARKS: &[&str] = &[
 ];
 
 /// CPU model, cores and RAM, from /proc.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

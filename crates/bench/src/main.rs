@@ -8,6 +8,9 @@
 //!     libtorrent to libtorrent (shared/interop `lt_node.py seed` and `leech`), same file, timed
 //!     from the leecher's start to verified completion.
 //!
+//! `kolokol-bench discovery` times a private network of `kolokol up` processes forming on default flags (see
+//! [`discovery`]).
+//!
 //! `kolokol-bench all` prints every figure of BENCHMARKS.md's summary side by side in one run (see [`all`]):
 //! transfer between `kolokol up` processes and between libtorrent processes at two sizes with CPU time per GiB,
 //! hashing beside `sha1sum`, and the resident memory of an idle node and of one seeding 1,000 publications.
@@ -16,6 +19,7 @@
 //! a temporary folder that is removed at the end.
 
 mod all;
+mod discovery;
 mod libtorrent;
 mod node;
 mod procstat;
@@ -68,6 +72,8 @@ struct Args {
 enum Cmd {
     /// Every headline figure side by side (BENCHMARKS.md's summary), and where the other benchmarks are.
     All(all::AllArgs),
+    /// A private network of `kolokol up` processes forming on default flags: time from start to first peer.
+    Discovery(discovery::DiscoveryArgs),
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -84,8 +90,14 @@ async fn main() -> Result<()> {
     .context("creating the temporary folder")?;
     let limit = Duration::from_secs(args.timeout_secs);
     let interop = args.interop_dir.clone().unwrap_or_else(default_interop_dir);
-    if let Some(Cmd::All(all_args)) = &args.command {
-        return all::run(all_args, tmp.path(), args.hash_mib * MIB, &interop, limit).await;
+    match &args.command {
+        Some(Cmd::All(all_args)) => {
+            return all::run(all_args, tmp.path(), args.hash_mib * MIB, &interop, limit).await;
+        }
+        Some(Cmd::Discovery(discovery_args)) => {
+            return discovery::run(discovery_args, tmp.path()).await;
+        }
+        None => {}
     }
     println!(
         "kolokol-bench: {} cores, temp folder {}",

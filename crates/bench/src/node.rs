@@ -25,6 +25,22 @@ impl Node {
     /// announced at once (`--replicas 0`) and a low proof-of-work difficulty (`--work-bits 8`) so that publishing
     /// measures hashing and seeding, not the stamp search.
     pub fn start(kolokol: &Path, data_dir: &Path) -> Result<Node> {
+        Self::start_with(
+            kolokol,
+            data_dir,
+            &[
+                "--no-default-bootstrap",
+                "--no-lan",
+                "--work-bits",
+                "8",
+                "--replicas",
+                "0",
+            ],
+        )
+    }
+
+    /// Start `kolokol up` on `data_dir` with every listener on 127.0.0.1 (a port the system picks) and `flags`.
+    pub fn start_with(kolokol: &Path, data_dir: &Path, flags: &[&str]) -> Result<Node> {
         std::fs::create_dir_all(data_dir)?;
         let log = std::fs::File::create(data_dir.with_extension("log"))?;
         let mut child = Command::new(kolokol)
@@ -33,8 +49,7 @@ impl Node {
             .args(["--api", "127.0.0.1:0", "up"])
             .args(["--listen", "127.0.0.1:0", "--wire", "127.0.0.1:0"])
             .args(["--dht", "127.0.0.1:0", "--proxy", "127.0.0.1:0"])
-            .args(["--no-default-bootstrap", "--no-lan"])
-            .args(["--work-bits", "8", "--replicas", "0"])
+            .args(flags)
             .env("KOLOKOL_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

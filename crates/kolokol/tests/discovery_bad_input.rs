@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use kolokol_core::keys::Keypair;
 use kolokol_core::record::RecordId;
-use kolokol_discovery::{Dht, DhtConfig, FeedHead};
+use kolokol_discovery::{Dht, DhtConfig, FeedHead, ServerMode};
 
 #[test]
 fn hostile_rendezvous_peers_and_feed_heads_are_ignored() {
@@ -49,7 +49,7 @@ fn hostile_rendezvous_peers_and_feed_heads_are_ignored() {
             bootstrap: vec![node_dht.to_string()],
             no_default_bootstrap: true,
             state_file: None,
-            server_mode: true,
+            server_mode: ServerMode::Auto, // public routers off: answers from the start
             request_timeout: Duration::from_millis(300),
         })
         .await
