@@ -113,10 +113,7 @@ mod tests {
         let s = Duration::from_secs;
         let mut schedule = RendezvousSchedule::new(s(1), s(30), s(600));
         let waits: Vec<Duration> = (0..8).map(|_| schedule.after_round(false)).collect();
-        assert_eq!(
-            waits,
-            [s(1), s(2), s(4), s(8), s(16), s(30), s(30), s(30)]
-        );
+        assert_eq!(waits, [s(1), s(2), s(4), s(8), s(16), s(30), s(30), s(30)]);
         assert_eq!(schedule.recheck_interval(), s(30));
     }
 
@@ -127,7 +124,11 @@ mod tests {
         schedule.after_round(false);
         schedule.after_round(false);
         assert_eq!(schedule.after_round(true), s(600));
-        assert_eq!(schedule.after_round(false), s(1), "peers lost: look again soon");
+        assert_eq!(
+            schedule.after_round(false),
+            s(1),
+            "peers lost: look again soon"
+        );
     }
 
     #[test]

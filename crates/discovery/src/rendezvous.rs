@@ -160,7 +160,11 @@ async fn run(
                 return;
             }
         }
-        let enough = || enough_peers.as_ref().map_or(found_someone, |enough| enough());
+        let enough = || {
+            enough_peers
+                .as_ref()
+                .map_or(found_someone, |enough| enough())
+        };
         let slow = enough();
         let wait = jittered(schedule.after_round(slow), config.jitter_percent);
         let deadline = tokio::time::Instant::now() + wait;
