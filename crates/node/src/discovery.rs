@@ -25,6 +25,9 @@ const DHT_PORT_KEY: &str = "dht_port";
 const FEED_SEQ_KEY: &str = "feed_seq";
 /// How often seeded torrents are announced on the DHT (announcements expire after about 30 minutes).
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// The first wait before a failed announcement is tried again; the wait doubles up to [`ANNOUNCE_RETRY_MAX`].
+const ANNOUNCE_RETRY_FIRST: Duration = Duration::from_secs(2);
+const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(60);
 /// How often the routing table is saved while running (it is saved at shutdown too).
 const SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Connected kolokol peers from which the rendezvous slows down to its interval (see `spawn_rendezvous`).
@@ -153,32 +156,92 @@ async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
 }
 
 /// Announce every complete torrent on the DHT now and every [`ANNOUNCE_INTERVAL`], so that any BitTorrent client
-/// (and any kolokol node) finds this node as a seeder.
+/// (and any kolokol node) finds this node as a seeder. Announcements that fail are tried again within the round.
 fn spawn_announcer(inner: Arc<Inner>) {
     tokio::spawn(async move {
         loop {
-            let rows = inner.catalog().list_torrents().unwrap_or_default();
-            for row in rows
-                .iter()
+            let round_ends = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
+            let complete: Vec<InfoHash> = inner
+                .catalog()
+                .list_torrents()
+                .unwrap_or_default()
+                .into_iter()
                 .filter(|r| r.state == kolokol_store::TorrentState::Complete)
-            {
-                announce_torrent(&inner, row.infohash).await;
-            }
+                .map(|r| r.infohash)
+                .collect();
+            let failed = announce_each(&inner, complete).await;
+            announce_until_done(&inner, failed, round_ends).await;
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
-                _ = tokio::time::sleep(ANNOUNCE_INTERVAL) => {}
+                _ = tokio::time::sleep_until(round_ends) => {}
             }
         }
     });
 }
 
-pub(crate) async fn announce_torrent(inner: &Inner, infohash: InfoHash) {
-    if let Err(error) = inner
-        .dht
-        .announce_peer(infohash, inner.bt_addr.port())
-        .await
-    {
-        tracing::debug!(%error, %infohash, "DHT announce failed");
+/// Announce a torrent this node now seeds in full (just published, downloaded or imported).
+///
+/// An announcement fails when no DHT node answers: the routing table is still empty, or the network was just cut off
+/// from part of it. It is then tried again with back-off until it succeeds, for up to [`ANNOUNCE_INTERVAL`] (when the
+/// announcer's next round takes over): otherwise a downloader that is not a direct kolokol peer of the only seeder
+/// finds nobody that has the data for that long.
+pub(crate) async fn announce_torrent(inner: &Arc<Inner>, infohash: InfoHash) {
+    let failed = announce_each(inner, vec![infohash]).await;
+    if failed.is_empty() {
+        return;
+    }
+    let inner = inner.clone();
+    let give_up = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
+    tokio::spawn(async move { announce_until_done(&inner, failed, give_up).await });
+}
+
+/// Announce each torrent once, skipping those no longer complete here; returns the ones whose announcement failed.
+async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
+    let mut failed = Vec::new();
+    for infohash in infohashes {
+        if inner.cancel.is_cancelled() {
+            break;
+        }
+        let complete = matches!(
+            inner.catalog().get_torrent(&infohash),
+            Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete
+        );
+        if !complete {
+            continue;
+        }
+        match inner
+            .dht
+            .announce_peer(infohash, inner.bt_addr.port())
+            .await
+        {
+            Ok(()) => tracing::debug!(%infohash, "announced on the DHT"),
+            Err(error) => {
+                tracing::debug!(%error, %infohash, "DHT announce failed");
+                failed.push(infohash);
+            }
+        }
+    }
+    failed
+}
+
+/// Try failed announcements again, waiting longer each time, until each has succeeded, `give_up` has come or the node
+/// stops.
+async fn announce_until_done(
+    inner: &Inner,
+    mut pending: Vec<InfoHash>,
+    give_up: tokio::time::Instant,
+) {
+    let mut wait = ANNOUNCE_RETRY_FIRST;
+    while !pending.is_empty() {
+        if tokio::time::Instant::now() + wait >= give_up {
+            return;
+        }
+        tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(ANNOUNCE_RETRY_MAX);
+        pending = announce_each(inner, pending).await;
     }
 }
 
