@@ -116,7 +116,7 @@ async fn serve_file(
             format!("{index:?} is not a file number"),
         )
     })?;
-    let info = api.file_info(&id, index).map_err(gateway_error)?;
+    let info = api.file_info(&id, index).await.map_err(gateway_error)?;
     let etag = format!("\"{}-{index}\"", id.trim().to_ascii_lowercase());
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // If-Range with another validator than ours: the client's copy is not this file, send it whole.

@@ -24,7 +24,7 @@ async fn replicas(
     State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Json<ReplicaView>, HttpError> {
-    Ok(Json(api.replicas(&id)?))
+    Ok(Json(api.replicas(&id).await?))
 }
 
 async fn pin(
@@ -38,5 +38,5 @@ async fn unpin(
     State(api): State<Api>,
     Json(request): Json<IdRequest>,
 ) -> Result<Json<PinView>, HttpError> {
-    Ok(Json(api.unpin(&request.id)?))
+    Ok(Json(api.unpin(&request.id).await?))
 }

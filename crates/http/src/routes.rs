@@ -52,7 +52,7 @@ async fn status(State(api): State<Api>) -> Result<StatusView> {
 }
 
 async fn blocked(State(api): State<Api>) -> Result<Vec<BlockedView>> {
-    Ok(Json(api.blocked()?))
+    Ok(Json(api.blocked().await?))
 }
 
 async fn block(State(api): State<Api>, Json(request): Json<AuthorRequest>) -> Result<BlockedView> {
@@ -63,12 +63,12 @@ async fn unblock(
     State(api): State<Api>,
     Json(request): Json<AuthorRequest>,
 ) -> Result<serde_json::Value> {
-    api.unblock(&request.author)?;
+    api.unblock(&request.author).await?;
     Ok(Json(serde_json::json!({ "unblocked": request.author })))
 }
 
 async fn following(State(api): State<Api>) -> Result<Vec<FollowView>> {
-    Ok(Json(api.following()?))
+    Ok(Json(api.following().await?))
 }
 
 #[derive(Deserialize)]
@@ -77,14 +77,14 @@ struct AuthorRequest {
 }
 
 async fn follow(State(api): State<Api>, Json(request): Json<AuthorRequest>) -> Result<FollowView> {
-    Ok(Json(api.follow(&request.author)?))
+    Ok(Json(api.follow(&request.author).await?))
 }
 
 async fn unfollow(
     State(api): State<Api>,
     Json(request): Json<AuthorRequest>,
 ) -> Result<serde_json::Value> {
-    api.unfollow(&request.author)?;
+    api.unfollow(&request.author).await?;
     Ok(Json(serde_json::json!({ "unfollowed": request.author })))
 }
 
@@ -95,21 +95,21 @@ struct Paging {
 }
 
 async fn list(State(api): State<Api>, Query(paging): Query<Paging>) -> Result<Vec<RecordView>> {
-    Ok(Json(api.list(
-        paging.limit.unwrap_or(100),
-        paging.offset.unwrap_or(0),
-    )?))
+    Ok(Json(
+        api.list(paging.limit.unwrap_or(100), paging.offset.unwrap_or(0))
+            .await?,
+    ))
 }
 
 async fn search(
     State(api): State<Api>,
     Query(request): Query<SearchRequest>,
 ) -> Result<Vec<RecordView>> {
-    Ok(Json(api.search(&request)?))
+    Ok(Json(api.search(&request).await?))
 }
 
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<RecordView> {
-    Ok(Json(api.show(&id)?))
+    Ok(Json(api.show(&id).await?))
 }
 
 async fn publish(
@@ -135,11 +135,11 @@ async fn start_get(
 }
 
 async fn transfer(State(api): State<Api>, Path(infohash): Path<String>) -> Result<TransferView> {
-    Ok(Json(api.transfer(&infohash)?))
+    Ok(Json(api.transfer(&infohash).await?))
 }
 
 async fn peers(State(api): State<Api>) -> Result<Vec<PeerView>> {
-    Ok(Json(api.peers()?))
+    Ok(Json(api.peers().await?))
 }
 
 #[derive(Deserialize)]

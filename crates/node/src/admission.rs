@@ -1,5 +1,6 @@
 //! Admission: what a record from outside must pass, after `validate_record` proved it well-formed and signed, before
-//! it is stored. One path for every record from outside (the wire, bundle imports, replicate requests).
+//! it is stored. One path for every record from outside (the wire, bundle imports, replicate requests): [`admit`],
+//! run on the catalog thread; the owner [`Admission`] keeps the limits, the counters and the refused ids.
 //!
 //! Spam costs the spammer: each record carries a proof-of-work stamp of the network's difficulty; one author may add
 //! only so many records an hour and hold only so many in this catalog; blocked authors are refused. Every refusal is
@@ -7,11 +8,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kolokol_core::keys::NodeId;
-use kolokol_core::record::{RecordId, SignedRecord, ValidationContext, validate_record};
+use kolokol_core::record::{RecordId, SignedRecord};
+use kolokol_store::{Catalog, StoreError};
 use serde::{Deserialize, Serialize};
-
-use crate::node::{Inner, unix_now};
 
 /// Limits applied to records from other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +38,9 @@ pub enum Refusal {
     Blocked,
     RateLimited,
     AuthorFull,
+    /// The catalog could not answer whether the record may be admitted (a database error). Refused: a blocked
+    /// author must not get through because the block list could not be read.
+    Unchecked,
 }
 
 /// Refusals since the node started, by reason.
@@ -49,6 +51,7 @@ pub struct AdmissionCounters {
     pub blocked: AtomicU64,
     pub rate_limited: AtomicU64,
     pub author_full: AtomicU64,
+    pub unchecked: AtomicU64,
 }
 
 /// The counters as `status` shows them.
@@ -61,6 +64,9 @@ pub struct RefusedView {
     pub blocked: u64,
     pub rate_limited: u64,
     pub author_full: u64,
+    /// Refused because the catalog could not be consulted (a database error): admission fails closed.
+    #[serde(default)]
+    pub unchecked: u64,
 }
 
 impl AdmissionCounters {
@@ -70,6 +76,7 @@ impl AdmissionCounters {
             Refusal::Blocked => &self.blocked,
             Refusal::RateLimited => &self.rate_limited,
             Refusal::AuthorFull => &self.author_full,
+            Refusal::Unchecked => &self.unchecked,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -81,6 +88,7 @@ impl AdmissionCounters {
             blocked: self.blocked.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             author_full: self.author_full.load(Ordering::Relaxed),
+            unchecked: self.unchecked.load(Ordering::Relaxed),
         }
     }
 }
@@ -121,77 +129,203 @@ impl RefusedIds {
     }
 }
 
-/// Judge a valid record from outside. A record already held passes (storing it again changes nothing).
-pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
-    if record.work_bits() < u32::from(inner.work_bits) {
+/// The admission owner: its limits, its counters and the ids it refused recently. The rest of the node reaches it
+/// through these methods; the decision itself is [`admit`], which runs on the catalog thread.
+pub(crate) struct Admission {
+    limits: AdmissionConfig,
+    /// The network's proof-of-work difficulty in bits.
+    work_bits: u8,
+    counters: AdmissionCounters,
+    refused_ids: RefusedIds,
+}
+
+impl Admission {
+    pub fn new(limits: AdmissionConfig, work_bits: u8) -> Admission {
+        Admission {
+            limits,
+            work_bits,
+            counters: AdmissionCounters::default(),
+            refused_ids: RefusedIds::default(),
+        }
+    }
+
+    /// What admission applies to records from outside (`rate_limited`: whether the hourly rate counts).
+    pub fn rules(&self, rate_limited: bool) -> Rules {
+        Rules {
+            limits: self.limits,
+            work_bits: self.work_bits,
+            rate_limited,
+        }
+    }
+
+    /// The network's proof-of-work difficulty, which this node's own records must meet too.
+    pub fn work_bits(&self) -> u8 {
+        self.work_bits
+    }
+
+    /// A record failed validation (malformed, forged, another network...).
+    pub fn invalid(&self, id: Option<RecordId>) {
+        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = id {
+            self.refused_ids.insert(id);
+        }
+    }
+
+    /// A valid record was refused. Its id is remembered so that reconciliation does not fetch it again, unless the
+    /// refusal was a database error (then it may be fetched again once the catalog answers).
+    pub fn refused(&self, id: RecordId, refusal: Refusal) {
+        self.counters.count(refusal);
+        if refusal != Refusal::Unchecked {
+            self.refused_ids.insert(id);
+        }
+    }
+
+    /// Whether a record was refused recently.
+    pub fn was_refused(&self, id: &RecordId) -> bool {
+        self.refused_ids.contains(id)
+    }
+
+    /// The refusal counts, for `status`.
+    pub fn view(&self) -> RefusedView {
+        self.counters.view()
+    }
+}
+
+/// What admission applies besides the catalog's answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub limits: AdmissionConfig,
+    /// The network's proof-of-work difficulty in bits.
+    pub work_bits: u8,
+    /// Whether the hourly rate counts (not for bundle imports: a bundle is carried by hand, all at once).
+    pub rate_limited: bool,
+}
+
+/// What the catalog says about a record and its author.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AuthorFacts {
+    blocked: bool,
+    /// The record itself is held already.
+    held: bool,
+    received_last_hour: u64,
+    author_records: u64,
+}
+
+fn author_facts(
+    catalog: &Catalog,
+    record: &SignedRecord,
+    now: u64,
+) -> Result<AuthorFacts, StoreError> {
+    let author = &record.body().author;
+    Ok(AuthorFacts {
+        blocked: catalog.is_blocked(author)?,
+        held: catalog.get_record(&record.id())?.is_some(),
+        received_last_hour: catalog
+            .count_author_received_since(author, now.saturating_sub(3600))?,
+        author_records: catalog.count_author_records(author)?,
+    })
+}
+
+/// Judge a valid record from outside. A record already held passes (storing it again changes nothing). A catalog
+/// that cannot answer refuses the record ([`Refusal::Unchecked`]): nothing gets in unchecked.
+pub(crate) fn admit(
+    catalog: &Catalog,
+    rules: Rules,
+    record: &SignedRecord,
+    now: u64,
+) -> Result<(), Refusal> {
+    if record.work_bits() < u32::from(rules.work_bits) {
         return Err(Refusal::NotEnoughWork);
     }
-    let author = &record.body().author;
-    let catalog = inner.catalog();
-    if catalog.is_blocked(author).unwrap_or(false) {
+    let facts = author_facts(catalog, record, now).map_err(|error| {
+        tracing::warn!(%error, id = %record.id(), "cannot check a record's admission; refused");
+        error
+    });
+    judge(rules, facts.ok())
+}
+
+/// The decision on what the catalog said (`None`: it could not say).
+fn judge(rules: Rules, facts: Option<AuthorFacts>) -> Result<(), Refusal> {
+    let Some(facts) = facts else {
+        return Err(Refusal::Unchecked);
+    };
+    if facts.blocked {
         return Err(Refusal::Blocked);
     }
-    if catalog.get_record(&record.id()).ok().flatten().is_some() {
+    if facts.held {
         return Ok(());
     }
-    let limits = inner.admission;
-    let hour_ago = unix_now().saturating_sub(3600);
-    if catalog
-        .count_author_received_since(author, hour_ago)
-        .unwrap_or(0)
-        >= limits.per_author_per_hour
-    {
+    if rules.rate_limited && facts.received_last_hour >= rules.limits.per_author_per_hour {
         return Err(Refusal::RateLimited);
     }
-    if catalog.count_author_records(author).unwrap_or(0) >= limits.per_author_max {
+    if facts.author_records >= rules.limits.per_author_max {
         return Err(Refusal::AuthorFull);
     }
     Ok(())
 }
 
-/// Validate each record from a peer with the one validation function, admit it, and store the good ones. Returns the
-/// records that were new here and how many were invalid (admission refusals are not held against the peer).
-pub(crate) fn store_incoming(
-    inner: &Inner,
-    from: &NodeId,
-    records: Vec<Vec<u8>>,
-) -> (Vec<SignedRecord>, u32) {
-    let ctx = ValidationContext {
-        network: inner.network.clone(),
-        now_unix: unix_now(),
-    };
-    let mut refused = 0;
-    let mut new = Vec::new();
-    for bytes in records {
-        let record = match validate_record(&bytes, &ctx) {
-            Ok(record) => record,
-            Err(error) => {
-                refused += 1;
-                inner
-                    .counters
-                    .invalid
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                inner.refused_ids.insert(RecordId::of_signed_bytes(&bytes));
-                tracing::warn!(peer = %from, %error, "refused an invalid record");
-                continue;
-            }
-        };
-        // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
-        // limits and blocks.
-        if let Err(refusal) = admit(inner, &record) {
-            inner.counters.count(refusal);
-            inner.refused_ids.insert(record.id());
-            tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
-            continue;
-        }
-        match inner.catalog().insert_record(&record, unix_now()) {
-            Ok(true) => {
-                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
-                new.push(record);
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "cannot store a record"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            limits: AdmissionConfig {
+                per_author_per_hour: 2,
+                per_author_max: 5,
+            },
+            work_bits: 0,
+            rate_limited: true,
         }
     }
-    (new, refused)
+
+    fn fresh() -> AuthorFacts {
+        AuthorFacts {
+            blocked: false,
+            held: false,
+            received_last_hour: 0,
+            author_records: 0,
+        }
+    }
+
+    #[test]
+    fn a_catalog_that_cannot_answer_refuses_the_record() {
+        assert_eq!(judge(rules(), None), Err(Refusal::Unchecked));
+        let counters = AdmissionCounters::default();
+        counters.count(Refusal::Unchecked);
+        assert_eq!(counters.view().unchecked, 1);
+        assert_eq!(counters.view().blocked, 0);
+    }
+
+    #[test]
+    fn a_blocked_author_is_refused_even_for_a_record_held_already() {
+        let facts = AuthorFacts {
+            blocked: true,
+            held: true,
+            ..fresh()
+        };
+        assert_eq!(judge(rules(), Some(facts)), Err(Refusal::Blocked));
+    }
+
+    #[test]
+    fn the_hourly_rate_and_the_cap_hold_and_bundles_skip_only_the_rate() {
+        assert_eq!(judge(rules(), Some(fresh())), Ok(()));
+        let busy = AuthorFacts {
+            received_last_hour: 2,
+            ..fresh()
+        };
+        assert_eq!(judge(rules(), Some(busy)), Err(Refusal::RateLimited));
+        let by_hand = Rules {
+            rate_limited: false,
+            ..rules()
+        };
+        assert_eq!(judge(by_hand, Some(busy)), Ok(()));
+        let full = AuthorFacts {
+            author_records: 5,
+            ..busy
+        };
+        assert_eq!(judge(by_hand, Some(full)), Err(Refusal::AuthorFull));
+        let held = AuthorFacts { held: true, ..full };
+        assert_eq!(judge(rules(), Some(held)), Ok(()));
+    }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::{Media, SearchError, SearchQuery};
 
+use crate::context::Inner;
 use crate::error::ApiError;
-use crate::node::Inner;
 use crate::publish::PublishRequest;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
@@ -68,14 +68,16 @@ impl Api {
     pub async fn status(&self) -> Result<StatusView, ApiError> {
         let dht = self.inner.dht.status().await;
         let inner = &self.inner;
-        let (records, peers_known, transfers) = {
-            let catalog = inner.catalog();
-            (
-                catalog.count_records()?,
-                catalog.list_peers()?.len(),
-                catalog.list_torrents()?.len(),
-            )
-        };
+        let (records, peers_known, transfers) = inner
+            .catalog
+            .run(|catalog| {
+                Ok((
+                    catalog.count_records()?,
+                    catalog.list_peers()?.len(),
+                    catalog.list_torrents()?.len(),
+                ))
+            })
+            .await?;
         Ok(StatusView {
             node_id: inner.node_key.public().to_string(),
             author_id: inner.author_key.public().to_string(),
@@ -85,16 +87,13 @@ impl Api {
             bt_addr: inner.bt_addr.to_string(),
             dht_addr: dht.local_addr.to_string(),
             dht_nodes: dht.routing_table_size,
-            reachable: inner
-                .reached_from_outside
-                .load(std::sync::atomic::Ordering::Relaxed)
-                || !dht.firewalled,
+            reachable: inner.peers.was_reached() || !dht.firewalled,
             data_dir: inner.dir.root().to_path_buf(),
             records,
             peers_connected: inner.peers.connected_count(),
             peers_known,
             transfers,
-            refused: inner.counters.view(),
+            refused: inner.admission.view(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             proxy_addr: inner.proxy.proxy_addr().map(|a| a.to_string()),
         })
@@ -106,11 +105,12 @@ impl Api {
     }
 
     /// Records in the catalog, newest first.
-    pub fn list(&self, limit: u32, offset: u64) -> Result<Vec<RecordView>, ApiError> {
+    pub async fn list(&self, limit: u32, offset: u64) -> Result<Vec<RecordView>, ApiError> {
         let page = self
             .inner
-            .catalog()
-            .list_records(limit.min(MAX_LIST), offset)?;
+            .catalog
+            .run(move |c| c.list_records(limit.min(MAX_LIST), offset))
+            .await?;
         Ok(page
             .records
             .iter()
@@ -119,7 +119,7 @@ impl Api {
     }
 
     /// Search the local catalog (works with no network at all).
-    pub fn search(&self, request: &SearchRequest) -> Result<Vec<RecordView>, ApiError> {
+    pub async fn search(&self, request: &SearchRequest) -> Result<Vec<RecordView>, ApiError> {
         let author = match request
             .author
             .as_deref()
@@ -149,10 +149,15 @@ impl Api {
             limit: request.limit.unwrap_or(50).min(MAX_LIST),
             offset: request.offset.unwrap_or(0),
         };
-        let found = self.inner.catalog().search(&query).map_err(|e| match e {
-            SearchError::Query(e) => ApiError::Invalid(e.to_string()),
-            SearchError::Store(e) => e.into(),
-        })?;
+        let found = self
+            .inner
+            .catalog
+            .run(move |c| Ok(c.search(&query)))
+            .await?
+            .map_err(|e| match e {
+                SearchError::Query(e) => ApiError::Invalid(e.to_string()),
+                SearchError::Store(e) => e.into(),
+            })?;
         Ok(found
             .iter()
             .map(|r| RecordView::from_record_at(r, self.inner.api_addr))
@@ -160,13 +165,14 @@ impl Api {
     }
 
     /// One record, by id.
-    pub fn show(&self, id: &str) -> Result<RecordView, ApiError> {
+    pub async fn show(&self, id: &str) -> Result<RecordView, ApiError> {
         let id: RecordId = id.trim().parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "{id:?} is not a publication id (64 hex characters)"
             ))
         })?;
-        let record = self.inner.catalog().get_record(&id)?.ok_or_else(|| {
+        let record = self.inner.catalog.run(move |c| c.get_record(&id)).await?;
+        let record = record.ok_or_else(|| {
             ApiError::NotFound(format!(
                 "unknown publication {id}: it is not in this node's catalog"
             ))
@@ -185,13 +191,13 @@ impl Api {
     }
 
     /// Progress of a download or seed, by infohash.
-    pub fn transfer(&self, infohash: &str) -> Result<TransferView, ApiError> {
+    pub async fn transfer(&self, infohash: &str) -> Result<TransferView, ApiError> {
         let infohash: InfoHash = infohash.trim().parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "{infohash:?} is not an infohash (40 hex characters)"
             ))
         })?;
-        self.inner.transfer_view(&infohash, None)
+        self.inner.transfer_view(&infohash, None).await
     }
 
     /// Connect to a kolokol node at its wire address and remember it. Returns once the handshake succeeded; the
@@ -201,7 +207,7 @@ impl Api {
     }
 
     /// Follow an author: their feed head is polled in the DHT and the records it names are fetched from peers.
-    pub fn follow(&self, author: &str) -> Result<FollowView, ApiError> {
+    pub async fn follow(&self, author: &str) -> Result<FollowView, ApiError> {
         let author = parse_author(author)?;
         if author == self.inner.author_key.public() {
             return Err(ApiError::Invalid(
@@ -209,20 +215,22 @@ impl Api {
             ));
         }
         self.inner
-            .catalog()
-            .follow(&author, crate::node::unix_now())
+            .catalog
+            .run(move |c| Ok(c.follow(&author, crate::clock::unix_now())))
+            .await?
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
         self.inner.feeds_wake.notify_one();
-        self.following()?
+        self.following()
+            .await?
             .into_iter()
             .find(|f| f.author == author.to_string())
             .ok_or_else(|| ApiError::Internal("follow was not stored".into()))
     }
 
     /// Stop following an author (their records stay in the catalog).
-    pub fn unfollow(&self, author: &str) -> Result<(), ApiError> {
+    pub async fn unfollow(&self, author: &str) -> Result<(), ApiError> {
         let author = parse_author(author)?;
-        if self.inner.catalog().unfollow(&author)? {
+        if self.inner.catalog.run(move |c| c.unfollow(&author)).await? {
             Ok(())
         } else {
             Err(ApiError::NotFound(format!("not following {author}")))
@@ -230,21 +238,27 @@ impl Api {
     }
 
     /// Followed authors.
-    pub fn following(&self) -> Result<Vec<FollowView>, ApiError> {
-        let catalog = self.inner.catalog();
-        catalog
-            .following()?
-            .into_iter()
-            .map(|f| {
-                Ok(FollowView {
-                    author: f.author.to_string(),
-                    since: f.added_at,
-                    records: catalog.count_author_records(&f.author)?,
-                    feed_seq: f.last_seq,
-                    checked_at: f.checked_at,
-                })
+    pub async fn following(&self) -> Result<Vec<FollowView>, ApiError> {
+        let views = self
+            .inner
+            .catalog
+            .run(|catalog| {
+                catalog
+                    .following()?
+                    .into_iter()
+                    .map(|f| {
+                        Ok(FollowView {
+                            author: f.author.to_string(),
+                            since: f.added_at,
+                            records: catalog.count_author_records(&f.author)?,
+                            feed_seq: f.last_seq,
+                            checked_at: f.checked_at,
+                        })
+                    })
+                    .collect()
             })
-            .collect()
+            .await?;
+        Ok(views)
     }
 
     /// Block an author: hide them everywhere, purge their records and the data only they referred to from this node
@@ -259,36 +273,49 @@ impl Api {
         }
         let purge = self
             .inner
-            .catalog()
-            .block_author(&author, crate::node::unix_now())?;
+            .catalog
+            .run(move |c| c.block_author(&author, crate::clock::unix_now()))
+            .await?;
         let data_root = self.inner.dir.root().to_path_buf();
         let mut removed_data = 0;
         for row in &purge.orphaned_torrents {
             // Data inside the data directory goes; a copy the user saved elsewhere with `get -o` stays.
             let inside = row.output_dir.starts_with(&data_root);
-            crate::cache::forget(&self.inner, &row.infohash);
+            self.inner.cache.forget(&row.infohash);
             self.inner.replication.forget(&row.infohash);
             if let Err(error) = self.inner.engine.remove(&row.infohash.0, inside).await {
                 tracing::debug!(%error, infohash = %row.infohash, "engine had nothing to remove");
             }
             if inside {
-                let _ = std::fs::remove_dir_all(&row.output_dir);
+                let dir = row.output_dir.clone();
+                let _ = self
+                    .inner
+                    .tasks
+                    .spawn_blocking("remove a blocked author's data", move || {
+                        std::fs::remove_dir_all(&dir)
+                    })
+                    .await;
                 removed_data += 1;
             }
         }
         tracing::info!(%author, records = purge.records, data = removed_data, "author blocked");
         Ok(BlockedView {
             author: author.to_string(),
-            blocked_at: crate::node::unix_now(),
+            blocked_at: crate::clock::unix_now(),
             purged_records: purge.records,
             purged_data: removed_data,
         })
     }
 
     /// Lift a block (the author's records come back through sync).
-    pub fn unblock(&self, author: &str) -> Result<(), ApiError> {
+    pub async fn unblock(&self, author: &str) -> Result<(), ApiError> {
         let author = parse_author(author)?;
-        if self.inner.catalog().unblock_author(&author)? {
+        if self
+            .inner
+            .catalog
+            .run(move |c| c.unblock_author(&author))
+            .await?
+        {
             Ok(())
         } else {
             Err(ApiError::NotFound(format!("{author} is not blocked")))
@@ -296,11 +323,12 @@ impl Api {
     }
 
     /// Blocked authors.
-    pub fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
+    pub async fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
         Ok(self
             .inner
-            .catalog()
-            .blocked_authors()?
+            .catalog
+            .run(|c| c.blocked_authors())
+            .await?
             .into_iter()
             .map(|b| BlockedView {
                 author: b.author.to_string(),
@@ -312,8 +340,8 @@ impl Api {
     }
 
     /// Known and connected kolokol peers.
-    pub fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
-        crate::peering::peer_views(&self.inner)
+    pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        crate::peering::peer_views(&self.inner).await
     }
 
     /// The local proxy, the bridges this node uses, and its own bridge.

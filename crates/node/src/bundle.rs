@@ -35,8 +35,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::Refusal;
 use crate::api::Api;
+use crate::clock::unix_now;
+use crate::context::Inner;
 use crate::error::ApiError;
-use crate::node::{Inner, unix_now};
 
 /// Most ids or authors one export request may name.
 pub const MAX_EXPORT_FILTERS: usize = 10_000;
@@ -144,7 +145,9 @@ impl Api {
         request: BundleExportRequest,
     ) -> Result<BundleExportView, ApiError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || export(&inner, &request))
+        let tasks = inner.tasks.clone();
+        tasks
+            .spawn_blocking("bundle export", move || export(&inner, &request))
             .await
             .map_err(|e| ApiError::internal("export task", e))?
     }
@@ -155,7 +158,9 @@ impl Api {
         request: BundleImportRequest,
     ) -> Result<BundleImportView, ApiError> {
         let inner = self.inner.clone();
-        let (view, starts) = tokio::task::spawn_blocking(move || import(&inner, &request.path))
+        let tasks = inner.tasks.clone();
+        let (view, starts) = tasks
+            .spawn_blocking("bundle import", move || import(&inner, &request.path))
             .await
             .map_err(|e| ApiError::internal("import task", e))??;
         let inner = self.inner.clone();
@@ -227,9 +232,10 @@ impl Selection {
 
 /// The data of `infohash`, if this node holds it complete: (torrent, folder holding the torrent's name).
 fn complete_data(inner: &Inner, infohash: &InfoHash) -> Result<Option<TorrentRow>, ApiError> {
+    let infohash = *infohash;
     Ok(inner
-        .catalog()
-        .get_torrent(infohash)?
+        .catalog
+        .run_blocking(move |c| c.get_torrent(&infohash))?
         .filter(|row| row.state == TorrentState::Complete && row.torrent.is_some()))
 }
 
@@ -267,7 +273,9 @@ fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportVi
     let mut seen = HashSet::new();
     let mut offset = 0u64;
     loop {
-        let page = inner.catalog().list_records(crate::api::MAX_LIST, offset)?;
+        let page = inner
+            .catalog
+            .run_blocking(move |c| c.list_records(crate::api::MAX_LIST, offset))?;
         if page.records.is_empty() {
             break;
         }
@@ -341,11 +349,18 @@ fn write_bundle(
     // A torrent shared by two records travels with its data once.
     let mut data_written = HashSet::new();
     for id in selected {
-        let Some(record) = inner.catalog().get_record(id)? else {
+        let id = *id;
+        let found = inner.catalog.run_blocking(move |c| {
+            let Some(record) = c.get_record(&id)? else {
+                return Ok(None);
+            };
+            let row = c.get_torrent(&record.body().infohash)?;
+            Ok(Some((record, row)))
+        })?;
+        let Some((record, row)) = found else {
             continue; // removed (blocked) since it was selected
         };
         let infohash = record.body().infohash;
-        let row = inner.catalog().get_torrent(&infohash)?;
         match row {
             Some(TorrentRow {
                 state: TorrentState::Complete,
@@ -489,22 +504,15 @@ fn read_and_commit(
 
 /// Admission for a bundle's record: as from a peer, except the hourly rate.
 fn admissible(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
-    match crate::admission::admit(inner, record) {
-        Ok(()) => Ok(()),
-        // `admit` stops at the rate; the per-author cap after it still holds.
-        Err(Refusal::RateLimited) => {
-            let held = inner
-                .catalog()
-                .count_author_records(&record.body().author)
-                .unwrap_or(0);
-            if held >= inner.admission.per_author_max {
-                Err(Refusal::AuthorFull)
-            } else {
-                Ok(())
-            }
-        }
-        Err(refusal) => Err(refusal),
-    }
+    let rules = inner.admission.rules(false);
+    let record = record.clone();
+    inner
+        .catalog
+        .run_blocking(move |c| Ok(crate::admission::admit(c, rules, &record, unix_now())))
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot check a bundle record's admission; refused");
+            Err(Refusal::Unchecked)
+        })
 }
 
 fn commit(
@@ -525,10 +533,7 @@ fn commit(
     let record = match publication.record {
         Ok(record) => record,
         Err(error) => {
-            inner
-                .counters
-                .invalid
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            inner.admission.invalid(None);
             view.refused_records += 1;
             item.reason = Some(error.to_string());
             return Ok(item);
@@ -536,14 +541,17 @@ fn commit(
     };
     item.title = Some(record.body().title.clone());
     if let Err(refusal) = admissible(inner, &record) {
-        inner.counters.count(refusal);
+        inner.admission.refused(record.id(), refusal);
         view.refused_records += 1;
         item.reason = Some(refusal_text(refusal).into());
         return Ok(item);
     }
     let infohash = record.body().infohash;
     let now = unix_now();
-    let known = inner.catalog().get_record(&id)?.is_some();
+    let known = inner
+        .catalog
+        .run_blocking(move |c| c.get_record(&id))?
+        .is_some();
     let (data, new) = match publication.data {
         DataOutcome::Staged { dir, files } => {
             let damaged: Vec<String> = files
@@ -555,7 +563,9 @@ fn commit(
             let (Some(torrent), Some(name)) = (publication.torrent, publication.name) else {
                 return Err(ApiError::Internal("staged data without a torrent".into()));
             };
-            let existing = inner.catalog().get_torrent(&infohash)?;
+            let existing = inner
+                .catalog
+                .run_blocking(move |c| c.get_torrent(&infohash))?;
             view.damaged
                 .extend(damaged.iter().map(|path| DamagedFileView {
                     id: id.to_string(),
@@ -589,7 +599,11 @@ fn commit(
                         added_at: now,
                     };
                     place(&dir, &target)?;
-                    if let Err(error) = inner.catalog().insert_published(&record, &row, now) {
+                    let (stored, stored_row) = (record.clone(), row.clone());
+                    let inserted = inner
+                        .catalog
+                        .run_blocking(move |c| c.insert_published(&stored, &stored_row, now));
+                    if let Err(error) = inserted {
                         let _ = fs::remove_dir_all(&target);
                         return Err(error.into());
                     }
@@ -638,7 +652,10 @@ fn commit(
 }
 
 fn insert(inner: &Inner, record: &SignedRecord, now: u64) -> Result<bool, ApiError> {
-    Ok(inner.catalog().insert_record(record, now)?)
+    let record = record.clone();
+    Ok(inner
+        .catalog
+        .run_blocking(move |c| c.insert_record(&record, now))?)
 }
 
 /// Move a staged publication folder to `target`. A folder already there is a leftover that no complete torrent row
@@ -662,6 +679,7 @@ fn refusal_text(refusal: Refusal) -> &'static str {
         Refusal::Blocked => "its author is blocked on this node",
         Refusal::RateLimited => "its author added too many records this hour",
         Refusal::AuthorFull => "this node holds as many records of its author as it accepts",
+        Refusal::Unchecked => "the catalog could not be consulted to check it; try again",
     }
 }
 

@@ -47,10 +47,25 @@ pub enum DataDirError {
 }
 
 /// An exclusively locked data directory. The lock is released when this value is dropped (or the process dies).
+/// Its paths ([`DataPaths`]) can be handed out without the lock: the node keeps the lock itself and drops it last.
 #[derive(Debug)]
 pub struct DataDir {
-    root: PathBuf,
+    paths: DataPaths,
     _lock: File,
+}
+
+/// Where things live inside a data directory (no lock: see [`DataDir`]).
+#[derive(Debug, Clone)]
+pub struct DataPaths {
+    root: PathBuf,
+}
+
+impl std::ops::Deref for DataDir {
+    type Target = DataPaths;
+
+    fn deref(&self) -> &DataPaths {
+        &self.paths
+    }
 }
 
 impl DataDir {
@@ -115,11 +130,20 @@ impl DataDir {
         // An older directory may have been created with looser permissions.
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
         Ok(DataDir {
-            root: root.to_path_buf(),
+            paths: DataPaths {
+                root: root.to_path_buf(),
+            },
             _lock: lock,
         })
     }
 
+    /// The directory's paths, for parts of the node that must not hold the lock.
+    pub fn paths(&self) -> &DataPaths {
+        &self.paths
+    }
+}
+
+impl DataPaths {
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -17,9 +17,10 @@ use kolokol_discovery::{
 };
 use kolokol_wire::Message;
 
+use crate::clock::unix_now;
 use crate::config::DiscoveryConfig;
-use crate::error::StartError;
-use crate::node::{Inner, unix_now};
+use crate::context::Inner;
+use crate::start_error::StartError;
 
 const DHT_PORT_KEY: &str = "dht_port";
 const FEED_SEQ_KEY: &str = "feed_seq";
@@ -109,17 +110,21 @@ fn spawn_rendezvous(inner: Arc<Inner>, interval: Duration) {
             .is_some_and(|inner| inner.peers.connected_count() >= ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS)
     });
     let mut rendezvous = Rendezvous::spawn_with_peers(inner.dht.clone(), config, enough_peers);
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    // Graceful: the rendezvous task is stopped and awaited before this one ends.
+    tasks.spawn_graceful("rendezvous", async move {
         loop {
             let found = tokio::select! {
-                _ = inner.cancel.cancelled() => break,
+                _ = inner.tasks.cancelled() => break,
                 found = rendezvous.next() => found,
             };
             let Some(addr) = found else { break };
             if addr == inner.wire_addr {
                 continue;
             }
-            crate::peering::heard_of(&inner, addr, Source::Dht, None);
+            inner
+                .peers
+                .heard_of(addr, Source::Dht, None, inner.elapsed());
         }
         rendezvous.stop().await;
     });
@@ -141,15 +146,19 @@ async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
             return;
         }
     };
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    // Graceful: the LAN sockets are closed before this one ends.
+    tasks.spawn_graceful("lan discovery", async move {
         loop {
             let heard = tokio::select! {
-                _ = inner.cancel.cancelled() => break,
+                _ = inner.tasks.cancelled() => break,
                 heard = lan.next() => heard,
             };
             let Some(peer) = heard else { break };
             tracing::debug!(addr = %peer.addr, node = %peer.node_id, "heard a kolokol node on the LAN");
-            crate::peering::heard_of(&inner, peer.addr, Source::Lan, Some(peer.node_id));
+            inner
+                .peers
+                .heard_of(peer.addr, Source::Lan, Some(peer.node_id), inner.elapsed());
         }
         lan.stop().await;
     });
@@ -158,13 +167,18 @@ async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
 /// Announce every complete torrent on the DHT now and every [`ANNOUNCE_INTERVAL`], so that any BitTorrent client
 /// (and any kolokol node) finds this node as a seeder. Announcements that fail are tried again within the round.
 fn spawn_announcer(inner: Arc<Inner>) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("torrent announcer", async move {
         loop {
             let round_ends = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
-            let complete: Vec<InfoHash> = inner
-                .catalog()
-                .list_torrents()
-                .unwrap_or_default()
+            let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot list torrents to announce");
+                    Vec::new()
+                }
+            };
+            let complete: Vec<InfoHash> = rows
                 .into_iter()
                 .filter(|r| r.state == kolokol_store::TorrentState::Complete)
                 .map(|r| r.infohash)
@@ -172,7 +186,7 @@ fn spawn_announcer(inner: Arc<Inner>) {
             let failed = announce_each(&inner, complete).await;
             announce_until_done(&inner, failed, round_ends).await;
             tokio::select! {
-                _ = inner.cancel.cancelled() => return,
+                _ = inner.tasks.cancelled() => return,
                 _ = tokio::time::sleep_until(round_ends) => {}
             }
         }
@@ -192,18 +206,21 @@ pub(crate) async fn announce_torrent(inner: &Arc<Inner>, infohash: InfoHash) {
     }
     let inner = inner.clone();
     let give_up = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
-    tokio::spawn(async move { announce_until_done(&inner, failed, give_up).await });
+    let tasks = inner.tasks.clone();
+    tasks.spawn("torrent announce retry", async move {
+        announce_until_done(&inner, failed, give_up).await
+    });
 }
 
 /// Announce each torrent once, skipping those no longer complete here; returns the ones whose announcement failed.
 async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
     let mut failed = Vec::new();
     for infohash in infohashes {
-        if inner.cancel.is_cancelled() {
+        if inner.tasks.is_cancelled() {
             break;
         }
         let complete = matches!(
-            inner.catalog().get_torrent(&infohash),
+            inner.catalog.run(move |c| c.get_torrent(&infohash)).await,
             Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete
         );
         if !complete {
@@ -237,7 +254,7 @@ async fn announce_until_done(
             return;
         }
         tokio::select! {
-            _ = inner.cancel.cancelled() => return,
+            _ = inner.tasks.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(ANNOUNCE_RETRY_MAX);
@@ -247,13 +264,14 @@ async fn announce_until_done(
 
 /// While a download runs, ask the DHT for its peers now and then and give new ones to the engine.
 pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("dht peer lookup", async move {
         loop {
             let finished = inner
                 .engine
                 .progress(&infohash.0)
                 .is_none_or(|p| p.finished);
-            if finished || inner.cancel.is_cancelled() {
+            if finished || inner.tasks.is_cancelled() {
                 return;
             }
             let peers = inner.dht.get_peers(infohash).await;
@@ -267,7 +285,7 @@ pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
                 }
             }
             tokio::select! {
-                _ = inner.cancel.cancelled() => return,
+                _ = inner.tasks.cancelled() => return,
                 _ = tokio::time::sleep(PEER_LOOKUP_INTERVAL) => {}
             }
         }
@@ -276,20 +294,29 @@ pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
 
 /// After a publish: put the author's feed head (latest record, record count) in the DHT.
 pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("feed head put", async move {
         let author = inner.author_key.public();
-        let (count, previous) = {
-            let catalog = inner.catalog();
-            let count = catalog.count_author_records(&author).unwrap_or(1).max(1);
-            let previous = catalog
-                .get_setting(FEED_SEQ_KEY)
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse::<i64>().ok());
-            (count, previous)
+        // Count, next sequence number and its saving are one job: two puts cannot take the same number.
+        let taken = inner
+            .catalog
+            .run(move |catalog| {
+                let count = catalog.count_author_records(&author)?.max(1);
+                let previous = catalog
+                    .get_setting(FEED_SEQ_KEY)?
+                    .and_then(|s| s.parse::<i64>().ok());
+                let seq = next_feed_seq(previous, unix_now());
+                catalog.set_setting(FEED_SEQ_KEY, &seq.to_string())?;
+                Ok((count, seq))
+            })
+            .await;
+        let (count, seq) = match taken {
+            Ok(taken) => taken,
+            Err(error) => {
+                tracing::warn!(%error, "cannot put the feed head in the DHT");
+                return;
+            }
         };
-        let seq = next_feed_seq(previous, unix_now());
-        let _ = inner.catalog().set_setting(FEED_SEQ_KEY, &seq.to_string());
         match inner
             .dht
             .put_feed(&inner.author_key, FeedHead { latest, count }, seq)
@@ -305,11 +332,12 @@ pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
 
 /// Read every followed author's feed head now and every `interval`; fetch what it names from connected peers.
 fn spawn_feed_poller(inner: Arc<Inner>, interval: Duration) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("feed poller", async move {
         loop {
             poll_feeds(&inner).await;
             tokio::select! {
-                _ = inner.cancel.cancelled() => return,
+                _ = inner.tasks.cancelled() => return,
                 _ = inner.feeds_wake.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
             }
@@ -318,9 +346,15 @@ fn spawn_feed_poller(inner: Arc<Inner>, interval: Duration) {
 }
 
 async fn poll_feeds(inner: &Arc<Inner>) {
-    let follows = inner.catalog().following().unwrap_or_default();
+    let follows = match inner.catalog.run(|c| c.following()).await {
+        Ok(follows) => follows,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list followed authors");
+            return;
+        }
+    };
     for follow in follows {
-        if inner.cancel.is_cancelled() {
+        if inner.tasks.is_cancelled() {
             return;
         }
         poll_feed(inner, follow.author, follow.last_seq).await;
@@ -329,30 +363,38 @@ async fn poll_feeds(inner: &Arc<Inner>) {
 
 async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) {
     let Some(entry) = inner.dht.get_feed(author).await else {
-        let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        follow_checked(inner, author, None).await;
         return;
     };
     if last_seq.is_some_and(|seen| entry.seq <= seen) {
-        let _ = inner.catalog().follow_checked(&author, None, unix_now());
+        follow_checked(inner, author, None).await;
         return;
     }
-    let (have_latest, have_count) = {
-        let catalog = inner.catalog();
-        (
-            catalog.get_record(&entry.head.latest).ok().flatten(),
-            catalog.count_author_records(&author).unwrap_or(0),
-        )
+    let latest = entry.head.latest;
+    let have = inner
+        .catalog
+        .run(move |catalog| {
+            Ok((
+                catalog.get_record(&latest)?,
+                catalog.count_author_records(&author)?,
+            ))
+        })
+        .await;
+    let (have_latest, have_count) = match have {
+        Ok(have) => have,
+        Err(error) => {
+            tracing::debug!(%error, %author, "cannot compare a feed head with the catalog");
+            return;
+        }
     };
     match have_latest {
         // The record the head names must be the author's own; a head pointing elsewhere is ignored.
         Some(record) if record.body().author != author => {
             tracing::warn!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
-            let _ = inner.catalog().follow_checked(&author, None, unix_now());
+            follow_checked(inner, author, None).await;
         }
         Some(_) if have_count >= entry.head.count => {
-            let _ = inner
-                .catalog()
-                .follow_checked(&author, Some(entry.seq), unix_now());
+            follow_checked(inner, author, Some(entry.seq)).await;
         }
         _ => {
             tracing::info!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
@@ -361,16 +403,28 @@ async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) 
                 ids: vec![entry.head.latest],
             });
             inner.peers.request(Message::FetchAuthor { author });
-            let _ = inner.catalog().follow_checked(&author, None, unix_now());
+            follow_checked(inner, author, None).await;
         }
     }
 }
 
+/// Note that a followed author's feed was checked (and up to which sequence number, if it was caught up with).
+async fn follow_checked(inner: &Inner, author: AuthorId, seq: Option<i64>) {
+    let noted = inner
+        .catalog
+        .run(move |c| c.follow_checked(&author, seq, unix_now()))
+        .await;
+    if let Err(error) = noted {
+        tracing::debug!(%error, %author, "cannot note a feed check");
+    }
+}
+
 fn spawn_state_saver(inner: Arc<Inner>) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("discovery state saver", async move {
         loop {
             tokio::select! {
-                _ = inner.cancel.cancelled() => return,
+                _ = inner.tasks.cancelled() => return,
                 _ = tokio::time::sleep(SAVE_INTERVAL) => {}
             }
             save_state(&inner).await;
@@ -384,9 +438,17 @@ pub(crate) async fn save_state(inner: &Inner) {
         Ok(n) => tracing::debug!(nodes = n, "DHT routing table saved"),
         Err(error) => tracing::warn!(%error, "cannot save the DHT routing table"),
     }
-    let cacheable = inner.overlay().cacheable(200);
-    let mut catalog = inner.catalog();
-    for addr in cacheable {
-        let _ = catalog.add_peer(&addr.to_string(), false);
+    let cacheable = inner.peers.cacheable(200);
+    let saved = inner
+        .catalog
+        .run(move |catalog| {
+            for addr in cacheable {
+                catalog.add_peer(&addr.to_string(), false)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(error) = saved {
+        tracing::warn!(%error, "cannot save the peer cache");
     }
 }

@@ -24,29 +24,14 @@ impl ApiError {
     }
 }
 
-impl From<kolokol_store::StoreError> for ApiError {
-    fn from(error: kolokol_store::StoreError) -> Self {
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(error: crate::catalog::CatalogError) -> Self {
         ApiError::internal("catalog", error)
     }
 }
 
-/// Errors starting a node.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Identity(#[from] crate::identity::IdentityError),
-    #[error(transparent)]
-    Store(#[from] kolokol_store::StoreError),
-    #[error("cannot start the BitTorrent engine: {0}")]
-    Engine(#[from] kolokol_transfer::TransferError),
-    #[error("cannot listen for kolokol peers on {addr}: {source}")]
-    WireListen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Proxy(#[from] crate::proxy::ProxyStartError),
-    #[error("{0}")]
-    Other(String),
+impl From<kolokol_store::StoreError> for ApiError {
+    fn from(error: kolokol_store::StoreError) -> Self {
+        ApiError::internal("catalog", error)
+    }
 }

@@ -10,8 +10,9 @@ use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::{TorrentRow, TorrentState};
 use kolokol_transfer::FetchSource;
 
+use crate::clock::unix_now;
+use crate::context::Inner;
 use crate::error::ApiError;
-use crate::node::{Inner, unix_now};
 use crate::views::{TransferView, torrent_name};
 
 /// What `get` was asked for.
@@ -42,7 +43,8 @@ pub(crate) async fn start_get(
 ) -> Result<TransferView, ApiError> {
     let (infohash, record_id, name, magnet_peers) = match parse_target(target)? {
         Target::Record(id) => {
-            let record = inner.catalog().get_record(&id)?.ok_or_else(|| {
+            let record = inner.catalog.run(move |c| c.get_record(&id)).await?;
+            let record = record.ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "unknown publication {id}: it is not in this node's catalog"
                 ))
@@ -52,9 +54,11 @@ pub(crate) async fn start_get(
             (body.infohash, Some(id), name, Vec::new())
         }
         Target::Magnet(magnet) => {
+            let infohash = magnet.infohash;
             let record = inner
-                .catalog()
-                .records_by_infohash(&magnet.infohash)?
+                .catalog
+                .run(move |c| c.records_by_infohash(&infohash))
+                .await?
                 .into_iter()
                 .next();
             (
@@ -76,8 +80,8 @@ pub(crate) async fn start_get(
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
     }
 
-    crate::cache::requested(inner, &infohash);
-    let existing = inner.catalog().get_torrent(&infohash)?;
+    inner.cache.requested(&inner.catalog, &infohash).await;
+    let existing = inner.catalog.run(move |c| c.get_torrent(&infohash)).await?;
     if let Some(row) = existing {
         if let Some(dir) = &out_dir
             && dir != &row.output_dir
@@ -88,19 +92,19 @@ pub(crate) async fn start_get(
                     row.output_dir.display()
                 )));
             }
-            copy_complete(&row, dir).await?;
-            let mut view = inner.transfer_view(&infohash, record_id)?;
+            copy_complete(inner, &row, dir).await?;
+            let mut view = inner.transfer_view(&infohash, record_id).await?;
             view.path = Some(dir.join(&row.name));
             return Ok(view);
         }
         if inner.engine.progress(&infohash.0).is_none() {
             resume(inner, &row, &[]).await?;
         }
-        return inner.transfer_view(&infohash, record_id);
+        return inner.transfer_view(&infohash, record_id).await;
     }
 
     begin(inner, infohash, name, out_dir, magnet_peers).await?;
-    inner.transfer_view(&infohash, record_id)
+    inner.transfer_view(&infohash, record_id).await
 }
 
 /// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
@@ -111,7 +115,8 @@ pub(crate) async fn start_download(
     extra_peers: Vec<SocketAddr>,
 ) -> Result<(), ApiError> {
     let body = record.body();
-    let existing = inner.catalog().get_torrent(&body.infohash)?;
+    let infohash = body.infohash;
+    let existing = inner.catalog.run(move |c| c.get_torrent(&infohash)).await?;
     if let Some(row) = existing {
         if inner.engine.progress(&body.infohash.0).is_none() {
             resume(inner, &row, &extra_peers).await?;
@@ -154,7 +159,8 @@ async fn begin(
         state: TorrentState::Downloading,
         added_at: unix_now(),
     };
-    inner.catalog().put_torrent(&row)?;
+    let stored = row.clone();
+    inner.catalog.run(move |c| c.put_torrent(&stored)).await?;
     inner
         .engine
         .fetch(FetchSource::Magnet(uri), &output_dir, peers)
@@ -166,18 +172,23 @@ async fn begin(
 }
 
 /// A kolokol peer told us its BitTorrent address: every download still in progress may find data there.
-pub(crate) fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketAddr) {
-    let downloading: Vec<InfoHash> = inner
-        .catalog()
-        .list_torrents()
-        .unwrap_or_default()
+pub(crate) async fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketAddr) {
+    let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list downloads to offer a peer to");
+            return;
+        }
+    };
+    let downloading: Vec<InfoHash> = rows
         .into_iter()
         .filter(|row| row.state == TorrentState::Downloading)
         .map(|row| row.infohash)
         .collect();
     for infohash in downloading {
         let inner = inner.clone();
-        tokio::spawn(async move {
+        let tasks = inner.tasks.clone();
+        tasks.spawn("offer a peer to a download", async move {
             if let Err(error) = inner.engine.add_peers(&infohash.0, vec![bt_addr]).await {
                 tracing::debug!(%error, %infohash, "cannot offer a peer to a download");
             }
@@ -228,20 +239,27 @@ pub(crate) async fn resume(
 
 /// Follow a download until it completes, then record the metainfo and the new state so it resumes as a seed.
 fn watch(inner: Arc<Inner>, infohash: InfoHash) {
-    let cancel = inner.cancel.clone();
-    tokio::spawn(async move {
+    let cancel = inner.tasks.token().clone();
+    let tasks = inner.tasks.clone();
+    tasks.spawn("download watch", async move {
         // Keep the metainfo as soon as it is known: a download interrupted by a crash or a restart then resumes from
         // its verified pieces at once, even before (or without) a peer that could hand out the metadata again.
         let keep_metainfo = async {
             loop {
                 if let Some(torrent) = inner.engine.torrent_bytes(&infohash.0) {
                     let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
-                    if let Err(error) = inner.catalog().update_torrent(
-                        &infohash,
-                        name.as_deref(),
-                        Some(&torrent),
-                        TorrentState::Downloading,
-                    ) {
+                    let kept = inner
+                        .catalog
+                        .run(move |c| {
+                            c.update_torrent(
+                                &infohash,
+                                name.as_deref(),
+                                Some(&torrent),
+                                TorrentState::Downloading,
+                            )
+                        })
+                        .await;
+                    if let Err(error) = kept {
                         tracing::warn!(%error, %infohash, "could not keep a download's metainfo");
                     }
                     return;
@@ -268,13 +286,21 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                 let torrent = inner.engine.torrent_bytes(&infohash.0);
                 let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
                 sync_download(&inner, &infohash, name.as_deref()).await;
-                let updated = inner.catalog().update_torrent(
-                    &infohash,
-                    name.as_deref(),
-                    torrent.as_deref(),
-                    TorrentState::Complete,
-                );
-                crate::replication::broadcast_holding(&inner, infohash);
+                let updated = inner
+                    .catalog
+                    .run(move |c| {
+                        c.update_torrent(
+                            &infohash,
+                            name.as_deref(),
+                            torrent.as_deref(),
+                            TorrentState::Complete,
+                        )
+                    })
+                    .await;
+                // Every connected peer learns that this node now holds it complete.
+                inner.peers.request(kolokol_wire::Message::Holding {
+                    infohashes: vec![infohash.0],
+                });
                 crate::discovery::announce_torrent(&inner, infohash).await;
                 match updated {
                     Ok(()) => tracing::info!(%infohash, "download complete and verified"),
@@ -291,12 +317,17 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
 /// Puts a finished download's files on disk before the catalog calls it complete (see `durable`). If that fails, the
 /// download is still recorded complete: after a power cut its data is then only sampled at the next start.
 async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
-    let row = inner.catalog().get_torrent(infohash);
+    let infohash = *infohash;
+    let row = inner.catalog.run(move |c| c.get_torrent(&infohash)).await;
     let (Ok(Some(row)), Some(name)) = (row, name) else {
         return;
     };
     let path = row.output_dir.join(name);
-    let synced = tokio::task::spawn_blocking(move || crate::durable::sync_tree_and_parent(&path))
+    let synced = inner
+        .tasks
+        .spawn_blocking("sync a download", move || {
+            crate::durable::sync_tree_and_parent(&path)
+        })
         .await
         .map_err(std::io::Error::other)
         .and_then(|result| result);
@@ -306,10 +337,12 @@ async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
 }
 
 /// `get -o DIR` of data this node already holds: copy the verified files there.
-async fn copy_complete(row: &TorrentRow, dir: &Path) -> Result<(), ApiError> {
+async fn copy_complete(inner: &Inner, row: &TorrentRow, dir: &Path) -> Result<(), ApiError> {
     let from = row.output_dir.join(&row.name);
     let to = dir.join(&row.name);
-    tokio::task::spawn_blocking(move || copy_tree(&from, &to))
+    inner
+        .tasks
+        .spawn_blocking("copy a download", move || copy_tree(&from, &to))
         .await
         .map_err(|e| ApiError::internal("copy task", e))?
         .map_err(|e| ApiError::internal("copying the data", e))

@@ -33,24 +33,30 @@ pub struct PinView {
 }
 
 impl Api {
-    fn record(&self, id: &str) -> Result<SignedRecord, ApiError> {
+    async fn record(&self, id: &str) -> Result<SignedRecord, ApiError> {
         let id: RecordId = id.trim().parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "{id:?} is not a publication id (64 hex characters)"
             ))
         })?;
         self.inner
-            .catalog()
-            .get_record(&id)?
+            .catalog
+            .run(move |c| c.get_record(&id))
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}")))
     }
 
     /// How many known peers hold a full copy of a publication, and this node's own state of it.
-    pub fn replicas(&self, id: &str) -> Result<ReplicaView, ApiError> {
-        let record = self.record(id)?;
+    pub async fn replicas(&self, id: &str) -> Result<ReplicaView, ApiError> {
+        let record = self.record(id).await?;
         let infohash = record.body().infohash;
         let holders = self.inner.replication.holders(&infohash);
-        let local = match self.inner.catalog().get_torrent(&infohash)? {
+        let (row, entry) = self
+            .inner
+            .catalog
+            .run(move |c| Ok((c.get_torrent(&infohash)?, c.cache_entry(&infohash)?)))
+            .await?;
+        let local = match row {
             Some(row) if row.state == TorrentState::Complete => Some("complete".to_owned()),
             Some(_) => Some(match self.inner.engine.progress(&infohash.0) {
                 Some(p) if p.total_bytes > 0 => {
@@ -60,11 +66,7 @@ impl Api {
             }),
             None => None,
         };
-        let pinned = self
-            .inner
-            .catalog()
-            .cache_entry(&infohash)?
-            .is_some_and(|e| e.pinned);
+        let pinned = entry.is_some_and(|e| e.pinned);
         Ok(ReplicaView {
             id: record.id().to_string(),
             infohash: infohash.to_string(),
@@ -78,11 +80,17 @@ impl Api {
 
     /// Keep a publication's data whatever the quota; fetch it if this node does not hold it yet.
     pub async fn pin(&self, id: &str) -> Result<PinView, ApiError> {
-        let record = self.record(id)?;
+        let record = self.record(id).await?;
         let infohash = record.body().infohash;
-        self.inner.catalog().set_pinned(&infohash, true)?;
-        crate::cache::pinned(&self.inner, &infohash, true);
-        let held = self.inner.catalog().get_torrent(&infohash)?.is_some();
+        let held = self
+            .inner
+            .catalog
+            .run(move |c| {
+                c.set_pinned(&infohash, true)?;
+                Ok(c.get_torrent(&infohash)?.is_some())
+            })
+            .await?;
+        self.inner.cache.pinned(&infohash, true);
         if !held {
             crate::fetch::start_download(&self.inner, &record, Vec::new()).await?;
         }
@@ -94,11 +102,14 @@ impl Api {
     }
 
     /// Let the quota evict a publication's data again.
-    pub fn unpin(&self, id: &str) -> Result<PinView, ApiError> {
-        let record = self.record(id)?;
+    pub async fn unpin(&self, id: &str) -> Result<PinView, ApiError> {
+        let record = self.record(id).await?;
         let infohash = record.body().infohash;
-        self.inner.catalog().set_pinned(&infohash, false)?;
-        crate::cache::pinned(&self.inner, &infohash, false);
+        self.inner
+            .catalog
+            .run(move |c| c.set_pinned(&infohash, false))
+            .await?;
+        self.inner.cache.pinned(&infohash, false);
         Ok(PinView {
             id: record.id().to_string(),
             infohash: infohash.to_string(),

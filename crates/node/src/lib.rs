@@ -12,7 +12,10 @@ mod admission;
 mod api;
 mod bundle;
 mod cache;
+mod catalog;
+mod clock;
 mod config;
+mod context;
 mod data_dir;
 mod discovery;
 mod durable;
@@ -20,13 +23,18 @@ mod error;
 mod fetch;
 mod holdings_api;
 mod identity;
+mod mirroring;
 mod node;
 mod peering;
+mod peers;
 mod proxy;
 mod publish;
 mod reconciling;
+mod replicas;
 mod replication;
+mod start_error;
 mod stream;
+mod tasks;
 pub mod units;
 mod upload;
 mod views;
@@ -41,8 +49,8 @@ pub use config::{
     CacheOptions, DEFAULT_API_ADDR, DEFAULT_CACHE_QUOTA, DEFAULT_NETWORK, DiscoveryConfig,
     NodeConfig, ReplicationConfig,
 };
-pub use data_dir::{DataDir, DataDirError, token_path};
-pub use error::{ApiError, StartError};
+pub use data_dir::{DataDir, DataDirError, DataPaths, token_path};
+pub use error::ApiError;
 pub use holdings_api::{PinView, ReplicaView};
 pub use node::Node;
 pub use proxy::{
@@ -51,6 +59,7 @@ pub use proxy::{
     SiteView,
 };
 pub use publish::PublishRequest;
+pub use start_error::StartError;
 pub use stream::{FileInfo, FileStream, OpenFile};
 pub use upload::{
     MAX_PENDING_UPLOADS, MAX_UPLOAD_BYTES, StorageView, Upload, UploadPublishRequest,

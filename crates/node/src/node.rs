@@ -3,150 +3,38 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kolokol_core::overlay::{Overlay, OverlayConfig};
-use kolokol_discovery::Dht;
-use tokio::sync::Notify;
-
-use kolokol_core::keys::Keypair;
-use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::Catalog;
 use kolokol_transfer::{Engine, EngineConfig, RateLimits};
 use kolokol_wire::WireConfig;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
-use crate::admission::{AdmissionConfig, AdmissionCounters, RefusedIds};
+use crate::admission::Admission;
 use crate::api::Api;
+use crate::catalog::CatalogService;
 use crate::config::NodeConfig;
+use crate::context::Inner;
 use crate::data_dir::DataDir;
-use crate::error::{ApiError, StartError};
 use crate::identity::{load_or_create_key, load_or_create_secret};
-use crate::peering::PeerRegistry;
-use crate::views::TransferView;
+use crate::peers::PeerRegistry;
+use crate::start_error::StartError;
+use crate::tasks::Tasks;
 
 const BT_PORT_KEY: &str = "bt_port";
 const WIRE_PORT_KEY: &str = "wire_port";
 
-/// State shared by the API and the background tasks.
-pub(crate) struct Inner {
-    pub dir: DataDir,
-    pub network: String,
-    pub node_key: Keypair,
-    pub author_key: Keypair,
-    pub token: String,
-    catalog: Mutex<Catalog>,
-    pub engine: Engine,
-    pub peers: PeerRegistry,
-    pub wire_addr: SocketAddr,
-    pub bt_addr: SocketAddr,
-    pub api_addr: SocketAddr,
-    pub wire_config: WireConfig,
-    /// Cancelled at shutdown; every background task watches it.
-    pub cancel: CancellationToken,
-    pub dht: Dht,
-    overlay: Mutex<Overlay>,
-    /// Woken when the overlay may want to dial (an address was heard, a connection closed).
-    pub dial_wake: Notify,
-    /// Woken to poll followed authors' feeds at once (after `follow`).
-    pub feeds_wake: Notify,
-    /// Set once another node has connected to us.
-    pub reached_from_outside: AtomicBool,
-    pub push_fanout: usize,
-    pub admission: AdmissionConfig,
-    /// The network's proof-of-work difficulty in bits.
-    pub work_bits: u8,
-    /// Records from outside refused, by reason.
-    pub counters: AdmissionCounters,
-    /// Records refused recently (not fetched again by reconciliation).
-    pub refused_ids: RefusedIds,
-    started: Instant,
-    /// The local proxy and the bridge (see `proxy.rs`).
-    pub proxy: Arc<crate::proxy::ProxyService>,
-    /// Publisher push and replica bookkeeping.
-    pub replication: crate::replication::Replication,
-    /// Mirror mode and the viewer cache.
-    pub cache: crate::cache::Cache,
-}
-
-impl Inner {
-    /// The catalog, locked for one short operation. A panic while it was held must not take the node down, so a
-    /// poisoned lock is taken over (SQLite transactions keep the data itself consistent).
-    pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
-        self.catalog
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The overlay (peer-set policy), locked for one short decision.
-    pub fn overlay(&self) -> MutexGuard<'_, Overlay> {
-        self.overlay
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Time since the node started: the overlay's clock.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// What the engine and the catalog know of one torrent.
-    pub fn transfer_view(
-        &self,
-        infohash: &InfoHash,
-        id: Option<RecordId>,
-    ) -> Result<TransferView, ApiError> {
-        let row = self.catalog().get_torrent(infohash)?;
-        let progress = self.engine.progress(&infohash.0);
-        if row.is_none() && progress.is_none() {
-            return Err(ApiError::NotFound(format!(
-                "no download or seed of {infohash} on this node"
-            )));
-        }
-        let id = match id {
-            Some(id) => Some(id),
-            None => self
-                .catalog()
-                .records_by_infohash(infohash)?
-                .first()
-                .map(|r| r.id()),
-        };
-        let name = progress
-            .as_ref()
-            .and_then(|p| p.name.clone())
-            .or_else(|| row.as_ref().map(|r| r.name.clone()));
-        let path = match (&row, &name) {
-            (Some(row), Some(name)) => Some(row.output_dir.join(name)),
-            _ => None,
-        };
-        let complete_in_store = row
-            .as_ref()
-            .is_some_and(|r| r.state == kolokol_store::TorrentState::Complete);
-        Ok(TransferView {
-            infohash: infohash.to_string(),
-            id: id.map(|id| id.to_string()),
-            name,
-            path,
-            state: progress
-                .as_ref()
-                .map_or_else(|| "stopped".to_owned(), |p| state_name(p.state).to_owned()),
-            total_bytes: progress.as_ref().map_or(0, |p| p.total_bytes),
-            have_bytes: progress.as_ref().map_or(0, |p| p.have_bytes),
-            finished: progress.as_ref().map_or(complete_in_store, |p| p.finished),
-            peers: progress.as_ref().map_or(0, |p| p.peers as usize),
-            download_bps: progress.as_ref().map_or(0, |p| p.download_rate),
-            upload_bps: progress.as_ref().map_or(0, |p| p.upload_rate),
-            error: progress.and_then(|p| p.error),
-        })
-    }
-}
+/// How long shutdown waits for the node's tasks before it names the stragglers and goes on.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
 
 /// A running node.
 pub struct Node {
     inner: Arc<Inner>,
+    /// The data directory's lock: dropped last, after every task has ended and the catalog is closed.
+    dir: DataDir,
 }
 
 impl Node {
@@ -155,7 +43,14 @@ impl Node {
         let node_key = load_or_create_key(&dir.node_key_path())?;
         let author_key = load_or_create_key(&dir.author_key_path())?;
         let token = hex::encode(load_or_create_secret(&dir.token_path())?);
-        let mut catalog = Catalog::open(&dir.catalog_path(), &config.network)?;
+        // Opening may migrate the schema: off the async threads. Until the catalog thread takes it over below, start-up
+        // alone uses it (a few settings rows), before any task runs.
+        let mut catalog = {
+            let (path, network) = (dir.catalog_path(), config.network.clone());
+            tokio::task::spawn_blocking(move || Catalog::open(&path, &network))
+                .await
+                .map_err(|e| StartError::Other(format!("opening the catalog: {e}")))??
+        };
         crate::publish::clean_staging(&dir.content_dir());
 
         let wire_config = WireConfig::for_network(config.network.clone());
@@ -197,40 +92,34 @@ impl Node {
             node_key,
             author_key,
             token,
-            catalog: Mutex::new(catalog),
+            catalog: CatalogService::start(catalog).map_err(StartError::CatalogThread)?,
             engine,
-            peers: PeerRegistry::new(bt_addr.port()),
+            peers: PeerRegistry::new(bt_addr.port(), overlay),
             wire_addr,
             bt_addr,
             api_addr: config.api_addr,
             wire_config,
-            cancel: CancellationToken::new(),
-            dir,
+            tasks: Tasks::new(),
+            dir: dir.paths().clone(),
             dht,
-            overlay: Mutex::new(overlay),
-            dial_wake: Notify::new(),
             feeds_wake: Notify::new(),
-            reached_from_outside: AtomicBool::new(false),
             push_fanout: config.push_fanout,
-            admission: config.admission,
-            work_bits: config.work_bits,
-            counters: AdmissionCounters::default(),
-            refused_ids: RefusedIds::default(),
+            admission: Admission::new(config.admission, config.work_bits),
             started: Instant::now(),
             proxy: Arc::new(proxy),
-            replication: crate::replication::Replication::new(config.replication.clone()),
+            replication: crate::replicas::Replication::new(config.replication.clone()),
             cache: crate::cache::Cache::new(config.cache.clone()),
         });
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
-        crate::replication::resume_held_back(&inner);
+        crate::replication::resume_held_back(&inner).await;
         crate::peering::spawn_listener(inner.clone(), wire_listener);
-        crate::peering::spawn_dialer(inner.clone());
+        crate::peering::spawn_dialer(inner.clone()).await;
         crate::discovery::spawn_all(&inner, &config.discovery).await;
         crate::reconciling::spawn_timer(inner.clone(), config.reconcile_interval);
         resume_torrents(&inner).await;
-        crate::cache::spawn(inner.clone());
+        crate::mirroring::spawn(inner.clone());
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");
-        Ok(Node { inner })
+        Ok(Node { inner, dir })
     }
 
     /// The API of this node, for the HTTP layer and for tests.
@@ -238,15 +127,24 @@ impl Node {
         Api::new(self.inner.clone())
     }
 
-    /// Stop every task, close connections, stop the engine. The data directory lock is released when the last
-    /// reference to the node's state is gone.
+    /// Stop the node: cancel every task and wait until each has ended (bounded by [`SHUTDOWN_WAIT`]; stragglers
+    /// are named in the log), stop the proxy and the engine, and only then release the data directory's lock.
     pub async fn shutdown(self) {
         crate::discovery::save_state(&self.inner).await;
-        self.inner.cancel.cancel();
         self.inner.peers.close_all();
+        let stragglers = self.inner.tasks.shutdown(SHUTDOWN_WAIT).await;
         self.inner.proxy.shutdown().await;
         self.inner.engine.shutdown().await;
-        tracing::info!("node stopped");
+        self.inner.catalog.close().await;
+        drop(self.inner);
+        drop(self.dir);
+        tracing::info!(stragglers = stragglers.len(), "node stopped");
+    }
+
+    /// Tasks of this node still running (zero once [`Node::shutdown`] has waited for them all).
+    #[cfg(test)]
+    pub(crate) fn tasks(&self) -> Tasks {
+        self.inner.tasks.clone()
     }
 }
 
@@ -350,7 +248,7 @@ fn free_port(addr: SocketAddr) -> Result<u16, StartError> {
 
 /// Seed what was complete and resume what was downloading when the node last stopped.
 async fn resume_torrents(inner: &Arc<Inner>) {
-    let rows = match inner.catalog().list_torrents() {
+    let rows = match inner.catalog.run(|c| c.list_torrents()).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::warn!(%error, "cannot list torrents to resume");
@@ -364,21 +262,50 @@ async fn resume_torrents(inner: &Arc<Inner>) {
     }
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-fn state_name(state: kolokol_transfer::TorrentState) -> &'static str {
-    use kolokol_transfer::TorrentState::*;
-    match state {
-        Resolving => "resolving",
-        Checking => "checking",
-        Downloading => "downloading",
-        Seeding => "seeding",
-        Paused => "paused",
-        Failed => "failed",
+    use super::*;
+    use crate::config::DiscoveryConfig;
+
+    fn config() -> NodeConfig {
+        NodeConfig {
+            bt_listen: Some("127.0.0.1:0".parse().unwrap()),
+            wire_listen: Some("127.0.0.1:0".parse().unwrap()),
+            discovery: DiscoveryConfig::private_loopback(),
+            ..NodeConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_leaves_no_task_running_and_frees_the_lock_and_the_ports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root_a, root_b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let a = Node::start(DataDir::lock(&root_a).unwrap(), config())
+            .await
+            .unwrap();
+        let b = Node::start(DataDir::lock(&root_b).unwrap(), config())
+            .await
+            .unwrap();
+        let (wire_a, bt_a) = (a.inner.wire_addr, a.inner.bt_addr);
+        // A connection gives `a` its per-connection tasks too (the connection and its reader).
+        b.api().peer_add(&wire_a.to_string()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while a.inner.peers.connected_count() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never connected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tasks = a.tasks();
+        assert!(tasks.running() >= 5, "only {} tasks", tasks.running());
+
+        a.shutdown().await;
+
+        assert_eq!(tasks.running(), 0, "tasks outlived shutdown");
+        DataDir::lock(&root_a).expect("the data directory lock is free after shutdown");
+        std::net::TcpListener::bind(wire_a).expect("the wire port is closed after shutdown");
+        std::net::TcpListener::bind(bt_a).expect("the BitTorrent port is closed after shutdown");
+        b.shutdown().await;
+        DataDir::lock(&root_b).unwrap();
     }
 }

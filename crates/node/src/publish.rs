@@ -15,8 +15,9 @@ use kolokol_core::record::{
 use kolokol_store::{TorrentRow, TorrentState};
 use rand::RngCore;
 
+use crate::clock::unix_now;
+use crate::context::Inner;
 use crate::error::ApiError;
-use crate::node::{Inner, unix_now};
 use crate::views::{PublishedView, magnet_of};
 
 /// Upper bound on the number of files in one publication (the record's own cap).
@@ -79,15 +80,17 @@ async fn stage_and_publish(
         let sources = sources.to_vec();
         let root = root.clone();
         let scrub = !request.keep_metadata;
-        tokio::task::spawn_blocking(move || {
-            let warnings = copy_sources(&sources, &root, scrub)?;
-            // On disk before anything names it (see `durable`).
-            crate::durable::sync_tree_and_parent(&root)
-                .map_err(|e| ApiError::internal("writing the files to disk", e))?;
-            Ok::<_, ApiError>(warnings)
-        })
-        .await
-        .map_err(|e| ApiError::internal("copy task", e))??
+        inner
+            .tasks
+            .spawn_blocking("copy for publishing", move || {
+                let warnings = copy_sources(&sources, &root, scrub)?;
+                // On disk before anything names it (see `durable`).
+                crate::durable::sync_tree_and_parent(&root)
+                    .map_err(|e| ApiError::internal("writing the files to disk", e))?;
+                Ok::<_, ApiError>(warnings)
+            })
+            .await
+            .map_err(|e| ApiError::internal("copy task", e))??
     };
     let created = inner
         .engine
@@ -128,8 +131,12 @@ async fn stage_and_publish(
     let record = {
         // The proof-of-work search takes about a second at the default difficulty: off the async threads.
         let key = inner.author_key.clone();
-        let bits = inner.work_bits;
-        tokio::task::spawn_blocking(move || sign_record_with_work(body, &key, bits))
+        let bits = inner.admission.work_bits();
+        inner
+            .tasks
+            .spawn_blocking("sign with work", move || {
+                sign_record_with_work(body, &key, bits)
+            })
             .await
             .map_err(|e| ApiError::internal("signing task", e))?
             .map_err(|e| ApiError::Invalid(e.to_string()))?
@@ -143,15 +150,17 @@ async fn stage_and_publish(
         state: TorrentState::Complete,
         added_at: unix_now(),
     };
+    let (stored, stored_row) = (record.clone(), row.clone());
     inner
-        .catalog()
-        .insert_published(&record, &row, unix_now())?;
+        .catalog
+        .run(move |c| c.insert_published(&stored, &stored_row, unix_now()))
+        .await?;
     if let Err(error) = inner.engine.seed(&created.torrent, &final_dir).await {
         // The record is stored; seeding is retried at the next start. Say so rather than fail the publish.
         tracing::warn!(%error, %infohash, "could not start seeding");
     }
     // Announced at once, or only once a peer holds a full replica (publisher push).
-    let announced = crate::replication::after_publish(inner, &record);
+    let announced = crate::replication::after_publish(inner, &record).await;
     tracing::info!(id = %record.id(), %infohash, announced, "published");
     Ok(PublishedView {
         id: record.id().to_string(),

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kolokol_core::reconcile::{
-    Initiator, InitiatorStatus, Item, ReconcileConfig, Responder, Step, VecStorage,
+    Initiator, InitiatorStatus, Item, ReconcileConfig, ReconcileConfigError, ReconcileError,
+    Responder, Step, StorageError, VecStorage,
 };
 use kolokol_core::record::RecordId;
-use rand::seq::IteratorRandom;
 
-use crate::node::Inner;
+use crate::context::Inner;
 
 /// The reconciliation sessions of one connection: at most one we started and one the peer started.
 #[derive(Default)]
@@ -31,11 +31,22 @@ pub(crate) struct Outcome {
     pub need: Vec<RecordId>,
 }
 
-fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
-    let items = inner
-        .catalog()
-        .reconcile_items()
-        .map_err(|e| e.to_string())?;
+/// Why a reconciliation step failed. Only [`SessionError::Protocol`] is the peer's fault.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    /// The peer's frame broke the reconciliation protocol.
+    #[error("reconciliation: {0}")]
+    Protocol(#[from] ReconcileError),
+    #[error("reconciliation: the catalog could not be read: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("reconciliation: {0}")]
+    Storage(#[from] StorageError),
+    #[error("reconciliation settings: {0}")]
+    Config(#[from] ReconcileConfigError),
+}
+
+async fn snapshot(inner: &Inner) -> Result<VecStorage, SessionError> {
+    let items = inner.catalog.run(|c| c.reconcile_items()).await?;
     // Records published here that wait for a replica are not offered yet (publisher push).
     VecStorage::from_items(
         items
@@ -43,29 +54,31 @@ fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
             .filter(|(_, id)| !inner.replication.is_held_back(id))
             .map(|(t, id)| Item::new(t, id)),
     )
-    .map_err(|e| e.to_string())
+    .map_err(SessionError::from)
 }
 
 impl Sessions {
     /// Start a session: our first frame.
-    pub fn start(&mut self, inner: &Inner) -> Result<(u64, Vec<u8>), String> {
-        let storage = snapshot(inner)?;
-        let mut initiator =
-            Initiator::new(ReconcileConfig::default()).map_err(|e| e.to_string())?;
-        let frame = initiator.initiate(&storage).map_err(|e| e.to_string())?;
+    pub async fn start(&mut self, inner: &Inner) -> Result<(u64, Vec<u8>), SessionError> {
+        let storage = snapshot(inner).await?;
+        let mut initiator = Initiator::new(ReconcileConfig::default())?;
+        let frame = initiator.initiate(&storage)?;
         let session = rand::random();
         self.ours = Some((session, initiator, storage));
         Ok((session, frame))
     }
 
     /// A frame from the peer: an answer in our session, or a message of theirs (a new id starts a new one).
-    pub fn handle(&mut self, inner: &Inner, session: u64, frame: &[u8]) -> Result<Outcome, String> {
+    pub async fn handle(
+        &mut self,
+        inner: &Inner,
+        session: u64,
+        frame: &[u8],
+    ) -> Result<Outcome, SessionError> {
         if let Some((ours, initiator, storage)) = &mut self.ours
             && *ours == session
         {
-            let Step { have, need, reply } = initiator
-                .handle(storage, frame)
-                .map_err(|e| e.to_string())?;
+            let Step { have, need, reply } = initiator.handle(storage, frame)?;
             let finished = reply.is_none();
             if finished {
                 let status = initiator.status();
@@ -86,17 +99,14 @@ impl Sessions {
             });
         }
         let fresh = self.theirs.as_ref().is_none_or(|(id, _, _)| *id != session);
-        if fresh {
-            let responder =
-                Responder::new(ReconcileConfig::default()).map_err(|e| e.to_string())?;
-            self.theirs = Some((session, responder, snapshot(inner)?));
-        }
-        let Some((_, responder, storage)) = &mut self.theirs else {
-            return Err("no session".into());
+        let (_, responder, storage) = match &mut self.theirs {
+            Some(theirs) if !fresh => theirs,
+            slot => {
+                let responder = Responder::new(ReconcileConfig::default())?;
+                slot.insert((session, responder, snapshot(inner).await?))
+            }
         };
-        let reply = responder
-            .handle(storage, frame)
-            .map_err(|e| e.to_string())?;
+        let reply = responder.handle(storage, frame)?;
         Ok(Outcome {
             reply: (!reply.is_empty()).then_some((session, reply)),
             have: Vec::new(),
@@ -107,18 +117,14 @@ impl Sessions {
 
 /// Every `interval`, ask one random connected peer's connection to start a session.
 pub(crate) fn spawn_timer(inner: Arc<Inner>, interval: Duration) {
-    tokio::spawn(async move {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("reconciliation timer", async move {
         loop {
             tokio::select! {
-                _ = inner.cancel.cancelled() => return,
+                _ = inner.tasks.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
             inner.peers.reconcile_with_random(&mut rand::rng());
         }
     });
-}
-
-/// Pick one of `candidates` at random.
-pub(crate) fn pick<T>(candidates: impl Iterator<Item = T>, rng: &mut impl rand::Rng) -> Option<T> {
-    candidates.choose(rng)
 }

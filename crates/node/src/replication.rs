@@ -8,9 +8,9 @@
 //! Every node tells its connected peers which publications it holds complete (`Holding`, on connect and after each
 //! finished download), so a node knows how many known peers hold a full copy of each publication.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
@@ -21,250 +21,124 @@ use kolokol_wire::Message;
 use kolokol_wire::message::MAX_HOLDING;
 use tokio::sync::mpsc;
 
-use crate::config::ReplicationConfig;
+use crate::clock::unix_now;
+use crate::context::Inner;
 use crate::error::ApiError;
-use crate::node::{Inner, unix_now};
+use crate::replicas::{PushEvent, ReplicationSlot};
 
-/// Publications whose holders are remembered (beyond it, new ones are not tracked).
-const MAX_TRACKED: usize = 100_000;
-/// Holders remembered per publication.
-const MAX_HOLDERS: usize = 64;
-/// Replications this node runs at once for other publishers.
-const MAX_REPLICATING: usize = 4;
 /// Complete publications listed to a peer right after connecting (the newest ones).
 const HOLDING_ON_CONNECT: usize = 1024;
 /// Settings key of the publications still held back, so that a restart resumes their push instead of letting sync
 /// announce them with this node as their only seeder.
 const HELD_BACK_KEY: &str = "held_back";
 
-/// What a publisher push hears from the connections.
-enum PushEvent {
-    Holding(NodeId),
-    Declined(NodeId),
-}
-
-/// Replication state of the node.
-pub(crate) struct Replication {
-    pub config: ReplicationConfig,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Records published here and not announced yet, with when their push began (Unix seconds): the announce
-    /// time-out counts from then, across restarts.
-    held_back: HashMap<RecordId, u64>,
-    /// Live publisher pushes, by infohash.
-    pushes: HashMap<InfoHash, mpsc::Sender<PushEvent>>,
-    /// Known peers holding a complete copy, by infohash.
-    holders: HashMap<InfoHash, Vec<NodeId>>,
-    /// Publications this node is replicating for another publisher.
-    replicating: HashSet<InfoHash>,
-}
-
-impl Replication {
-    pub fn new(config: ReplicationConfig) -> Replication {
-        Replication {
-            config,
-            state: Mutex::new(State::default()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether a record published here still waits for its announcement (and must not be served to peers).
-    pub fn is_held_back(&self, id: &RecordId) -> bool {
-        self.lock().held_back.contains_key(id)
-    }
-
-    /// Drop held-back records from a list about to be served.
-    pub fn without_held_back(&self, ids: Vec<RecordId>) -> Vec<RecordId> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return ids;
-        }
-        ids.into_iter()
-            .filter(|id| !state.held_back.contains_key(id))
-            .collect()
-    }
-
-    /// Drop held-back records from record bytes about to be served.
-    pub fn filter_bytes(&self, records: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return records;
-        }
-        records
-            .into_iter()
-            .filter(|bytes| {
-                !state
-                    .held_back
-                    .contains_key(&RecordId::of_signed_bytes(bytes))
-            })
-            .collect()
-    }
-
-    /// Known peers that hold a full copy of a publication.
-    pub fn holders(&self, infohash: &InfoHash) -> Vec<NodeId> {
-        self.lock()
-            .holders
-            .get(infohash)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn note_holder(&self, infohash: InfoHash, peer: NodeId) -> Option<mpsc::Sender<PushEvent>> {
-        let mut state = self.lock();
-        let tracked = state.holders.len();
-        if let Some(list) = state.holders.get_mut(&infohash) {
-            if !list.contains(&peer) && list.len() < MAX_HOLDERS {
-                list.push(peer);
-            }
-        } else if tracked < MAX_TRACKED {
-            state.holders.insert(infohash, vec![peer]);
-        }
-        state.pushes.get(&infohash).cloned()
-    }
-
-    /// Forget what is known about a publication (its author was blocked, or its data evicted here).
-    pub fn forget(&self, infohash: &InfoHash) {
-        self.lock().holders.remove(infohash);
-    }
-}
-
 /// After a publish: announce at once, or hold the record back and ask peers to replicate first. Returns whether the
 /// publication was announced already.
-pub(crate) fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
-    hold_back_or_announce(inner, record, unix_now())
+pub(crate) async fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
+    hold_back_or_announce(inner, record, unix_now()).await
 }
 
 /// [`after_publish`] for a push that began at `started` (earlier, if an earlier run of the node began it).
-fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, started: u64) -> bool {
+async fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, started: u64) -> bool {
     let config = &inner.replication.config;
     if config.replicas == 0 {
-        announce(inner, record);
+        announce(inner, record).await;
         return true;
     }
     let infohash = record.body().infohash;
-    let (events_tx, events) = mpsc::channel(64);
-    {
-        let mut state = inner.replication.lock();
-        if state.pushes.contains_key(&infohash) {
-            // The same bytes published again while the first push still runs: that push announces both.
-            state.held_back.insert(record.id(), started);
-            return false;
-        }
-        state.held_back.insert(record.id(), started);
-        state.pushes.insert(infohash, events_tx);
-    }
-    save_held_back(inner);
+    let Some(events) = inner.replication.hold_back(record.id(), infohash, started) else {
+        // The same bytes published again while the first push still runs: that push announces both.
+        return false;
+    };
+    save_held_back(inner).await;
     let push_config = PushConfig {
         replicas_wanted: config.replicas,
         announce_timeout_secs: config.announce_timeout.as_secs(),
         ask_timeout_secs: config.ask_timeout.as_secs().max(1),
     };
-    tokio::spawn(drive_push(
-        inner.clone(),
-        record.clone(),
-        push_config,
-        started,
-        events,
-    ));
+    inner.tasks.spawn(
+        "publisher push",
+        drive_push(inner.clone(), record.clone(), push_config, started, events),
+    );
     false
 }
 
 /// Make a publication known: push its record to the connected peers, put the author's feed head and announce the
 /// torrent in the DHT.
-fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
+async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
     let infohash = record.body().infohash;
-    let held: Vec<RecordId> = {
-        let mut state = inner.replication.lock();
-        state.pushes.remove(&infohash);
-        state.held_back.keys().copied().collect()
-    };
+    inner.replication.end_push(&infohash);
+    let held = inner.replication.held_back_ids();
     // Every held-back record of this infohash goes out together (the same bytes published twice).
-    let released: Vec<RecordId> = held
-        .into_iter()
-        .filter(|id| *id == record.id() || same_infohash(inner, id, &infohash))
+    let own = record.id();
+    let others: Vec<SignedRecord> = inner
+        .catalog
+        .run(move |catalog| {
+            let mut others = Vec::new();
+            for id in held.iter().filter(|id| **id != own) {
+                if let Some(other) = catalog.get_record(id)?
+                    && other.body().infohash == infohash
+                {
+                    others.push(other);
+                }
+            }
+            Ok(others)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the other held-back records of a publication");
+            Vec::new()
+        });
+    let released: Vec<RecordId> = std::iter::once(own)
+        .chain(others.iter().map(|r| r.id()))
         .collect();
-    {
-        let mut state = inner.replication.lock();
-        for id in &released {
-            state.held_back.remove(id);
-        }
-    }
-    save_held_back(inner);
+    inner.replication.release(&released);
+    save_held_back(inner).await;
     inner.peers.push_record(record.bytes());
-    for id in released.iter().filter(|id| **id != record.id()) {
-        if let Ok(Some(other)) = inner.catalog().get_record(id) {
-            inner.peers.push_record(other.bytes());
-        }
+    for other in &others {
+        inner.peers.push_record(other.bytes());
     }
     // The publisher holds every piece too: peers count it among the full copies.
     broadcast_holding(inner, infohash);
     crate::discovery::spawn_feed_put(inner.clone(), record.id());
     let inner = inner.clone();
-    tokio::spawn(async move { crate::discovery::announce_torrent(&inner, infohash).await });
+    let tasks = inner.tasks.clone();
+    tasks.spawn("announce a publication", async move {
+        crate::discovery::announce_torrent(&inner, infohash).await
+    });
     tracing::info!(id = %record.id(), %infohash, "publication announced");
 }
 
-fn save_held_back(inner: &Inner) {
-    let saved = format_held_back(&inner.replication.lock().held_back);
-    if let Err(error) = inner.catalog().set_setting(HELD_BACK_KEY, &saved) {
+async fn save_held_back(inner: &Inner) {
+    let saved = inner.replication.held_back_text();
+    let written = inner
+        .catalog
+        .run(move |c| c.set_setting(HELD_BACK_KEY, &saved))
+        .await;
+    if let Err(error) = written {
         tracing::warn!(%error, "cannot save the publications waiting for a replica");
     }
 }
 
 /// At start: publications still held back when the node stopped are held back again and peers are asked again; the
 /// announce time-out still counts from when the push first began.
-pub(crate) fn resume_held_back(inner: &Arc<Inner>) {
-    let saved = inner
-        .catalog()
-        .get_setting(HELD_BACK_KEY)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    for (id, started) in parse_held_back(&saved, unix_now()) {
-        // The catalog lock must be released before `hold_back_or_announce` takes it again.
-        let record = inner.catalog().get_record(&id);
+pub(crate) async fn resume_held_back(inner: &Arc<Inner>) {
+    let saved = inner.catalog.run(|c| c.get_setting(HELD_BACK_KEY)).await;
+    let saved = match saved {
+        Ok(saved) => saved.unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the publications waiting for a replica");
+            return;
+        }
+    };
+    for (id, started) in crate::replicas::parse_held_back(&saved, unix_now()) {
+        let record = inner.catalog.run(move |c| c.get_record(&id)).await;
         if let Ok(Some(record)) = record {
             tracing::info!(%id, started, "publication still waits for a replica; asking peers again");
-            hold_back_or_announce(inner, &record, started);
+            hold_back_or_announce(inner, &record, started).await;
         }
     }
-    save_held_back(inner);
-}
-
-/// The saved form of the held-back records: `ID@STARTED,...`, sorted so that the same state saves the same text.
-fn format_held_back(held_back: &HashMap<RecordId, u64>) -> String {
-    let mut entries: Vec<String> = held_back
-        .iter()
-        .map(|(id, started)| format!("{id}@{started}"))
-        .collect();
-    entries.sort();
-    entries.join(",")
-}
-
-/// Reads [`format_held_back`]'s text. An entry without a start time (saved by an older version) began `now`; an
-/// entry that does not parse (only a damaged settings row has one) is dropped.
-fn parse_held_back(saved: &str, now: u64) -> Vec<(RecordId, u64)> {
-    saved
-        .split(',')
-        .filter(|entry| !entry.is_empty())
-        .filter_map(|entry| {
-            let (id, started) = match entry.split_once('@') {
-                Some((id, started)) => (id, started.parse::<u64>().ok()?),
-                None => (entry, now),
-            };
-            Some((id.parse::<RecordId>().ok()?, started))
-        })
-        .collect()
-}
-
-fn same_infohash(inner: &Inner, id: &RecordId, infohash: &InfoHash) -> bool {
-    matches!(inner.catalog().get_record(id), Ok(Some(r)) if r.body().infohash == *infohash)
+    save_held_back(inner).await;
 }
 
 async fn drive_push(
@@ -281,7 +155,7 @@ async fn drive_push(
     loop {
         let now = unix_now();
         tokio::select! {
-            _ = inner.cancel.cancelled() => return,
+            _ = inner.tasks.cancelled() => return,
             _ = tick.tick() => {
                 push.peers_available(&inner.peers.connected_ids(), now);
                 push.tick(now);
@@ -307,12 +181,12 @@ async fn drive_push(
                 PushAction::Announce => {
                     if !announced {
                         announced = true;
-                        announce(&inner, &record);
+                        announce(&inner, &record).await;
                     }
                 }
                 PushAction::Done => {
                     tracing::info!(%infohash, replicas = push.full_replicas(), "publisher push finished");
-                    inner.replication.lock().pushes.remove(&infohash);
+                    inner.replication.end_push(&infohash);
                     return;
                 }
             }
@@ -331,19 +205,14 @@ pub(crate) fn on_holding(inner: &Inner, from: &NodeId, infohashes: Vec<[u8; 20]>
 
 /// A peer will not replicate a publication of ours.
 pub(crate) fn on_declined(inner: &Inner, from: &NodeId, infohash: [u8; 20]) {
-    let push = inner
-        .replication
-        .lock()
-        .pushes
-        .get(&InfoHash(infohash))
-        .cloned();
+    let push = inner.replication.push_of(&InfoHash(infohash));
     if let Some(push) = push {
         let _ = push.try_send(PushEvent::Declined(*from));
     }
 }
 
 /// A publisher asks us to replicate. Returns false when the record itself is invalid (held against the peer).
-pub(crate) fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) -> bool {
+pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) -> bool {
     let ctx = ValidationContext {
         network: inner.network.clone(),
         now_unix: unix_now(),
@@ -365,20 +234,34 @@ pub(crate) fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) ->
             },
         );
     };
-    if let Err(refusal) = crate::admission::admit(inner, &record) {
-        decline(&format!("record not admitted: {refusal:?}"));
-        return true;
-    }
+    let rules = inner.admission.rules(true);
+    let judged = record.clone();
+    let admitted = inner
+        .catalog
+        .run(move |catalog| {
+            let admitted = crate::admission::admit(catalog, rules, &judged, unix_now());
+            Ok((admitted, catalog.get_torrent(&infohash)?))
+        })
+        .await;
+    let existing = match admitted {
+        Ok((Ok(()), existing)) => existing,
+        Ok((Err(refusal), _)) => {
+            decline(&format!("record not admitted: {refusal:?}"));
+            return true;
+        }
+        Err(error) => {
+            decline(&format!("the catalog could not be consulted: {error}"));
+            return true;
+        }
+    };
     if record.body().total_size() > inner.cache.quota() {
         decline("larger than this node's cache quota");
         return true;
     }
-    // Bound first: the catalog lock must be released before `store_replicated` takes it again.
-    let existing = inner.catalog().get_torrent(&infohash);
-    if let Ok(Some(row)) = existing
+    if let Some(row) = existing
         && row.state == TorrentState::Complete
     {
-        store_replicated(inner, &record);
+        store_replicated(inner, &record).await;
         inner.peers.send_to(
             from,
             Message::Holding {
@@ -387,20 +270,18 @@ pub(crate) fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) ->
         );
         return true;
     }
-    {
-        let mut state = inner.replication.lock();
-        if state.replicating.contains(&infohash) {
-            return true;
-        }
-        if state.replicating.len() >= MAX_REPLICATING {
-            drop(state);
+    match inner.replication.start_replicating(infohash) {
+        ReplicationSlot::Taken => {}
+        ReplicationSlot::AlreadyRunning => return true,
+        ReplicationSlot::Full => {
             decline("too many replications in progress");
             return true;
         }
-        state.replicating.insert(infohash);
     }
     let source = inner.peers.bt_addr_of(from);
-    tokio::spawn(replicate(inner.clone(), *from, record, source));
+    inner
+        .tasks
+        .spawn("replicate", replicate(inner.clone(), *from, record, source));
     true
 }
 
@@ -413,10 +294,10 @@ async fn replicate(
     let infohash = record.body().infohash;
     tracing::info!(peer = %from, %infohash, "replicating a fresh publication");
     let outcome = fetch_replica(&inner, &record, source).await;
-    inner.replication.lock().replicating.remove(&infohash);
+    inner.replication.end_replicating(&infohash);
     match outcome {
         Ok(()) => {
-            store_replicated(&inner, &record);
+            store_replicated(&inner, &record).await;
             // `fetch`'s completion already told every connected peer; the publisher may have reconnected since.
             inner.peers.send_to(
                 &from,
@@ -457,8 +338,13 @@ async fn fetch_replica(
 
 /// The replica is complete: the record joins our catalog (only now, so that we are a full seeder before anyone learns
 /// of the publication from us).
-fn store_replicated(inner: &Inner, record: &SignedRecord) {
-    match inner.catalog().insert_record(record, unix_now()) {
+async fn store_replicated(inner: &Inner, record: &SignedRecord) {
+    let stored = record.clone();
+    let inserted = inner
+        .catalog
+        .run(move |c| c.insert_record(&stored, unix_now()))
+        .await;
+    match inserted {
         Ok(true) => {
             tracing::info!(id = %record.id(), title = %record.body().title, "new record (replicated)")
         }
@@ -475,16 +361,20 @@ pub(crate) fn broadcast_holding(inner: &Inner, infohash: InfoHash) {
 }
 
 /// The `Holding` messages listing what this node holds complete (the newest first), for a newly connected peer.
-pub(crate) fn holding_messages(inner: &Inner) -> Vec<Message> {
-    let mut complete: Vec<_> = inner
-        .catalog()
-        .list_torrents()
-        .unwrap_or_default()
+pub(crate) async fn holding_messages(inner: &Inner) -> Vec<Message> {
+    let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list what this node holds");
+            return Vec::new();
+        }
+    };
+    let mut complete: Vec<_> = rows
         .into_iter()
         .filter(|row| row.state == TorrentState::Complete)
         .collect();
     complete.sort_by_key(|row| std::cmp::Reverse(row.added_at));
-    let held_back: HashSet<InfoHash> = inner.replication.lock().pushes.keys().copied().collect();
+    let held_back: HashSet<InfoHash> = inner.replication.pushing();
     let infohashes: Vec<[u8; 20]> = complete
         .into_iter()
         .filter(|row| !held_back.contains(&row.infohash))
@@ -497,31 +387,4 @@ pub(crate) fn holding_messages(inner: &Inner) -> Vec<Message> {
             infohashes: chunk.to_vec(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(n: u8) -> RecordId {
-        RecordId::of_signed_bytes(&[n; 8])
-    }
-
-    #[test]
-    fn held_back_records_keep_their_start_time_through_a_save() {
-        let held_back = HashMap::from([(id(1), 1_700_000_000), (id(2), 1_700_000_500)]);
-        let saved = format_held_back(&held_back);
-        let mut parsed = parse_held_back(&saved, 1_800_000_000);
-        parsed.sort();
-        let mut expected: Vec<(RecordId, u64)> = held_back.into_iter().collect();
-        expected.sort();
-        assert_eq!(parsed, expected);
-        assert_eq!(parse_held_back("", 5), Vec::new());
-    }
-
-    #[test]
-    fn an_older_save_without_start_times_begins_now_and_damage_is_dropped() {
-        let saved = format!("{},not-an-id,{}@soon,{}@12", id(1), id(2), id(3));
-        assert_eq!(parse_held_back(&saved, 99), vec![(id(1), 99), (id(3), 12)]);
-    }
 }

@@ -33,8 +33,8 @@ pub struct OpenFile {
 
 impl Api {
     /// The name, size and MIME type of file `index` of a publication, from its record: nothing is fetched.
-    pub fn file_info(&self, record_id: &str, index: usize) -> Result<FileInfo, ApiError> {
-        let record = self.record_for_file(record_id)?;
+    pub async fn file_info(&self, record_id: &str, index: usize) -> Result<FileInfo, ApiError> {
+        let record = self.record_for_file(record_id).await?;
         let entry = file_entry(&record, index)?;
         Ok(info_of(entry))
     }
@@ -46,7 +46,7 @@ impl Api {
     /// Errors: `NotFound` for an unknown publication or file; `Unreachable` when the torrent's metadata or the
     /// reader could not be had within the node's `stream_timeout` (no peer has it).
     pub async fn open_file(&self, record_id: &str, index: usize) -> Result<OpenFile, ApiError> {
-        let record = self.record_for_file(record_id)?;
+        let record = self.record_for_file(record_id).await?;
         let entry = file_entry(&record, index)?.clone();
         let inner = &self.inner;
         let infohash = record.body().infohash;
@@ -84,13 +84,14 @@ impl Api {
         })
     }
 
-    fn record_for_file(&self, record_id: &str) -> Result<SignedRecord, ApiError> {
+    async fn record_for_file(&self, record_id: &str) -> Result<SignedRecord, ApiError> {
         let id: RecordId = record_id.trim().parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "{record_id:?} is not a publication id (64 hex characters)"
             ))
         })?;
-        self.inner.catalog().get_record(&id)?.ok_or_else(|| {
+        let record = self.inner.catalog.run(move |c| c.get_record(&id)).await?;
+        record.ok_or_else(|| {
             ApiError::NotFound(format!(
                 "unknown publication {id}: it is not in this node's catalog"
             ))
@@ -113,11 +114,6 @@ fn info_of(entry: &FileEntry) -> FileInfo {
     FileInfo {
         size: entry.size,
         mime: entry.mime.clone(),
-        name: file_name(&entry.path).to_owned(),
+        name: crate::views::file_name(&entry.path).to_owned(),
     }
-}
-
-/// The last component of a record's '/'-separated path.
-pub(crate) fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }

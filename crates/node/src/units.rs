@@ -2,8 +2,13 @@
 //! bytes (binary units, K = 1024); Unix seconds or a date `YYYY-MM-DD`. Every value is checked for range, so a typo
 //! is refused with a message instead of becoming a huge or negative number.
 
+/// A size or a time as written that does not parse; the message says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnitError(String);
+
 /// A size in bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -15,10 +20,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
-        other => return Err(format!("unknown size unit {other:?} (use K, M, G or T)")),
+        other => {
+            return Err(UnitError(format!(
+                "unknown size unit {other:?} (use K, M, G or T)"
+            )));
+        }
     };
-    let not_a_size = || format!("{text:?} is not a size such as 500K, 2M or 10G");
-    let out_of_range = || format!("{text:?} is out of range");
+    let not_a_size = || UnitError(format!("{text:?} is not a size such as 500K, 2M or 10G"));
+    let out_of_range = || UnitError(format!("{text:?} is out of range"));
     if !number.contains('.') {
         // Whole numbers exactly: a count of bytes above 2^53 must not be rounded by a float.
         let value: u64 = number
@@ -41,12 +50,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Unix seconds, or a calendar date YYYY-MM-DD taken as midnight UTC.
-pub fn parse_since(text: &str) -> Result<u64, String> {
+pub fn parse_since(text: &str) -> Result<u64, UnitError> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(seconds);
     }
     let parts: Vec<&str> = text.split('-').collect();
-    let bad = || format!("{text:?} is neither Unix seconds nor a date YYYY-MM-DD");
+    let bad = || {
+        UnitError(format!(
+            "{text:?} is neither Unix seconds nor a date YYYY-MM-DD"
+        ))
+    };
     let [y, m, d] = parts.as_slice() else {
         return Err(bad());
     };

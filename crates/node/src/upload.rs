@@ -73,7 +73,9 @@ impl Api {
             .map_err(|e| ApiError::internal("creating the uploads folder", e))?;
         let pending = {
             let root = root.clone();
-            tokio::task::spawn_blocking(move || remove_stale_uploads(&root))
+            self.inner
+                .tasks
+                .spawn_blocking("uploads cleanup", move || remove_stale_uploads(&root))
                 .await
                 .map_err(|e| ApiError::internal("uploads cleanup", e))?
         };
@@ -161,24 +163,27 @@ impl Api {
     }
 
     /// Every download and seed this node knows, newest first.
-    pub fn transfers(&self) -> Result<Vec<TransferView>, ApiError> {
-        let mut rows = self.inner.catalog().list_torrents()?;
+    pub async fn transfers(&self) -> Result<Vec<TransferView>, ApiError> {
+        let mut rows = self.inner.catalog.run(|c| c.list_torrents()).await?;
         rows.sort_by_key(|r| std::cmp::Reverse(r.added_at));
-        rows.iter()
-            .map(|row| self.inner.transfer_view(&row.infohash, None))
-            .collect()
+        let mut views = Vec::with_capacity(rows.len());
+        for row in &rows {
+            views.push(self.inner.transfer_view(&row.infohash, None).await?);
+        }
+        Ok(views)
     }
 
     /// A record's thumbnail image, if it has one.
-    pub fn thumbnail(&self, id: &str) -> Result<Option<Thumbnail>, ApiError> {
+    pub async fn thumbnail(&self, id: &str) -> Result<Option<Thumbnail>, ApiError> {
         let id: RecordId = id
             .trim()
             .parse()
             .map_err(|_| ApiError::Invalid(format!("{id:?} is not a publication id")))?;
         let record = self
             .inner
-            .catalog()
-            .get_record(&id)?
+            .catalog
+            .run(move |c| c.get_record(&id))
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}")))?;
         Ok(record.body().thumbnail.clone())
     }
@@ -186,15 +191,17 @@ impl Api {
     /// Space used by the data directory and free on its disk.
     pub async fn storage(&self) -> StorageView {
         let root = self.inner.dir.root().to_path_buf();
-        tokio::task::spawn_blocking(move || StorageView {
-            used_bytes: used_bytes(&root),
-            free_bytes: fs4::available_space(&root).ok(),
-        })
-        .await
-        .unwrap_or(StorageView {
-            used_bytes: 0,
-            free_bytes: None,
-        })
+        self.inner
+            .tasks
+            .spawn_blocking("storage use", move || StorageView {
+                used_bytes: used_bytes(&root),
+                free_bytes: fs4::available_space(&root).ok(),
+            })
+            .await
+            .unwrap_or(StorageView {
+                used_bytes: 0,
+                free_bytes: None,
+            })
     }
 }
 

@@ -108,7 +108,7 @@ impl RecordView {
                 .enumerate()
                 .map(|(index, f)| FileView {
                     path: f.path.clone(),
-                    name: crate::stream::file_name(&f.path).to_owned(),
+                    name: file_name(&f.path).to_owned(),
                     size: f.size,
                     mime: f.mime.clone(),
                     url: format!("{origin}/files/{id}/{index}"),
@@ -213,4 +213,9 @@ pub struct PeerView {
     pub added_by_user: bool,
     pub last_seen: Option<u64>,
     pub last_error: Option<String>,
+}
+
+/// The last component of a record's '/'-separated path.
+pub(crate) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

@@ -177,7 +177,7 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
 
     // Nothing forged was stored; what was stored is intact.
     wait_for_titles(&api, &["honest push", "kept"]).await;
-    let shown = api.show(&kept.id().to_string()).unwrap();
+    let shown = api.show(&kept.id().to_string()).await.unwrap();
     assert_eq!(shown.title, "kept");
     node.shutdown().await;
 }
@@ -187,6 +187,7 @@ async fn wait_for_titles(api: &kolokol_node::Api, expected: &[&str]) {
     for _ in 0..100 {
         titles = api
             .list(100, 0)
+            .await
             .unwrap()
             .into_iter()
             .map(|r| r.title)

@@ -229,14 +229,29 @@ pub(crate) fn pager(t: &Text, href: impl Fn(u64) -> String, page: u64, has_older
     }
 }
 
-pub(crate) fn cards(t: &Text, api: &Api, records: &[RecordView], empty: &str) -> Markup {
+/// Whether each record has a thumbnail, for [`cards`].
+pub(crate) async fn thumbnails(api: &Api, records: &[RecordView]) -> Vec<bool> {
+    let mut has = Vec::with_capacity(records.len());
+    for record in records {
+        has.push(api.thumbnail(&record.id).await.is_ok_and(|t| t.is_some()));
+    }
+    has
+}
+
+/// `has_thumbnail` from [`thumbnails`], one per record.
+pub(crate) fn cards(
+    t: &Text,
+    records: &[RecordView],
+    has_thumbnail: &[bool],
+    empty: &str,
+) -> Markup {
     html! {
         @if records.is_empty() {
             p.empty { (empty) }
         } @else {
             div.cards {
-                @for record in records {
-                    (card(t, record, api.thumbnail(&record.id).is_ok_and(|t| t.is_some())))
+                @for (record, thumbnail) in records.iter().zip(has_thumbnail.iter().chain(std::iter::repeat(&false))) {
+                    (card(t, record, *thumbnail))
                 }
             }
         }

@@ -8,7 +8,7 @@ use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::format;
-use super::layout::{Ctx, Nav, cards, pager, progress};
+use super::layout::{Ctx, Nav, cards, pager, progress, thumbnails};
 
 /// Publications per page on the home, search and author pages.
 const PAGE_SIZE: u32 = 24;
@@ -41,14 +41,15 @@ pub(crate) async fn home(
     let t = ctx.t;
     let page = query.page.unwrap_or(0).min(MAX_PAGE);
     let (limit, offset) = page_window(page);
-    let mut records = match api.list(limit, offset) {
+    let mut records = match api.list(limit, offset).await {
         Ok(records) => records,
         Err(e) => return ctx.error(e),
     };
     let more = split_page(&mut records);
+    let thumbs = thumbnails(&api, &records).await;
     let body = html! {
         h1 { (t.newest) }
-        (cards(t, &api, &records, t.no_records))
+        (cards(t, &records, &thumbs, t.no_records))
         (pager(t, |n| format!("/?page={n}"), page, more))
     };
     ctx.render(t.newest, Nav::Home, body)
@@ -115,10 +116,15 @@ pub(crate) async fn search(
         offset: Some(offset),
         ..SearchRequest::default()
     };
-    let found = if searched {
-        api.search(&request)
+    let mut found = if searched {
+        api.search(&request).await
     } else {
-        api.list(limit, offset)
+        api.list(limit, offset).await
+    };
+    let more = found.as_mut().map(split_page).unwrap_or(false);
+    let thumbs = match &found {
+        Ok(records) => thumbnails(&api, records).await,
+        Err(_) => Vec::new(),
     };
     // The same search, another page: the form's own fields, encoded for an address.
     let criteria = serde_urlencoded::to_string(&form).unwrap_or_default();
@@ -149,9 +155,8 @@ pub(crate) async fn search(
             button type="submit" { (t.find) }
         }
         @match found {
-            Ok(mut records) => {
-                @let more = split_page(&mut records);
-                (cards(t, &api, &records, t.no_results))
+            Ok(records) => {
+                (cards(t, &records, &thumbs, t.no_results))
                 (pager(t, href, page, more))
             }
             Err(e) => p.error { (e.to_string()) },
@@ -176,18 +181,21 @@ pub(crate) async fn author(
         ..SearchRequest::default()
     };
     // An author that is not a valid id is refused here, so `author` is plain hex in the pager's addresses below.
-    let mut records = match api.search(&request) {
+    let mut records = match api.search(&request).await {
         Ok(records) => records,
         Err(e) => return ctx.error(e),
     };
     let more = split_page(&mut records);
+    let thumbs = thumbnails(&api, &records).await;
     let own = api.id().author_id == author;
     let following = api
         .following()
+        .await
         .map(|f| f.iter().any(|f| f.author == author))
         .unwrap_or(false);
     let blocked = api
         .blocked()
+        .await
         .map(|b| b.iter().any(|b| b.author == author))
         .unwrap_or(false);
     let body = html! {
@@ -213,7 +221,7 @@ pub(crate) async fn author(
             }
         }
         h2 { (t.publications) }
-        (cards(t, &api, &records, t.no_records))
+        (cards(t, &records, &thumbs, t.no_records))
         (pager(t, |n| format!("/a/{author}?page={n}"), page, more))
     };
     ctx.render(t.author, Nav::None, body)
@@ -244,7 +252,7 @@ pub(crate) async fn publish(ctx: Ctx) -> Response {
 
 pub(crate) async fn downloads(ctx: Ctx, State(api): State<Api>) -> Response {
     let t = ctx.t;
-    let transfers = match api.transfers() {
+    let transfers = match api.transfers().await {
         Ok(transfers) => transfers,
         Err(e) => return ctx.error(e),
     };
@@ -283,7 +291,7 @@ pub(crate) async fn node(ctx: Ctx, State(api): State<Api>) -> Response {
         Err(e) => return ctx.error(e),
     };
     let storage = api.storage().await;
-    let peers = api.peers().unwrap_or_default();
+    let peers = api.peers().await.unwrap_or_default();
     let yes_no = |b: bool| if b { t.yes } else { t.no };
     let body = html! {
         h1 { (t.node) }

@@ -38,7 +38,7 @@ pub(crate) async fn publication(
     Query(choice): Query<FileChoice>,
 ) -> Response {
     let t = ctx.t;
-    let record = match api.show(&id) {
+    let record = match api.show(&id).await {
         Ok(record) => record,
         Err(e) => return ctx.error(e),
     };
@@ -52,8 +52,8 @@ pub(crate) async fn publication(
                 .position(|f| kind_of(&f.mime) != Kind::Other)
         })
         .unwrap_or(0);
-    let transfer = api.transfer(&record.infohash).ok();
-    let replicas = api.replicas(&record.id).ok();
+    let transfer = api.transfer(&record.infohash).await.ok();
+    let replicas = api.replicas(&record.id).await.ok();
     let body = html! {
         article.publication {
             h1 #title { (record.title) }
@@ -124,7 +124,7 @@ fn player(t: &Text, id: &str, index: usize, mime: &str, title: &str) -> Markup {
 
 /// `GET /thumb/{id}`: the record's thumbnail, served only as a raster image with a policy that forbids everything.
 pub(crate) async fn thumbnail(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let thumbnail = match api.thumbnail(&id) {
+    let thumbnail = match api.thumbnail(&id).await {
         Ok(Some(thumbnail)) => thumbnail,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => return crate::HttpError::from(e).into_response(),

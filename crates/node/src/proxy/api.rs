@@ -81,7 +81,7 @@ impl ProxyApi {
             let mut next = state.bridges.clone();
             next.push(SavedBridge {
                 invitation: invitation.clone(),
-                added: crate::node::unix_now(),
+                added: crate::clock::unix_now(),
             });
             saved::save_bridges(&self.service.file(saved::BRIDGES_FILE), &next)
                 .map_err(|e| ApiError::internal("saving the bridge", e))?;
@@ -158,7 +158,7 @@ impl ProxyApi {
             secret: invitation.secret.clone(),
             host,
             port,
-            created: crate::node::unix_now(),
+            created: crate::clock::unix_now(),
         };
         let mut next = state.invitations.clone();
         next.push(saved.clone());

@@ -1,0 +1,384 @@
+//! kolokol peers: the wire listener, dialling, and one task pair per connection that drives the catalog exchange
+//! (`kolokol_wire::Exchange`) and stores what the peer sends, after validation.
+//!
+//! Parts: this file accepts and dials; the connected peers are the owner `crate::peers`'s (reached through its
+//! methods); `connection.rs` drives one connection; `serve.rs` decides what to do with each exchange action (the
+//! record policy: store, relay, serve); `conduct.rs` counts misbehaviour and keeps the bans.
+//!
+//! Bounds: at most `peers::MAX_CONNECTIONS` connections and `peers::MAX_HANDSHAKES` handshakes in progress; a bounded
+//! outbox per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more
+//! than `conduct::MAX_BAD_RECORDS` invalid records is closed. At most `peers::MAX_HANDSHAKES_PER_IP` of the
+//! handshakes come from one IP address. A peer cut off for misbehaving (invalid records, a protocol violation, an
+//! oversized or malformed message) is refused after its next handshakes, inbound or outbound, for
+//! `peers::FIRST_BAN`, doubling per offence.
+
+mod conduct;
+mod connection;
+mod incoming;
+mod serve;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kolokol_core::keys::NodeId;
+use kolokol_core::overlay::Source;
+use kolokol_wire::{Role, WireError, WireReader, WireWriter, handshake};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::peers::MAX_CONNECTIONS;
+pub(crate) use views::peer_views;
+
+use connection::{Control, run_connection};
+use views::view_connected;
+
+use crate::peers::Steering;
+
+use crate::clock::unix_now;
+use crate::context::Inner;
+use crate::error::ApiError;
+use crate::views::PeerView;
+
+/// Messages waiting to be sent on one connection.
+const OUTBOX: usize = 64;
+/// Records older than this (by their signed time) are stored but not relayed.
+const RELAY_MAX_AGE_SECS: u64 = 3600;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often disconnected known peers are dialled again.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why a connection ended or could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    #[error("{}", chain(.0))]
+    Wire(#[from] WireError),
+    #[error("packing records: {0}")]
+    Pack(#[from] kolokol_wire::PackError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconciling::SessionError),
+    /// The peer broke the protocol or kept sending invalid records; it is refused for `ban`.
+    #[error("{reason}; refused for {} s", .ban.as_secs())]
+    Misbehaved { reason: String, ban: Duration },
+    #[error("connection to this node itself")]
+    ToSelf,
+    #[error(transparent)]
+    Register(#[from] crate::peers::RegisterError),
+}
+
+/// Accept kolokol connections until shutdown.
+pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
+    let tasks = inner.tasks.clone();
+    tasks.spawn("wire listener", async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = inner.tasks.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(%error, "accepting a kolokol connection failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if inner.peers.connected_count() >= MAX_CONNECTIONS {
+                tracing::debug!(%remote, "connection limit reached; refusing");
+                continue;
+            }
+            let Some(permit) = inner.peers.try_handshake() else {
+                tracing::debug!(%remote, "too many handshakes in progress; refusing");
+                continue;
+            };
+            if !inner.peers.begin_handshake(remote.ip()) {
+                tracing::debug!(%remote, "too many handshakes in progress from this address; refusing");
+                continue;
+            }
+            let inner = inner.clone();
+            let tasks = inner.tasks.clone();
+            tasks.spawn("inbound handshake", async move {
+                let result =
+                    handshake(stream, Role::Responder, &inner.node_key, &inner.wire_config).await;
+                inner.peers.end_handshake(remote.ip());
+                drop(permit);
+                match result {
+                    Ok((_, _, remote_id)) if inner.peers.bans().is_banned(&remote_id, inner.elapsed()) => {
+                        tracing::debug!(%remote, peer = %remote_id, "refusing a banned peer");
+                    }
+                    Ok((reader, writer, remote_id)) => {
+                        if let Err(refusal) = inner
+                            .peers.overlay()
+                            .inbound_connected(remote_id, inner.elapsed())
+                        {
+                            tracing::debug!(%remote, ?refusal, "inbound connection not kept");
+                            return;
+                        }
+                        inner.peers.reached();
+                        if let Err(error) = start_connection(
+                            &inner,
+                            reader,
+                            writer,
+                            remote_id,
+                            remote.to_string(),
+                            false,
+                        ) {
+                            tracing::debug!(%remote, %error, "inbound connection not kept");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%remote, error = %chain(&error), "inbound handshake failed")
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Put the peers remembered from earlier runs into the overlay, then dial what the overlay says, whenever it may
+/// have something new to say (an address was heard, a connection closed, a backoff expired).
+pub(crate) async fn spawn_dialer(inner: Arc<Inner>) {
+    let known = match inner.catalog.run(|c| c.list_peers()).await {
+        Ok(known) => known,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the remembered peers");
+            Vec::new()
+        }
+    };
+    for peer in known {
+        if let Ok(addr) = peer.addr.parse::<SocketAddr>() {
+            let source = if peer.by_user {
+                Source::User
+            } else {
+                Source::Cache
+            };
+            let _ = inner
+                .peers
+                .overlay()
+                .heard_of(addr, source, peer.node_id, inner.elapsed());
+        }
+    }
+    let tasks = inner.tasks.clone();
+    tasks.spawn("dialer", async move {
+        loop {
+            let now = inner.elapsed();
+            let (dials, wakeup) = {
+                let mut overlay = inner.peers.overlay();
+                let dials = overlay.dials(now);
+                (dials, overlay.next_wakeup(now))
+            };
+            for addr in dials {
+                let inner = inner.clone();
+                let tasks = inner.tasks.clone();
+                tasks.spawn("dial", async move {
+                    if let Err(error) = dial(&inner, addr, false).await {
+                        inner.peers.overlay().dial_failed(&addr, inner.elapsed());
+                        tracing::info!(%addr, %error, "dial failed");
+                    }
+                });
+            }
+            let sleep = wakeup
+                .map_or(REDIAL_INTERVAL, |at| at.saturating_sub(now))
+                .clamp(Duration::from_millis(50), REDIAL_INTERVAL);
+            tokio::select! {
+                _ = inner.tasks.cancelled() => return,
+                _ = inner.peers.dialer_woken() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    });
+}
+
+/// `peer add`: connect now, remember the address, and report the peer.
+pub(crate) async fn add_peer(inner: &Arc<Inner>, addr: &str) -> Result<PeerView, ApiError> {
+    let addr = addr.trim();
+    let resolved = resolve(addr).await?;
+    let canonical = resolved.to_string();
+    let remembered = canonical.clone();
+    inner
+        .catalog
+        .run(move |c| c.add_peer(&remembered, true))
+        .await?;
+    let _ = inner
+        .peers
+        .overlay()
+        .heard_of(resolved, Source::User, None, inner.elapsed());
+    if let Some(id) = inner.peers.is_connected_to(&canonical) {
+        return Ok(view_connected(inner, &canonical, id));
+    }
+    let id = dial(inner, resolved, true).await?;
+    Ok(view_connected(inner, &canonical, id))
+}
+
+async fn resolve(addr: &str) -> Result<SocketAddr, ApiError> {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let invalid = || ApiError::Invalid(format!("{addr:?} is not a HOST:PORT address"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
+    if host.is_empty() || port.parse::<u16>().is_err() || host.contains(char::is_whitespace) {
+        return Err(invalid());
+    }
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| ApiError::Unreachable(format!("cannot resolve {addr}: {e}")))?
+        .next()
+        .ok_or_else(|| ApiError::Unreachable(format!("{addr} resolves to no address")))
+}
+
+/// Connect, handshake and start the connection tasks. Returns the peer's node id. `by_user`: the user asked for
+/// this connection, so it is kept even when the overlay has no room for it.
+async fn dial(inner: &Arc<Inner>, addr: SocketAddr, by_user: bool) -> Result<NodeId, ApiError> {
+    let text = addr.to_string();
+    let result = dial_inner(inner, addr, by_user).await;
+    let noted = match &result {
+        Ok(id) => {
+            let id = *id;
+            inner
+                .catalog
+                .run(move |catalog| {
+                    catalog.add_peer(&text, by_user)?;
+                    catalog.peer_seen(&text, &id, unix_now())
+                })
+                .await
+        }
+        Err(error) => {
+            let error = error.to_string();
+            inner
+                .catalog
+                .run(move |catalog| catalog.peer_failed(&text, &error))
+                .await
+        }
+    };
+    if let Err(error) = noted {
+        tracing::debug!(%error, "cannot note a dial's outcome");
+    }
+    result
+}
+
+async fn dial_inner(
+    inner: &Arc<Inner>,
+    addr: SocketAddr,
+    by_user: bool,
+) -> Result<NodeId, ApiError> {
+    if inner.peers.connected_count() >= MAX_CONNECTIONS {
+        return Err(ApiError::Unreachable(format!(
+            "already connected to {MAX_CONNECTIONS} peers, the most this node keeps"
+        )));
+    }
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ApiError::Unreachable(format!("cannot connect to {addr}: timed out")))?
+        .map_err(|e| ApiError::Unreachable(format!("cannot connect to {addr}: {e}")))?;
+    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &inner.node_key, &inner.wire_config)
+        .await
+        .map_err(|e| {
+            ApiError::Unreachable(format!(
+                "{addr} did not complete the kolokol handshake (another network, or not a kolokol node?): {}",
+                chain(&e)
+            ))
+        })?;
+    if remote_id == inner.node_key.public() {
+        inner.peers.overlay().forget(&addr);
+        return Err(ApiError::Invalid(format!("{addr} is this node itself")));
+    }
+    if inner.peers.bans().is_banned(&remote_id, inner.elapsed()) {
+        return Err(ApiError::Unreachable(format!(
+            "{addr} misbehaved earlier and is refused for a while"
+        )));
+    }
+    if inner.peers.is_connected(&remote_id) {
+        // Already connected to that node through another address: keep the existing connection.
+        inner.peers.overlay().dial_failed(&addr, inner.elapsed());
+        return Ok(remote_id);
+    }
+    let admitted = inner
+        .peers
+        .overlay()
+        .outbound_connected(addr, remote_id, inner.elapsed());
+    if let Err(refusal) = admitted
+        && !by_user
+    {
+        return Err(ApiError::Unreachable(format!(
+            "{addr}: not kept ({refusal:?})"
+        )));
+    }
+    start_connection(inner, reader, writer, remote_id, addr.to_string(), true)
+        .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
+    Ok(remote_id)
+}
+
+/// Register a connection that finished its handshake and spawn its tasks.
+fn start_connection<R, W>(
+    inner: &Arc<Inner>,
+    reader: WireReader<R>,
+    writer: WireWriter<W>,
+    remote_id: NodeId,
+    addr: String,
+    outbound: bool,
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    if remote_id == inner.node_key.public() {
+        return Err(ConnectionError::ToSelf);
+    }
+    let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
+    let reconcile_now = Arc::new(tokio::sync::Notify::new());
+    let cancel = inner.tasks.token().child_token();
+    let steering = Steering {
+        outbox: outbox_tx,
+        reconcile_now: reconcile_now.clone(),
+        cancel: cancel.clone(),
+    };
+    let serial = inner
+        .peers
+        .register(remote_id, addr.clone(), outbound, steering)?;
+    tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
+    let inner = inner.clone();
+    let tasks = inner.tasks.clone();
+    // Graceful: the connection shuts its writer down and leaves the registry when the token fires.
+    tasks.spawn_graceful("connection", async move {
+        let result = run_connection(
+            &inner,
+            reader,
+            writer,
+            remote_id,
+            &addr,
+            Control {
+                outbox: outbox_rx,
+                reconcile_now,
+                cancel: cancel.clone(),
+                outbound,
+            },
+        )
+        .await;
+        cancel.cancel();
+        inner.peers.unregister(&remote_id, serial, inner.elapsed());
+        match result {
+            Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),
+            Err(error) => {
+                tracing::info!(peer = %remote_id, %addr, %error, "kolokol peer disconnected")
+            }
+        }
+    });
+    Ok(())
+}
+
+/// An error and its sources on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
