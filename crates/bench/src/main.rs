@@ -5,7 +5,7 @@
 //!     cache for both), and how long seeding the just-hashed content takes (fast-resume sample)
 //!     compared with the full check librqbit does for content it has not seen hashed;
 //! (b) loopback TCP transfer throughput, kolokol to kolokol (two engines in this process) beside
-//!     libtorrent to libtorrent (shared/interop `lt_node.py seed` and `leech`), same file, timed
+//!     libtorrent to libtorrent (kolokol-testkit's `lt_peer.py seed` and `leech`), same file, timed
 //!     from the leecher's start to verified completion.
 //!
 //! `kolokol-bench all` prints every figure of BENCHMARKS.md's summary side by side in one run (see [`all`]):
@@ -56,9 +56,6 @@ struct Args {
     /// Folder for the temporary files (default: the system temp folder).
     #[arg(long, global = true, env = "KOLOKOL_BENCH_DIR")]
     dir: Option<PathBuf>,
-    /// The shared/interop folder (default: $KOLOKOL_INTEROP_DIR, else <workspace>/../shared/interop).
-    #[arg(long, global = true, env = "KOLOKOL_INTEROP_DIR")]
-    interop_dir: Option<PathBuf>,
     /// Give up on one transfer after this many seconds.
     #[arg(long, global = true, default_value_t = 600)]
     timeout_secs: u64,
@@ -83,9 +80,8 @@ async fn main() -> Result<()> {
     }
     .context("creating the temporary folder")?;
     let limit = Duration::from_secs(args.timeout_secs);
-    let interop = args.interop_dir.clone().unwrap_or_else(default_interop_dir);
     if let Some(Cmd::All(all_args)) = &args.command {
-        return all::run(all_args, tmp.path(), args.hash_mib * MIB, &interop, limit).await;
+        return all::run(all_args, tmp.path(), args.hash_mib * MIB, limit).await;
     }
     println!(
         "kolokol-bench: {} cores, temp folder {}",
@@ -94,12 +90,8 @@ async fn main() -> Result<()> {
     );
 
     hashing(tmp.path(), args.hash_mib * MIB, limit).await?;
-    transfer(tmp.path(), args.transfer_mib * MIB, &interop, limit).await?;
+    transfer(tmp.path(), args.transfer_mib * MIB, limit).await?;
     Ok(())
-}
-
-fn default_interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
 }
 
 /// Part (a)'s figures.
@@ -183,7 +175,7 @@ pub(crate) async fn hashing(root: &Path, size: u64, limit: Duration) -> Result<H
 }
 
 /// Part (b).
-async fn transfer(root: &Path, size: u64, interop: &Path, limit: Duration) -> Result<()> {
+async fn transfer(root: &Path, size: u64, limit: Duration) -> Result<()> {
     println!(
         "\n(b) loopback TCP transfer, {:.0} MiB file",
         size as f64 / MIB as f64
@@ -226,7 +218,7 @@ async fn transfer(root: &Path, size: u64, interop: &Path, limit: Duration) -> Re
     }
     std::fs::remove_dir_all(&out).context("removing the kolokol download")?;
 
-    match libtorrent::transfer(interop, root, &file, limit) {
+    match libtorrent::transfer(root, &file, limit) {
         Ok(lt) => {
             let lt_mbs = mb_per_s(size, lt.wall);
             println!(

@@ -220,11 +220,3 @@ pub fn sha256_file(path: &Path) -> String {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     hex::encode(Sha256::digest(data))
 }
-
-/// The shared/interop directory with the reference libtorrent scripts.
-pub fn interop_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("KOLOKOL_INTEROP_DIR") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
-}
