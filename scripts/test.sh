@@ -2,13 +2,16 @@
 # Run the whole test suite on a fresh Debian machine: install what the tests need, then run every test.
 #   ./scripts/test.sh            (as root, or with sudo available, for the apt-get step)
 # The interoperability tests drive real, independent BitTorrent clients: Debian's libtorrent (python3-libtorrent,
-# run with /usr/bin/python3) and aria2. They use 127.0.0.1 only.
+# run with /usr/bin/python3) and aria2, through the repository's own drivers in crates/testkit/peers. They use
+# 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_packages=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need_packages+=(python3-libtorrent)
 command -v aria2c >/dev/null 2>&1 || need_packages+=(aria2)
+# The BEP 44 interop test re-checks libtorrent's Ed25519 signatures with an independent implementation.
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need_packages+=(python3-cryptography)
 # LAN discovery tests make network namespaces (unshare, ip).
 command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
@@ -25,12 +28,6 @@ if [ ${#need_packages[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -q
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need_packages[@]}"
-fi
-
-# The reference peer scripts live in shared/interop beside the repository (see its README).
-if [ -z "${KOLOKOL_INTEROP_DIR:-}" ] && [ -d ../shared/interop ]; then
-    KOLOKOL_INTEROP_DIR="$(cd ../shared/interop && pwd)"
-    export KOLOKOL_INTEROP_DIR
 fi
 
 # Disk is what a fresh machine runs out of first (test binaries, then the instrumented fuzz build): say how much there is.

@@ -3,7 +3,7 @@
 //! - Transfer over loopback TCP at each size (default 256 MiB and 1 GiB): node A (`kolokol up`) publishes the file,
 //!   node B (`kolokol up`) downloads it from a magnet naming A (metadata by BEP 9, then the data), timed from the
 //!   API call to the finished transfer (polled every 10 ms), bytes compared; beside libtorrent seeding to libtorrent
-//!   (`lt_node.py`, timed as the leecher reports it: from adding the torrent to verified completion).
+//!   (kolokol-testkit's `lt_peer.py`, timed as the leecher reports it: from adding the torrent to verified completion).
 //! - CPU time per GiB transferred: user + system time (`/proc/PID/stat`) of the sending and the receiving process
 //!   over the transfer. kolokol: the two node processes during the download. libtorrent: the seeder during the
 //!   download, and the leecher over its whole life (so it includes Python and libtorrent start-up).
@@ -56,13 +56,7 @@ struct Memory {
     publish_time: Duration,
 }
 
-pub async fn run(
-    args: &AllArgs,
-    root: &Path,
-    hash_bytes: u64,
-    interop: &Path,
-    limit: Duration,
-) -> Result<()> {
+pub async fn run(args: &AllArgs, root: &Path, hash_bytes: u64, limit: Duration) -> Result<()> {
     ensure!(
         args.kolokol.is_file(),
         "no kolokol binary at {} (cargo build --release -p kolokol, or give --kolokol)",
@@ -85,7 +79,7 @@ pub async fn run(
         write_random_file(&file, mib * MIB)?;
         let kolokol = kolokol_transfer(&args.kolokol, root, &file, limit).await?;
         print_measured("kolokol -> kolokol", mib, &kolokol);
-        let libtorrent = match crate::libtorrent::transfer(interop, root, &file, limit) {
+        let libtorrent = match crate::libtorrent::transfer(root, &file, limit) {
             Ok(lt) => {
                 let m = Measured {
                     wall: lt.wall,

@@ -5,7 +5,7 @@
 //!     cache for both), and how long seeding the just-hashed content takes (fast-resume sample)
 //!     compared with the full check librqbit does for content it has not seen hashed;
 //! (b) loopback TCP transfer throughput, kolokol to kolokol (two engines in this process) beside
-//!     libtorrent to libtorrent (shared/interop `lt_node.py seed` and `leech`), same file, timed
+//!     libtorrent to libtorrent (kolokol-testkit's `lt_peer.py seed` and `leech`), same file, timed
 //!     from the leecher's start to verified completion.
 //!
 //! `kolokol-bench discovery` times a private network of `kolokol up` processes forming on default flags (see
@@ -60,9 +60,6 @@ struct Args {
     /// Folder for the temporary files (default: the system temp folder).
     #[arg(long, global = true, env = "KOLOKOL_BENCH_DIR")]
     dir: Option<PathBuf>,
-    /// The shared/interop folder (default: $KOLOKOL_INTEROP_DIR, else <workspace>/../shared/interop).
-    #[arg(long, global = true, env = "KOLOKOL_INTEROP_DIR")]
-    interop_dir: Option<PathBuf>,
     /// Give up on one transfer after this many seconds.
     #[arg(long, global = true, default_value_t = 600)]
     timeout_secs: u64,
@@ -89,10 +86,9 @@ async fn main() -> Result<()> {
     }
     .context("creating the temporary folder")?;
     let limit = Duration::from_secs(args.timeout_secs);
-    let interop = args.interop_dir.clone().unwrap_or_else(default_interop_dir);
     match &args.command {
         Some(Cmd::All(all_args)) => {
-            return all::run(all_args, tmp.path(), args.hash_mib * MIB, &interop, limit).await;
+            return all::run(all_args, tmp.path(), args.hash_mib * MIB, limit).await;
         }
         Some(Cmd::Discovery(discovery_args)) => {
             return discovery::run(discovery_args, tmp.path()).await;
@@ -106,12 +102,8 @@ async fn main() -> Result<()> {
     );
 
     hashing(tmp.path(), args.hash_mib * MIB, limit).await?;
-    transfer(tmp.path(), args.transfer_mib * MIB, &interop, limit).await?;
+    transfer(tmp.path(), args.transfer_mib * MIB, limit).await?;
     Ok(())
-}
-
-fn default_interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
 }
 
 /// Part (a)'s figures.
@@ -195,7 +187,7 @@ pub(crate) async fn hashing(root: &Path, size: u64, limit: Duration) -> Result<H
 }
 
 /// Part (b).
-async fn transfer(root: &Path, size: u64, interop: &Path, limit: Duration) -> Result<()> {
+async fn transfer(root: &Path, size: u64, limit: Duration) -> Result<()> {
     println!(
         "\n(b) loopback TCP transfer, {:.0} MiB file",
         size as f64 / MIB as f64
@@ -238,7 +230,7 @@ async fn transfer(root: &Path, size: u64, interop: &Path, limit: Duration) -> Re
     }
     std::fs::remove_dir_all(&out).context("removing the kolokol download")?;
 
-    match libtorrent::transfer(interop, root, &file, limit) {
+    match libtorrent::transfer(root, &file, limit) {
         Ok(lt) => {
             let lt_mbs = mb_per_s(size, lt.wall);
             println!(

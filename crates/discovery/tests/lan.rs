@@ -7,12 +7,12 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kolokol_core::{Keypair, NodeId};
 use kolokol_discovery::lan::{Announce, DEFAULT_GROUP, DEFAULT_PORT};
 use kolokol_discovery::{Lan, LanConfig, LanInterfaces, LanPeer};
+use kolokol_testkit::netns;
 
 const INSIDE: &str = "KOLOKOL_LAN_TEST_IN_NETNS";
 const PASSED: &str = "LAN scenario passed";
@@ -20,29 +20,18 @@ const PASSED: &str = "LAN scenario passed";
 #[test]
 fn lan_discovery_in_a_private_network_namespace() {
     let exe = std::env::current_exe().unwrap();
-    // lo gets the MULTICAST flag and a multicast route, which a fresh namespace lacks.
-    let setup = "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\"";
-    let mut child = Command::new("unshare")
-        .args(["-n", "--", "sh", "-c", setup])
-        .arg(&exe)
-        .args(["lan_scenario_inside_namespace", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run unshare: the LAN test needs util-linux and root (it creates a network namespace)");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = netns::run_in_loopback_only_namespace(
+        &exe,
+        &[
+            "lan_scenario_inside_namespace",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+        (INSIDE, "1"),
+        Duration::from_secs(90),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -12,7 +12,7 @@ mod common;
 mod hostile;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -22,15 +22,7 @@ use kolokol_wire::{Message, WireConfig};
 
 /// Run a CLI command against `node` in the background.
 fn spawn_cli(node: &NodeProcess, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args([
-            "--data-dir",
-            node.data_dir.to_str().unwrap(),
-            "--api",
-            &node.api,
-        ])
-        .args(args)
-        .stdin(Stdio::null())
+    node.cli_command(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

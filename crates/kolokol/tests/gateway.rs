@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{NodeProcess, random_file, wait_for};
+use common::{NodeProcess, TestNode, random_file, wait_for};
 
 const MIB: usize = 1024 * 1024;
 

@@ -7,21 +7,25 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use kolokol_testkit::netns;
 
 #[test]
 fn two_nodes_find_each_other_on_the_lan_with_no_dht() {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new("unshare")
-        .args(["-n", "--"])
-        .arg(&exe)
-        .args(["--exact", "lan_inside_namespace", "--ignored", "--nocapture"])
-        .env("KOLOKOL_LAN_NAMESPACE", "1")
-        .output()
-        .expect("cannot run unshare: this test needs util-linux and root (it creates a network namespace)");
+    let out = netns::run_in_loopback_only_namespace(
+        &exe,
+        &[
+            "--exact",
+            "lan_inside_namespace",
+            "--ignored",
+            "--nocapture",
+        ],
+        ("KOLOKOL_LAN_NAMESPACE", "1"),
+        Duration::from_secs(120),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -39,14 +43,6 @@ fn lan_inside_namespace() {
         Ok("1"),
         "refusing to run outside the namespace the outer test creates"
     );
-    for cmd in [
-        "ip link set lo up",
-        "ip link set lo multicast on",
-        "ip route add 224.0.0.0/4 dev lo",
-    ] {
-        let status = Command::new("sh").args(["-c", cmd]).status().unwrap();
-        assert!(status.success(), "{cmd} failed");
-    }
     let tmp = tempfile::tempdir().unwrap();
     // No bootstrap at all and no public routers: the DHT knows nobody. Only the LAN can connect them.
     let lan = [

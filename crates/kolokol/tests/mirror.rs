@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{NodeProcess, random_file, wait_for};
+use common::{NodeProcess, TestNode, random_file, wait_for};
 
 const MIB: usize = 1024 * 1024;
 

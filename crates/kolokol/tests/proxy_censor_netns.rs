@@ -24,10 +24,11 @@ mod common;
 mod proxy_common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use common::NodeProcess;
-use proxy_common::{cli_in_netns, json_in_netns, start_in_netns};
+use kolokol_testkit::netns::{self, Namespaces};
+use proxy_common::{LOOPBACK_UP, cli_in_netns, json_in_netns, start_in_netns};
 
 const SITES: [&str; 6] = [
     "198.18.2.10",
@@ -76,24 +77,9 @@ print("ready", flush=True)
 sys.stdin.read()
 "#;
 
-fn run(args: &[&str]) -> Output {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn ensure_tools() {
-    let uid = run(&["id", "-u"]);
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
+    assert!(
+        netns::is_root(),
         "this test builds network namespaces and must run as root (scripts/test.sh does)"
     );
     for tool in [
@@ -109,34 +95,22 @@ fn ensure_tools() {
     }
 }
 
-/// The three namespaces; removed (with their /etc/netns files) when dropped, even if the test failed.
+/// The three namespaces (kolokol-testkit's [`Namespaces`]: removed, with their /etc/netns files, when dropped,
+/// even if the test failed).
 struct Net {
     client: String,
     censor: String,
     outside: String,
+    _namespaces: Namespaces,
 }
 
 impl Net {
     fn create() -> Net {
-        let tag = std::process::id() % 100_000;
-        let net = Net {
-            client: format!("kpc{tag}"),
-            censor: format!("kpr{tag}"),
-            outside: format!("kpo{tag}"),
-        };
-        for ns in net.all() {
-            run(&["ip", "netns", "add", ns]);
-        }
-        let (c, r, o) = (&net.client, &net.censor, &net.outside);
-        run(&[
-            "ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", "eth0",
-            "netns", r,
-        ]);
-        run(&[
-            "ip", "link", "add", "eth1", "netns", r, "type", "veth", "peer", "name", "eth0",
-            "netns", o,
-        ]);
-        let sh = |ns: &str, cmd: &str| run(&["ip", "netns", "exec", ns, "sh", "-ec", cmd]);
+        let namespaces = Namespaces::create(&["kpc", "kpr", "kpo"]).unwrap();
+        let (c, r, o) = (0, 1, 2);
+        namespaces.link(c, "eth0", r, "eth0").unwrap();
+        namespaces.link(r, "eth1", o, "eth0").unwrap();
+        let sh = |ns: usize, cmd: &str| namespaces.sh(ns, cmd).unwrap();
         sh(
             c,
             "ip link set lo up; ip link set eth0 up; ip addr add 198.18.1.2/24 dev eth0; \
@@ -175,24 +149,16 @@ impl Net {
                 let ip = if poisoned && i == 3 { BOGUS } else { ip };
                 hosts.push_str(&format!("{ip} site{i}.test\n"));
             }
-            let dir = format!("/etc/netns/{ns}");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(format!("{dir}/hosts"), hosts).unwrap();
-            std::fs::write(format!("{dir}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+            namespaces.etc_file(ns, "hosts", &hosts).unwrap();
+            namespaces
+                .etc_file(ns, "resolv.conf", "nameserver 127.0.0.1\n")
+                .unwrap();
         }
-        net
-    }
-
-    fn all(&self) -> [&String; 3] {
-        [&self.client, &self.censor, &self.outside]
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.all() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        Net {
+            client: namespaces.name(c).to_owned(),
+            censor: namespaces.name(r).to_owned(),
+            outside: namespaces.name(o).to_owned(),
+            _namespaces: namespaces,
         }
     }
 }
@@ -244,17 +210,6 @@ fn bridge_streams(ns: &str, bridge: &NodeProcess) -> u64 {
         .as_u64()
         .unwrap()
 }
-
-const LOOPBACK_UP: [&str; 8] = [
-    "--listen",
-    "127.0.0.1:0",
-    "--wire",
-    "127.0.0.1:0",
-    "--dht",
-    "127.0.0.1:0",
-    "--no-default-bootstrap",
-    "--no-lan",
-];
 
 #[test]
 fn client_node_reaches_every_site_through_the_simulated_censor() {

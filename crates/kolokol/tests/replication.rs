@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeProcess, random_file, sha256_file, wait_for};
+use common::{NodeProcess, TestNode, random_file, sha256_file, wait_for};
 
 fn wire(node: &NodeProcess) -> String {
     node.json(&["status"])["wire_addr"]

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{NodeProcess, wait_for};
+use common::{NodeProcess, TestNode, wait_for};
 use kolokol_scrub::fixtures;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

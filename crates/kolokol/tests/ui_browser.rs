@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{NodeProcess, wait_for};
+use common::{NodeProcess, TestNode, wait_for};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{NodeProcess, random_file};
+use common::{NodeProcess, TestNode, random_file};
 
 struct Reply {
     status: u16,

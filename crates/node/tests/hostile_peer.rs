@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kolokol_core::keys::Keypair;
-use kolokol_core::record::{FileEntry, InfoHash, RecordBody, SignedRecord, sign_record};
+use kolokol_core::record::SignedRecord;
 use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
+use kolokol_testkit::records::{TestRecord, unix_now};
 use kolokol_wire::{Exchange, ExchangeAction, Message, Role, WireConfig, WireError, handshake};
 use tokio::net::TcpStream;
 
@@ -18,28 +19,12 @@ fn record(key: &Keypair, network: &str, title: &str) -> SignedRecord {
 
 /// A record dated `ahead` seconds in the future.
 fn record_at(key: &Keypair, network: &str, title: &str, ahead: u64) -> SignedRecord {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    TestRecord::new(key, title)
+        .network(network)
+        .created(unix_now() + ahead)
+        .infohash([9; 20])
+        .sign()
         .unwrap()
-        .as_secs()
-        + ahead;
-    let body = RecordBody {
-        network: network.into(),
-        author: key.public(),
-        created: now,
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        lang: None,
-        files: vec![FileEntry {
-            path: "x.bin".into(),
-            size: 10,
-            mime: "application/octet-stream".into(),
-        }],
-        infohash: InfoHash([9; 20]),
-        thumbnail: None,
-    };
-    sign_record(body, key).unwrap()
 }
 
 #[tokio::test]

@@ -17,10 +17,11 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use kolokol_testkit::netns::{self, Namespaces};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_kolokol-proxy-harness");
 const SITES: [&str; 6] = [
@@ -35,24 +36,9 @@ const BOGUS: &str = "198.18.2.99";
 const BRIDGE: &str = "198.18.2.50";
 const BLOCK_TEXT: &str = "Access to this resource is restricted by the regulator";
 
-fn run(args: &[&str]) -> Output {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn ensure_tools() {
-    let uid = Command::new("id").arg("-u").output().expect("id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
+    assert!(
+        netns::is_root(),
         "this test builds network namespaces and must run as root (CI does)"
     );
     if Command::new("iptables").arg("--version").output().is_err() {
@@ -145,39 +131,22 @@ impl Drop for Proc {
     }
 }
 
-/// The three namespaces; removed (with their /etc/netns files) when dropped, even if the test failed.
+/// The three namespaces (kolokol-testkit's [`Namespaces`]: removed, with their /etc/netns files, when dropped,
+/// even if the test failed).
 struct Net {
     client: String,
     censor: String,
     outside: String,
+    _namespaces: Namespaces,
 }
 
 impl Net {
     fn create() -> Net {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let net = Net {
-            client: format!("kkc{tag}"),
-            censor: format!("kkr{tag}"),
-            outside: format!("kko{tag}"),
-        };
-        for ns in net.all() {
-            run(&["ip", "netns", "add", ns]);
-        }
-        let (c, r, o) = (&net.client, &net.censor, &net.outside);
-        run(&[
-            "ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", "eth0",
-            "netns", r,
-        ]);
-        run(&[
-            "ip", "link", "add", "eth1", "netns", r, "type", "veth", "peer", "name", "eth0",
-            "netns", o,
-        ]);
-        let sh = |ns: &str, cmd: &str| run(&["ip", "netns", "exec", ns, "sh", "-ec", cmd]);
+        let namespaces = Namespaces::create(&["kkc", "kkr", "kko"]).unwrap();
+        let (c, r, o) = (0, 1, 2);
+        namespaces.link(c, "eth0", r, "eth0").unwrap();
+        namespaces.link(r, "eth1", o, "eth0").unwrap();
+        let sh = |ns: usize, cmd: &str| namespaces.sh(ns, cmd).unwrap();
         sh(
             c,
             "ip link set lo up; ip link set eth0 up; ip addr add 198.18.1.2/24 dev eth0; ip route add default via 198.18.1.1",
@@ -215,24 +184,16 @@ impl Net {
             text
         };
         for (ns, poisoned) in [(c, true), (o, false), (r, false)] {
-            let dir = format!("/etc/netns/{ns}");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(format!("{dir}/hosts"), hosts(poisoned)).unwrap();
-            std::fs::write(format!("{dir}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+            namespaces.etc_file(ns, "hosts", &hosts(poisoned)).unwrap();
+            namespaces
+                .etc_file(ns, "resolv.conf", "nameserver 127.0.0.1\n")
+                .unwrap();
         }
-        net
-    }
-
-    fn all(&self) -> [&String; 3] {
-        [&self.client, &self.censor, &self.outside]
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.all() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        Net {
+            client: namespaces.name(c).to_owned(),
+            censor: namespaces.name(r).to_owned(),
+            outside: namespaces.name(o).to_owned(),
+            _namespaces: namespaces,
         }
     }
 }

@@ -1,26 +1,16 @@
 use kolokol_core::keys::Keypair;
-use kolokol_core::record::{FileEntry, InfoHash, RecordBody, RecordId, sign_record};
+use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_testkit::records::TestRecord;
 
 use super::*;
 
 fn record(key: &Keypair, title: &str, created: u64) -> kolokol_core::record::SignedRecord {
-    let body = RecordBody {
-        network: "kolokol".into(),
-        author: key.public(),
-        created,
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        lang: None,
-        files: vec![FileEntry {
-            path: "a.bin".into(),
-            size: 1,
-            mime: "application/octet-stream".into(),
-        }],
-        infohash: InfoHash([created as u8; 20]),
-        thumbnail: None,
-    };
-    sign_record(body, key).unwrap()
+    TestRecord::new(key, title)
+        .created(created)
+        .file("a.bin", 1)
+        .infohash([created as u8; 20])
+        .sign()
+        .unwrap()
 }
 
 #[test]
@@ -154,23 +144,15 @@ fn rich(
     mime: &str,
     created: u64,
 ) -> kolokol_core::record::SignedRecord {
-    let body = RecordBody {
-        network: "kolokol".into(),
-        author: key.public(),
-        created,
-        title: title.into(),
-        description: description.into(),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        lang: Some(lang.into()),
-        files: vec![FileEntry {
-            path: "f".into(),
-            size: 100,
-            mime: mime.into(),
-        }],
-        infohash: InfoHash([created as u8; 20]),
-        thumbnail: None,
-    };
-    sign_record(body, key).unwrap()
+    TestRecord::new(key, title)
+        .created(created)
+        .description(description)
+        .tags(tags)
+        .lang(lang)
+        .typed_file("f", 100, mime)
+        .infohash([created as u8; 20])
+        .sign()
+        .unwrap()
 }
 
 fn titles(records: Vec<kolokol_core::record::SignedRecord>) -> Vec<String> {

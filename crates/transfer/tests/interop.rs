@@ -1,96 +1,24 @@
-//! Interoperability with an independent BitTorrent implementation: libtorrent-rasterbar, driven by
-//! the reference scripts in shared/interop (Debian's python3-libtorrent, loopback only).
+//! Interoperability with an independent BitTorrent implementation: libtorrent-rasterbar (Debian's
+//! python3-libtorrent), driven by kolokol-testkit's reference-peer drivers on 127.0.0.1 only.
 //!
 //! These tests fail (they never skip) when libtorrent is missing: install it with
-//! `apt-get install -y python3-libtorrent`.
+//! `apt-get install -y python3-libtorrent` (scripts/test.sh does).
 // Test set-up helpers panic on failure: that is the test failing.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use common::{STEP, magnet};
+use kolokol_testkit::libtorrent::{self, PeerArgs, Seeder};
+use kolokol_testkit::peers;
 use kolokol_transfer::FetchSource;
 use tokio::time::timeout;
 
-const PYTHON: &str = "/usr/bin/python3";
-
-/// The interop scripts folder, after checking that libtorrent can be imported.
-fn interop() -> PathBuf {
-    let dir = common::interop_dir();
-    assert!(
-        dir.join("lt_node.py").is_file(),
-        "interop scripts not found in {dir:?}: set KOLOKOL_INTEROP_DIR to the shared/interop folder"
-    );
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{PYTHON} cannot import libtorrent: install python3-libtorrent (apt-get install -y python3-libtorrent)"
-    );
-    dir
-}
-
-fn free_port() -> u16 {
-    // libtorrent binds TCP and UDP on its port: find one free for both.
-    for _ in 0..100 {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
-}
-
-/// A child process that is killed when the test ends, whatever happens.
-struct Script(Child);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a libtorrent seeder and waits until it listens.
-fn lt_seed(dir: &Path, torrent: &Path, save: &Path, port: u16) -> Script {
-    let mut child = Command::new(PYTHON)
-        .arg(dir.join("lt_node.py"))
-        .args(["seed", "--lifetime", "120", "--port", &port.to_string()])
-        .arg("--torrent")
-        .arg(torrent)
-        .arg("--save")
-        .arg(save)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let script = Script(child);
-    loop {
-        let line = lines
-            .next()
-            .expect("libtorrent seeder exited early")
-            .unwrap();
-        if line.contains("listening") {
-            break;
-        }
-    }
-    // Keep draining its output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    script
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_downloads_a_magnet_seeded_by_kolokol() {
-    let dir = interop();
+    peers::require_libtorrent();
     let tmp = tempfile::tempdir().unwrap();
     let seeder = common::engine(&tmp.path().join("seeder")).await;
     let content_dir = tmp.path().join("publish");
@@ -106,24 +34,18 @@ async fn libtorrent_downloads_a_magnet_seeded_by_kolokol() {
     let save = tmp.path().join("lt-out");
     fs::create_dir_all(&save).unwrap();
     let uri = magnet(&created.infohash, "report%20video.mp4");
-    let mut leech = Command::new(PYTHON);
-    leech
-        .arg(dir.join("lt_node.py"))
-        .args(["leech", "--tcp-only", "--timeout", "60", "--magnet", &uri])
-        .args(["--port", &free_port().to_string()])
-        .args(["--peer", &seeder.listen_addr().to_string()])
-        .arg("--save")
-        .arg(&save)
-        .arg("--verify")
-        .arg(&path);
-    let out = tokio::task::spawn_blocking(move || leech.output().unwrap())
+    let leech = PeerArgs::leech_magnet(&uri, &save)
+        .tcp_only()
+        .seconds(60)
+        .peer(seeder.listen_addr())
+        .verify(&path);
+    let out = tokio::task::spawn_blocking(move || libtorrent::leech(&leech).unwrap())
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("PASS"),
-        "libtorrent leech failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.passed(),
+        "libtorrent leech failed:\n{}",
+        out.transcript()
     );
     assert_eq!(
         fs::read(save.join("report video.mp4")).unwrap(),
@@ -132,32 +54,18 @@ async fn libtorrent_downloads_a_magnet_seeded_by_kolokol() {
     seeder.shutdown().await;
 }
 
-/// Makes a v1 torrent with libtorrent's own creator.
-fn lt_make_torrent(dir: &Path, file: &Path, out: &Path) {
-    let status = Command::new(PYTHON)
-        .arg(dir.join("make_torrent.py"))
-        .arg(file)
-        .arg(out)
-        .args(["--mode", "v1"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "make_torrent.py failed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kolokol_downloads_from_a_libtorrent_seeder_by_magnet_and_by_torrent() {
-    let dir = interop();
+    peers::require_libtorrent();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("lt-src");
     let path = src.join("archive.tar");
     common::random_file(&path, 3 * 1024 * 1024 + 4321);
     let torrent_path = tmp.path().join("archive.torrent");
-    lt_make_torrent(&dir, &path, &torrent_path);
+    libtorrent::make_torrent(&path, &torrent_path, 256).unwrap();
     let torrent = fs::read(&torrent_path).unwrap();
-    let port = free_port();
-    let _seed = lt_seed(&dir, &torrent_path, &src, port);
-    let peer = format!("127.0.0.1:{port}").parse().unwrap();
+    let lt_seeder = Seeder::start(&PeerArgs::seed(&torrent_path, &src)).unwrap();
+    let peer = lt_seeder.addr();
 
     // By magnet: the metadata comes from libtorrent over BEP 9.
     let by_magnet = common::engine(&tmp.path().join("a")).await;

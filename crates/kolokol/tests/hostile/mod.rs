@@ -12,10 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kolokol_core::keys::Keypair;
-use kolokol_core::record::{
-    FileEntry, InfoHash, RecordBody, SignedRecord, ValidationContext, sign_record_with_work,
-    validate_record,
-};
+use kolokol_core::record::{SignedRecord, ValidationContext, validate_record};
+pub use kolokol_testkit::records::{TestRecord, unix_now};
 use kolokol_wire::{Exchange, ExchangeAction, Message, Role, WireConfig, WireError, handshake};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -26,32 +24,11 @@ pub type Writer = kolokol_wire::WireWriter<WriteHalf<TcpStream>>;
 /// The work the test nodes demand (`--work-bits 8` in the harness).
 pub const WORK_BITS: u8 = 8;
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// A valid record of `key` on the default network with enough work for the test nodes.
 pub fn record(key: &Keypair, title: &str) -> SignedRecord {
-    let body = RecordBody {
-        network: "kolokol".into(),
-        author: key.public(),
-        created: unix_now(),
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        lang: None,
-        files: vec![FileEntry {
-            path: "x.bin".into(),
-            size: 10,
-            mime: "application/octet-stream".into(),
-        }],
-        infohash: InfoHash([7; 20]),
-        thumbnail: None,
-    };
-    sign_record_with_work(body, key, WORK_BITS).unwrap()
+    TestRecord::new(key, title)
+        .sign_with_work(WORK_BITS)
+        .unwrap()
 }
 
 /// A record whose signature no longer matches: one byte of the signed title changed.

@@ -1,16 +1,17 @@
 //! Helpers of the proxy tests (`proxy*.rs`): a local web site, `curl` through the proxy, bridge nodes.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)] // each test file uses a part
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::common::{BIN, NodeProcess};
+use crate::common::{BIN, NodeCommand, NodeProcess, TestNode};
+pub use kolokol_testkit::process::LOOPBACK_UP;
 
 /// A tiny web site on 127.0.0.1. `/censored` answers its first request with a block page (HTTP 451), as a filter
 /// in the site's place would, and the real page after that; every other path answers `hello from <path>`.
@@ -186,135 +187,26 @@ pub fn proxy_addr(node: &NodeProcess) -> String {
 /// `kolokol up` with exactly these `up` arguments (no harness defaults), on loopback-only settings given by the
 /// caller. Waits for the node's `web:` line; returns `Err(output)` if the process exits first.
 pub fn start_raw(data_dir: &Path, up_args: &[&str]) -> Result<NodeProcess, Output> {
-    spawn_node(None, data_dir, up_args)
+    NodeCommand::new(BIN, data_dir).args(up_args).spawn()
 }
 
 /// `kolokol up` inside the network namespace `ns` (which `ip netns exec` enters before running the binary, so the
-/// process is the node itself). Its API is on the namespace's own loopback: talk to it with [`cli_in_netns`].
+/// process is the node itself). Its API is on the namespace's own loopback: its CLI runs there too.
 pub fn start_in_netns(ns: &str, data_dir: &Path, up_args: &[&str]) -> NodeProcess {
-    spawn_node(Some(ns), data_dir, up_args).unwrap_or_else(|out| {
-        panic!(
-            "node in {ns} did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    NodeCommand::new(BIN, data_dir)
+        .in_netns(ns)
+        .args(up_args)
+        .start()
 }
 
-/// A CLI command against `node`, run inside namespace `ns`.
+/// A CLI command against `node`, which runs inside namespace `ns`.
 pub fn cli_in_netns(ns: &str, node: &NodeProcess, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns, BIN])
-        .args([
-            "--data-dir",
-            node.data_dir.to_str().unwrap(),
-            "--api",
-            &node.api,
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    assert_eq!(node.netns.as_deref(), Some(ns), "the node runs elsewhere");
+    node.cli(args)
 }
 
 /// [`cli_in_netns`] with `--json`; requires success.
 pub fn json_in_netns(ns: &str, node: &NodeProcess, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = cli_in_netns(ns, node, &all);
-    assert!(
-        out.status.success(),
-        "kolokol {args:?} in {ns} failed: {}\nnode log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        node.log()
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    assert_eq!(node.netns.as_deref(), Some(ns), "the node runs elsewhere");
+    node.json(args)
 }
-
-fn spawn_node(ns: Option<&str>, data_dir: &Path, up_args: &[&str]) -> Result<NodeProcess, Output> {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let stderr_log = data_dir.with_extension("stderr.log");
-    let mut command = match ns {
-        Some(ns) => {
-            let mut command = Command::new("ip");
-            command.args(["netns", "exec", ns, BIN]);
-            command
-        }
-        None => Command::new(BIN),
-    };
-    let mut child = command
-        .args([
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .arg("up")
-        .args(up_args)
-        .env("KOLOKOL_LOG", "info,librqbit=warn")
-        .env_remove("KOLOKOL_PROXY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-            Ok(line) => {
-                if let Some(url) = line.trim().strip_prefix("web:") {
-                    let api = url
-                        .trim()
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        .to_owned();
-                    // Keep the log like the harness does: drain stderr into the file.
-                    let mut stderr = child.stderr.take().unwrap();
-                    let mut log = std::fs::File::create(&stderr_log).unwrap();
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut stderr, &mut log);
-                    });
-                    return Ok(NodeProcess {
-                        child,
-                        data_dir: data_dir.to_path_buf(),
-                        api,
-                        stderr_log,
-                    });
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return Err(child.wait_with_output().unwrap());
-                }
-            }
-            // Its standard output closed: the process is ending (a node that runs keeps it open).
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(child.wait_with_output().unwrap());
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("node neither started nor exited in time");
-            }
-        }
-    }
-}
-
-/// The `up` flags that keep a node on loopback (what the harness passes, minus `--proxy`).
-pub const LOOPBACK_UP: [&str; 8] = [
-    "--listen",
-    "127.0.0.1:0",
-    "--wire",
-    "127.0.0.1:0",
-    "--dht",
-    "127.0.0.1:0",
-    "--no-default-bootstrap",
-    "--no-lan",
-];

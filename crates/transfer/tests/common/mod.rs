@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use kolokol_transfer::{Engine, EngineConfig, Progress, RateLimits, TorrentState};
@@ -79,12 +79,4 @@ pub async fn wait_for(
 
 pub fn is_past_checking(p: &Progress) -> bool {
     !matches!(p.state, TorrentState::Resolving | TorrentState::Checking)
-}
-
-/// Where the shared interop scripts live: `$KOLOKOL_INTEROP_DIR`, else `<workspace>/../shared/interop`.
-pub fn interop_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KOLOKOL_INTEROP_DIR") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
 }
