@@ -29,6 +29,11 @@ pub enum ItemError {
     Target,
 }
 
+/// `bytes` as a bencoded byte string: the `v` of an item whose value is those bytes.
+pub fn bencode_bytes(bytes: &[u8]) -> Vec<u8> {
+    crate::bencode::Bencode::Bytes(bytes.to_vec()).encode()
+}
+
 /// Target of a mutable item: SHA-1 of the public key and salt.
 pub fn mutable_target(key: &[u8; 32], salt: &[u8]) -> Id {
     let mut h = Sha1::new();
@@ -69,6 +74,15 @@ impl MutableItem {
             salt,
             value,
         })
+    }
+
+    /// The content of `v` when it is a byte string (the usual shape: libtorrent's and `mainline`'s puts of
+    /// bytes store them so), else `None`.
+    pub fn value_as_bytes(&self) -> Option<&[u8]> {
+        match crate::bencode::decode(&self.value) {
+            Ok(crate::bencode::Value::Bytes(b)) => Some(b),
+            _ => None,
+        }
     }
 
     pub fn target(&self) -> Id {
@@ -143,8 +157,12 @@ mod tests {
     #[test]
     fn signed_items_verify_and_immutable_targets_check() {
         let signer = SigningKey::from_bytes(&[9; 32]);
-        let item = MutableItem::sign(&signer, b"3:abc".to_vec(), 5, b"s".to_vec()).unwrap();
+        let item = MutableItem::sign(&signer, bencode_bytes(b"abc"), 5, b"s".to_vec()).unwrap();
         assert_eq!(item.verify(), Ok(()));
+        assert_eq!(item.value, b"3:abc");
+        assert_eq!(item.value_as_bytes(), Some(&b"abc"[..]));
+        let dict = MutableItem::sign(&signer, b"de".to_vec(), 5, Vec::new()).unwrap();
+        assert_eq!(dict.value_as_bytes(), None);
         assert_eq!(
             MutableItem::sign(&signer, b"3:ab".to_vec(), 5, Vec::new()),
             Err(ItemError::Value)

@@ -24,6 +24,6 @@ pub mod storage;
 mod answer;
 
 pub use id::{Id, NodeInfo};
-pub use item::{ItemError, MutableItem, immutable_target, mutable_target};
+pub use item::{ItemError, MutableItem, bencode_bytes, immutable_target, mutable_target};
 pub use net::{Dht, DhtInfo, NetError};
 pub use node::{Config, Event, Node, Outcome, QueryId, Transmit};
