@@ -3,8 +3,8 @@
 //! get_peers and reads a kolokol feed head with BEP 44 `dht_get_mutable_item`; kolokol reads an item that
 //! libtorrent put.
 //!
-//! libtorrent nodes form the network because `mainline` 8.0.1 reads only 4-byte KRPC transaction ids while
-//! libtorrent sends 2-byte ones: libtorrent's queries to a kolokol node go unanswered (see the crate docs).
+//! Here libtorrent nodes form the network and kolokol nodes join it; the other direction (libtorrent entering
+//! the DHT through a kolokol node) is `crates/dht/tests/interop_libtorrent.rs`.
 //!
 //! The Python side is `tests/interop/lt_discovery.py`; it imports the shared helpers from
 //! `$KOLOKOL_INTEROP_DIR`, else `<workspace>/../shared/interop`.

@@ -13,9 +13,8 @@ Driven by crates/discovery/tests/interop.rs over stdin/stdout:
   lt_discovery.py get-item  --pk HEX --salt-hex HEX --want-value-hex HEX --want-seq N
   lt_discovery.py put-item  --seed HEX --salt-hex HEX --value-hex HEX
 
-Why libtorrent nodes form the network: the `mainline` crate (8.0.1) reads only 4-byte KRPC transaction ids,
-and libtorrent sends 2-byte ones, so libtorrent's queries to a kolokol node go unanswered; kolokol's queries to
-libtorrent nodes (libtorrent echoes any id) work. The shared helpers ltutil.py and bep44.py are imported from
+kolokol nodes join a network of libtorrent nodes here; crates/dht/tests/interop_libtorrent.rs tests libtorrent
+entering the DHT through a kolokol node. The shared helpers ltutil.py and bep44.py are imported from
 $KOLOKOL_INTEROP_DIR, else <workspace>/../shared/interop.
 """
 import argparse
