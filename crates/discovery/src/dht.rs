@@ -287,8 +287,8 @@ pub(crate) fn node_config(
     plan: &BootstrapPlan,
     server_mode: bool,
 ) -> kolokol_dht::Config {
-    let loopback = config.bind.ip().is_loopback()
-        || plan.configured.iter().any(|a| a.ip().is_loopback());
+    let loopback =
+        config.bind.ip().is_loopback() || plan.configured.iter().any(|a| a.ip().is_loopback());
     kolokol_dht::Config {
         request_timeout: config.request_timeout,
         lookup_timeout: LOOKUP_TIMEOUT,
