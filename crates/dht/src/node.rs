@@ -421,6 +421,7 @@ impl<R: RngCore> Node<R> {
         match lookup.then.clone() {
             Then::Report => {
                 let outcome = report(lookup);
+                let outcome = self.with_local(lookup_target(&self.lookups, query), outcome);
                 self.finish(query, outcome);
             }
             Then::Announce { port, implied_port } => {
@@ -440,6 +441,40 @@ impl<R: RngCore> Node<R> {
                     item: item.clone(),
                 });
             }
+        }
+    }
+
+    /// Adds what this node itself stores for `target`: a lookup asks only other nodes, and in a small network
+    /// the announcement or item may be held here (another node stored it with us).
+    fn with_local(&self, target: Option<Id>, outcome: Outcome) -> Outcome {
+        use crate::storage::StoredItem;
+        let Some(target) = target else {
+            return outcome;
+        };
+        match outcome {
+            Outcome::Peers(mut peers) => {
+                for p in self.storage.peers(&target) {
+                    if peers.len() < crate::lookup::MAX_PEERS && !peers.contains(&p) {
+                        peers.push(p);
+                    }
+                }
+                Outcome::Peers(peers)
+            }
+            Outcome::Mutable(mut items) => {
+                if let Some(StoredItem::Mutable(item)) = self.storage.item(&target)
+                    && !items.contains(item)
+                    && items.len() < crate::lookup::MAX_ITEMS
+                {
+                    items.push(item.clone());
+                    items.sort_by_key(|i| std::cmp::Reverse(i.seq));
+                }
+                Outcome::Mutable(items)
+            }
+            Outcome::Immutable(None) => match self.storage.item(&target) {
+                Some(StoredItem::Immutable(value)) => Outcome::Immutable(Some(value.clone())),
+                _ => Outcome::Immutable(None),
+            },
+            other => other,
         }
     }
 
@@ -688,6 +723,7 @@ impl<R: RngCore> Node<R> {
                         _ => Outcome::Stored { stored_at: 0 },
                     },
                 };
+                let outcome = self.with_local(Some(lookup.target), outcome);
                 self.finish(query, outcome);
             }
         }
@@ -733,6 +769,10 @@ impl<R: RngCore> Node<R> {
             self.join(now);
         }
     }
+}
+
+fn lookup_target(lookups: &BTreeMap<QueryId, Lookup>, query: QueryId) -> Option<Id> {
+    lookups.get(&query).map(|l| l.target)
 }
 
 fn empty_outcome(kind: &LookupKind, then: &Then) -> Outcome {

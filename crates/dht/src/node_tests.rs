@@ -395,3 +395,20 @@ fn loopback_nodes_named_by_others_are_not_contacted_unless_allowed() {
         assert!(!t.to.ip().is_loopback(), "sent to {}", t.to);
     }
 }
+
+#[test]
+fn a_lookup_also_returns_what_this_node_stores_itself() {
+    // Two nodes: what node 1 announces is stored on node 0, whose own lookup asks only node 1.
+    let mut sim = Sim::new(2);
+    sim.run_for(Duration::from_secs(5));
+    let now = sim.now;
+    let q = sim.node(1).announce_peer(now, Id([3; 20]), Some(5000));
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.outcome(1, q), Some(Outcome::Stored { stored_at: 1 }));
+    let q = sim.node(0).get_peers(now, Id([3; 20]));
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        sim.outcome(0, q),
+        Some(Outcome::Peers(vec![SocketAddrV4::new(*addr(1).ip(), 5000)]))
+    );
+}
