@@ -1,19 +1,25 @@
 //! Where the DHT node starts: saved routing-table nodes, then configured `HOST:PORT`s, then (only if allowed) the
 //! public BitTorrent routers.
 //!
-//! The `mainline` crate falls back to the public routers whenever it is given no bootstrap list at all
-//! (`Config::bootstrap == None`). [`BootstrapPlan`] always produces an explicit list, possibly empty, and the
-//! public routers enter it only through [`BootstrapPlan::public`], which is empty when `no_default_bootstrap` is
-//! set: that is what makes a fallback to public routers impossible.
+//! The DHT node (`kolokol-dht`) knows no router of its own: it starts only from the list [`BootstrapPlan`]
+//! makes, possibly empty, and the public routers enter that list only through [`BootstrapPlan::public`], which is
+//! empty when `no_default_bootstrap` is set: that is what makes a fallback to public routers impossible.
 
 use std::net::{SocketAddr, SocketAddrV4};
+
+/// The public BitTorrent DHT routers, used unless `no_default_bootstrap` is set.
+pub const PUBLIC_ROUTERS: [&str; 3] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
 
 /// Most `--bootstrap` entries accepted.
 pub const MAX_CONFIGURED_BOOTSTRAP: usize = 16;
 /// Most addresses one configured host name may contribute.
 pub const MAX_ADDRS_PER_HOST: usize = 4;
-/// Size the whole list is trimmed to when it can be: `mainline` visits every bootstrap address in each lookup
-/// while its routing table holds fewer close nodes than the list is long, so a long list costs packets.
+/// Size the whole list is trimmed to when it can be: the DHT node asks the bootstrap addresses in every lookup
+/// while its routing table holds fewer than 8 nodes, so a long list costs packets.
 pub const TARGET_BOOTSTRAP_LEN: usize = 20;
 /// Saved nodes always get at least this many places, however many addresses are configured.
 pub const MIN_SAVED_IN_BOOTSTRAP: usize = 8;
@@ -27,7 +33,7 @@ pub enum BootstrapError {
     TooMany(usize),
 }
 
-/// A validated `HOST:PORT` (host name, IPv4 address or `[IPv6]`; only IPv4 addresses are used, as `mainline` is
+/// A validated `HOST:PORT` (host name, IPv4 address or `[IPv6]`; only IPv4 addresses are used, as the DHT node is
 /// IPv4-only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootstrapEntry {
@@ -98,7 +104,7 @@ pub struct BootstrapPlan {
 }
 
 impl BootstrapPlan {
-    /// The list handed to `mainline`: saved nodes first, then configured, then public, without duplicates.
+    /// The list handed to the DHT node: saved nodes first, then configured, then public, without duplicates.
     /// Configured and public addresses are always all kept; saved nodes fill the room up to
     /// [`TARGET_BOOTSTRAP_LEN`], with at least [`MIN_SAVED_IN_BOOTSTRAP`] of them.
     pub fn list(&self) -> Vec<SocketAddrV4> {
@@ -165,7 +171,7 @@ mod tests {
         );
         assert!(
             resolve("[::1]:6881").await.is_empty(),
-            "IPv6 is not usable by mainline"
+            "IPv6 is not usable by the DHT node"
         );
         assert!(resolve("0.0.0.0:6881").await.is_empty());
     }

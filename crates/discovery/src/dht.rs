@@ -1,5 +1,5 @@
-//! One mainline DHT node per kolokol node: bootstrap, status, saved state, and the lookups kolokol needs
-//! (rendezvous, torrent peers).
+//! One DHT node per kolokol node (kolokol's own mainline DHT implementation, `kolokol-dht`): bootstrap,
+//! status, saved state, and the lookups kolokol needs (rendezvous, torrent peers).
 //!
 //! Author feeds (BEP 44) are in [`crate::feeds`]; the periodic rendezvous task in [`crate::rendezvous`].
 
@@ -9,10 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kolokol_core::InfoHash;
-use mainline::Id;
-use mainline::async_dht::AsyncDht;
-use stream::collect_peers;
-pub(crate) use stream::next as next_item;
+use kolokol_dht::{Id, NetError};
 
 use crate::bootstrap::{self, BootstrapError, BootstrapPlan};
 use crate::policy::{DEFAULT_REQUEST_TIMEOUT, ServerMode, answers_from_start};
@@ -22,6 +19,8 @@ use crate::state::{DhtState, StateError};
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(60);
 /// Most peers one `get_peers` lookup returns.
 pub const MAX_PEERS_PER_LOOKUP: usize = 512;
+/// How long the DHT node lets one lookup (with its announce or put) run before it ends with what it has.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options of the DHT node. [`Default`] is a node on all interfaces, a port chosen by the system, the public
 /// routers allowed, no state file.
@@ -29,8 +28,8 @@ pub const MAX_PEERS_PER_LOOKUP: usize = 512;
 pub struct DhtConfig {
     /// kolokol network name: scopes the saved state and names the rendezvous and feeds.
     pub network: String,
-    /// UDP address to bind (IPv4: `mainline` is IPv4-only). Port 0 lets the system choose; the node should then
-    /// save [`Dht::local_addr`] and pass it next time so the port stays the same.
+    /// UDP address to bind (IPv4: the DHT node is IPv4-only). Port 0 lets the system choose; the node should
+    /// then save [`Dht::local_addr`] and pass it next time so the port stays the same.
     pub bind: SocketAddrV4,
     /// Configured bootstrap nodes, `HOST:PORT` (at most [`bootstrap::MAX_CONFIGURED_BOOTSTRAP`]).
     pub bootstrap: Vec<String>,
@@ -39,9 +38,10 @@ pub struct DhtConfig {
     pub no_default_bootstrap: bool,
     /// Where routing-table nodes are saved and read at start, or `None`.
     pub state_file: Option<PathBuf>,
-    /// Whether the node answers other nodes' queries from the start (a full DHT node) or only once `mainline`'s
-    /// adaptive mode finds it reachable: [`ServerMode::Auto`] applies [`answers_from_start`] (answer when the
-    /// network has nothing else to answer).
+    /// Whether the node is a full DHT node from the start (other nodes may put it in their routing tables) or
+    /// a read-only one (BEP 43): [`ServerMode::Auto`] applies [`answers_from_start`] (a full node when the
+    /// network has nothing else to answer). Either way it answers the queries that reach it, so a BitTorrent
+    /// client given its address can enter the DHT through it.
     pub server_mode: ServerMode,
     /// How long to wait for one DHT node's answer. A lookup that asks a node that never answers lasts at least
     /// this long (it waits for the slowest of the nodes it asked). Default [`DEFAULT_REQUEST_TIMEOUT`] (1 s).
@@ -77,7 +77,9 @@ pub enum DhtError {
     #[error("request timeout must be between 50 ms and 30 s, got {0:?}")]
     RequestTimeout(Duration),
     #[error("DHT announce failed: {0}")]
-    Announce(#[source] mainline::errors::PutQueryError),
+    Announce(#[source] NetError),
+    #[error("no DHT node accepted the announcement")]
+    NotStored,
     #[error(transparent)]
     State(#[from] StateError),
     #[error("no state file is configured")]
@@ -91,13 +93,13 @@ pub enum DhtError {
 pub struct DhtStatus {
     /// The UDP address the DHT listens on (`dht_addr`).
     pub local_addr: SocketAddrV4,
-    /// Nodes in the routing table that are not stale.
+    /// Nodes in the routing table that are not bad.
     pub routing_table_size: usize,
-    /// Our address as other DHT nodes see it, once they agree on one.
+    /// Our address as other DHT nodes see it, once two agree on one.
     pub public_addr: Option<SocketAddrV4>,
-    /// `mainline`'s estimate that nodes outside cannot reach us (true until proven otherwise).
+    /// True until a DHT node we had not written to has queried us (which shows nodes outside can reach us).
     pub firewalled: bool,
-    /// Whether we answer other nodes' queries (a full DHT node).
+    /// Whether we are a full DHT node (not read-only).
     pub server_mode: bool,
     /// How many bootstrap addresses the node started with, by source.
     pub bootstrap_saved: usize,
@@ -107,13 +109,14 @@ pub struct DhtStatus {
     pub bootstrap_public: usize,
 }
 
-/// A running mainline DHT node. Cheap to clone; the node stops when the last clone is dropped.
+/// A running DHT node. Cheap to clone; the node stops when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Dht {
-    inner: AsyncDht,
+    inner: kolokol_dht::Dht,
     network: String,
     local_addr: SocketAddrV4,
     public_routers_allowed: bool,
+    server_mode: bool,
     state_file: Option<PathBuf>,
     plan_counts: (usize, usize, usize),
 }
@@ -140,7 +143,7 @@ impl Dht {
         }
         let mut public = Vec::new();
         if public_routers_allowed {
-            for router in mainline::DEFAULT_BOOTSTRAP_NODES {
+            for router in bootstrap::PUBLIC_ROUTERS {
                 public.extend(bootstrap::resolve(router).await);
             }
         }
@@ -158,14 +161,15 @@ impl Dht {
             public = plan.public.len(),
             "starting the DHT node"
         );
-        let mainline_config = mainline_config(&config, list, server_mode);
-        let inner = build_with_retry(mainline_config, config.bind).await?;
-        let local_addr = inner.info().await.local_addr();
+        let dht_config = node_config(&config, &plan, server_mode);
+        let inner = bind_with_retry(dht_config, config.bind, &list).await?;
+        let local_addr = inner.local_addr();
         Ok(Dht {
             inner,
             network: config.network,
             local_addr,
             public_routers_allowed,
+            server_mode,
             state_file: config.state_file,
             plan_counts: (plan.saved.len(), plan.configured.len(), plan.public.len()),
         })
@@ -181,21 +185,20 @@ impl Dht {
         self.local_addr
     }
 
-    /// The underlying `mainline` handle, for operations this crate does not wrap.
-    pub fn mainline(&self) -> &AsyncDht {
+    /// The underlying `kolokol-dht` handle, for operations this crate does not wrap.
+    pub fn inner(&self) -> &kolokol_dht::Dht {
         &self.inner
     }
 
     /// Current status: routing table size, public address, reachability.
     pub async fn status(&self) -> DhtStatus {
-        let info = self.inner.info().await;
-        let routing_table_size = self.inner.to_bootstrap().await.len();
+        let info = self.inner.info().await.ok();
         DhtStatus {
             local_addr: self.local_addr,
-            routing_table_size,
-            public_addr: info.public_address(),
-            firewalled: info.firewalled(),
-            server_mode: info.server_mode(),
+            routing_table_size: info.as_ref().map_or(0, |i| i.routing_table_size),
+            public_addr: info.as_ref().and_then(|i| i.public_addr),
+            firewalled: !info.as_ref().is_some_and(|i| i.reached),
+            server_mode: self.server_mode,
             bootstrap_saved: self.plan_counts.0,
             bootstrap_configured: self.plan_counts.1,
             bootstrap_public: self.plan_counts.2,
@@ -204,12 +207,7 @@ impl Dht {
 
     /// The routing-table nodes as they would be saved.
     pub async fn routing_nodes(&self) -> Vec<SocketAddrV4> {
-        self.inner
-            .to_bootstrap()
-            .await
-            .iter()
-            .filter_map(|s| s.parse::<SocketAddrV4>().ok())
-            .collect()
+        self.inner.routing_nodes().await.unwrap_or_default()
     }
 
     /// Writes the routing table to the configured state file (atomically). Returns how many nodes were saved.
@@ -226,22 +224,27 @@ impl Dht {
 
     /// Announces that a peer listens on `port` of our IP for `infohash` (BEP 5 `announce_peer`).
     pub async fn announce_peer(&self, infohash: InfoHash, port: u16) -> Result<(), DhtError> {
-        self.inner
-            .announce_peer(Id::from(infohash.0), Some(port))
-            .await
-            .map(|_| ())
-            .map_err(DhtError::Announce)
+        let announce = self.inner.announce_peer(Id(infohash.0), Some(port));
+        match tokio::time::timeout(LOOKUP_DEADLINE, announce).await {
+            Ok(Ok(0)) | Err(_) => Err(DhtError::NotStored),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(DhtError::Announce(e)),
+        }
     }
 
     /// Peers announced for `infohash` (BEP 5 `get_peers`), deduplicated, without addresses that cannot be
     /// dialed, and without loopback addresses unless this DHT itself runs on loopback (a remote DHT node
     /// could otherwise steer us to services on our own machine). At most [`MAX_PEERS_PER_LOOKUP`].
     pub async fn get_peers(&self, infohash: InfoHash) -> Vec<SocketAddr> {
-        let stream = self.inner.get_peers(Id::from(infohash.0));
-        let raw = collect_peers(stream, MAX_PEERS_PER_LOOKUP, LOOKUP_DEADLINE).await;
+        let lookup = self.inner.get_peers(Id(infohash.0));
+        let raw = match tokio::time::timeout(LOOKUP_DEADLINE, lookup).await {
+            Ok(Ok(peers)) => peers,
+            _ => Vec::new(),
+        };
         let loopback_ok = self.local_addr.ip().is_loopback();
         raw.into_iter()
             .filter(|p| crate::state::is_routable_node(p) && (loopback_ok || !p.ip().is_loopback()))
+            .take(MAX_PEERS_PER_LOOKUP)
             .map(SocketAddr::V4)
             .collect()
     }
@@ -269,52 +272,52 @@ impl Dht {
         if !self.local_addr.ip().is_unspecified() {
             ips.insert(IpAddr::V4(*self.local_addr.ip()));
         }
-        if let Some(public) = self.inner.info().await.public_address() {
+        if let Some(public) = self.inner.info().await.ok().and_then(|i| i.public_addr) {
             ips.insert(IpAddr::V4(*public.ip()));
         }
         ips
     }
 }
 
-/// The `mainline` configuration: always an explicit bootstrap list, so `mainline` never substitutes its own.
-pub(crate) fn mainline_config(
+/// The DHT node's options. Loopback addresses are DHT nodes only for a node that runs on loopback or was
+/// told to bootstrap from one (tests, a node and its tools on one machine); otherwise an address a remote node
+/// names could point our queries at services on our own machine.
+pub(crate) fn node_config(
     config: &DhtConfig,
-    bootstrap: Vec<SocketAddrV4>,
+    plan: &BootstrapPlan,
     server_mode: bool,
-) -> mainline::Config {
-    mainline::Config {
-        bootstrap: Some(bootstrap),
-        port: Some(config.bind.port()),
-        bind_address: Some(*config.bind.ip()),
+) -> kolokol_dht::Config {
+    let loopback =
+        config.bind.ip().is_loopback() || plan.configured.iter().any(|a| a.ip().is_loopback());
+    kolokol_dht::Config {
         request_timeout: config.request_timeout,
-        server_mode,
-        ..mainline::Config::default()
+        lookup_timeout: LOOKUP_TIMEOUT,
+        read_only: !server_mode,
+        allow_loopback: loopback,
     }
 }
 
 /// Binds, retrying for a moment if the port is still held: a node restarted in the same process may start
-/// before the previous `mainline` thread (which polls every 50 ms) has noticed it must stop.
-async fn build_with_retry(
-    config: mainline::Config,
+/// before the previous node's task has noticed that its last handle is gone.
+async fn bind_with_retry(
+    config: kolokol_dht::Config,
     bind: SocketAddrV4,
-) -> Result<AsyncDht, DhtError> {
+    bootstrap: &[SocketAddrV4],
+) -> Result<kolokol_dht::Dht, DhtError> {
     let mut attempts = 0;
     loop {
-        let cfg = config.clone();
-        let built = tokio::task::spawn_blocking(move || mainline::Dht::new(cfg))
-            .await
-            .map_err(|_| DhtError::Stopped)?;
-        match built {
-            Ok(dht) => return Ok(dht.as_async()),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AddrInUse
+        match kolokol_dht::Dht::bind(bind, config.clone(), bootstrap).await {
+            Ok(dht) => return Ok(dht),
+            Err(NetError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
                     && bind.port() != 0
                     && attempts < 20 =>
             {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(source) => return Err(DhtError::Bind { addr: bind, source }),
+            Err(NetError::Bind { addr, source }) => return Err(DhtError::Bind { addr, source }),
+            Err(_) => return Err(DhtError::Stopped),
         }
     }
 }
@@ -342,69 +345,30 @@ fn load_saved(
     }
 }
 
-/// Draining `mainline`'s result streams.
-mod stream {
-    use std::collections::BTreeSet;
-    use std::future::poll_fn;
-    use std::net::SocketAddrV4;
-    use std::pin::Pin;
-    use std::time::Duration;
-
-    use futures_core::Stream;
-    use mainline::async_dht::GetStream;
-
-    /// Deduplicated peers from the stream, until it ends, `max` are found or `deadline` passes.
-    pub(crate) async fn collect_peers(
-        mut stream: GetStream<Vec<SocketAddrV4>>,
-        max: usize,
-        deadline: Duration,
-    ) -> BTreeSet<SocketAddrV4> {
-        let mut found = BTreeSet::new();
-        let collect = async {
-            while let Some(batch) = next(&mut stream).await {
-                for peer in batch {
-                    if found.len() >= max {
-                        return;
-                    }
-                    found.insert(peer);
-                }
-            }
-        };
-        let _ = tokio::time::timeout(deadline, collect).await;
-        found
-    }
-
-    /// The next item of a `mainline` stream.
-    pub(crate) async fn next<T: 'static>(stream: &mut GetStream<T>) -> Option<T> {
-        poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn mainline_always_gets_an_explicit_bootstrap_list() {
-        let config = DhtConfig {
+    fn loopback_nodes_only_for_a_node_on_loopback_or_told_to_use_one() {
+        let plan = BootstrapPlan::default();
+        let on_loopback = DhtConfig {
             no_default_bootstrap: true,
             bind: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
             ..DhtConfig::default()
         };
-        // An empty list stays an empty list: `None` would make mainline use its public routers.
-        let m = mainline_config(&config, Vec::new(), true);
-        assert_eq!(m.bootstrap, Some(Vec::new()));
-        assert_eq!(
-            m.port,
-            Some(0),
-            "port 0 means: let the system choose (not mainline's default 6881)"
-        );
-        assert_eq!(m.bind_address, Some(Ipv4Addr::LOCALHOST));
-        let one = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6881);
-        assert_eq!(
-            mainline_config(&config, vec![one], true).bootstrap,
-            Some(vec![one])
-        );
+        let c = node_config(&on_loopback, &plan, true);
+        assert!(c.allow_loopback);
+        assert!(!c.read_only);
+        assert_eq!(c.request_timeout, on_loopback.request_timeout);
+        let everywhere = DhtConfig::default();
+        assert!(!node_config(&everywhere, &plan, false).allow_loopback);
+        assert!(node_config(&everywhere, &plan, false).read_only);
+        let told = BootstrapPlan {
+            configured: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6881)],
+            ..BootstrapPlan::default()
+        };
+        assert!(node_config(&everywhere, &told, false).allow_loopback);
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Author feeds on the DHT: putting and reading the BEP 44 mutable item that names an author's latest record.
 //!
-//! The value format and the salt are in [`crate::feed`]. Reading is defensive: `mainline` already drops items
-//! whose signature does not verify or whose key and salt do not match the target; every item is then checked
-//! again here with strict Ed25519 verification, and its value must decode as a feed head of our network. An
-//! item that fails any check is ignored with a log line. Of the items that pass, the one with the largest
-//! sequence number wins (a DHT node may hold an old one).
+//! The value format and the salt are in [`crate::feed`]. Reading is defensive: `kolokol-dht` already drops
+//! items whose signature does not verify or whose key and salt do not match the target; every item is then
+//! checked again here (strict Ed25519 through kolokol-core's key type), and its value must decode as a feed head
+//! of our network. An item that fails any check is ignored with a log line. Of the items that pass, the one
+//! with the largest sequence number wins (a DHT node may hold an old one).
 
+use ed25519_dalek::SigningKey;
 use kolokol_core::{Keypair, PublicKey};
-use mainline::{MutableItem, SigningKey};
+use kolokol_dht::{MutableItem, NetError, bencode_bytes};
 
 use crate::dht::Dht;
 use crate::feed::{
@@ -25,7 +26,11 @@ pub enum FeedError {
     #[error("sequence number must not be negative, got {0}")]
     NegativeSeq(i64),
     #[error("the DHT refused the feed head: {0}")]
-    Put(#[source] mainline::errors::PutMutableError),
+    Put(#[source] NetError),
+    #[error("no DHT node stored the feed head")]
+    NotStored,
+    #[error("cannot sign the feed head: {0}")]
+    Sign(#[source] kolokol_dht::ItemError),
 }
 
 /// The result of a successful put.
@@ -55,55 +60,63 @@ impl Dht {
         }
         let value = encode_feed_value(self.network(), &head)?;
         let salt = feed_salt(self.network());
-        if let Some(existing) = self
-            .mainline()
-            .get_mutable_most_recent(author.public().as_bytes(), Some(&salt))
-            .await
-            && (existing.seq() > seq
-                || (existing.seq() == seq && existing.value() != value.as_slice()))
+        if let Some(existing) = self.read_items(author, &salt).await.into_iter().next()
+            && (existing.seq > seq
+                || (existing.seq == seq && existing.value_as_bytes() != Some(value.as_slice())))
         {
             return Err(FeedError::StaleSeq {
                 seq,
-                existing: existing.seq(),
+                existing: existing.seq,
             });
         }
-        // ed25519-dalek keys of `mainline` and of kolokol-core may be different crate versions: go through the
-        // 32-byte secret seed, which both define the same way (RFC 8032).
+        // kolokol-core and kolokol-dht may use different ed25519-dalek types: go through the 32-byte secret
+        // seed, which both define the same way (RFC 8032).
         let signer = SigningKey::from_bytes(&author.secret_bytes());
-        let item = MutableItem::new(signer, &value, seq, Some(&salt));
-        let outcome = self
-            .mainline()
-            .put_mutable(item, None)
-            .await
-            .map_err(FeedError::Put)?;
-        Ok(FeedPut {
-            stored_at: outcome.stored_at,
-        })
+        let item = MutableItem::sign(&signer, bencode_bytes(&value), seq, salt)
+            .map_err(FeedError::Sign)?;
+        let put = self.inner().put_mutable(item, None);
+        let stored_at = match tokio::time::timeout(crate::dht::LOOKUP_DEADLINE, put).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(FeedError::Put(e)),
+            Err(_) => 0,
+        };
+        if stored_at == 0 {
+            return Err(FeedError::NotStored);
+        }
+        Ok(FeedPut { stored_at })
+    }
+
+    /// Every item the DHT holds for `author`'s feed salt, largest `seq` first (not yet checked here).
+    async fn read_items(&self, author: &Keypair, salt: &[u8]) -> Vec<MutableItem> {
+        let get = self.inner().get_mutable(*author.public().as_bytes(), salt);
+        match tokio::time::timeout(crate::dht::LOOKUP_DEADLINE, get).await {
+            Ok(Ok(items)) => items,
+            _ => Vec::new(),
+        }
     }
 
     /// Reads `author`'s feed head in our network: the valid item with the largest sequence number, or `None`
     /// if there is none (nothing stored, or only items that fail the checks; each is logged).
     pub async fn get_feed(&self, author: PublicKey) -> Option<FeedEntry> {
         let salt = feed_salt(self.network());
-        let mut stream = self
-            .mainline()
-            .get_mutable(author.as_bytes(), Some(&salt), None);
+        let get = self.inner().get_mutable(*author.as_bytes(), &salt);
+        let items = match tokio::time::timeout(crate::dht::LOOKUP_DEADLINE, get).await {
+            Ok(Ok(items)) => items,
+            _ => Vec::new(),
+        };
         let mut best: Option<FeedEntry> = None;
-        let read = async {
-            while let Some(item) = crate::dht::next_item(&mut stream).await {
-                match check_item(&item, &author, &salt, self.network()) {
-                    Ok(entry) => {
-                        if best.is_none_or(|b| entry.seq > b.seq) {
-                            best = Some(entry);
-                        }
-                    }
-                    Err(reason) => {
-                        tracing::warn!(%author, seq = item.seq(), %reason, "ignoring a feed item from the DHT");
+        for item in &items {
+            match check_item(item, &author, &salt, self.network()) {
+                Ok(entry) => {
+                    if best.is_none_or(|b| entry.seq > b.seq) {
+                        best = Some(entry);
                     }
                 }
+                Err(reason) => {
+                    tracing::warn!(%author, seq = item.seq, %reason, "ignoring a feed item from the DHT");
+                }
             }
-        };
-        let _ = tokio::time::timeout(crate::dht::LOOKUP_DEADLINE, read).await;
+        }
         best
     }
 }
@@ -115,23 +128,26 @@ pub(crate) fn check_item(
     salt: &[u8],
     network: &str,
 ) -> Result<FeedEntry, String> {
-    if item.key() != author.as_bytes() {
+    if &item.key != author.as_bytes() {
         return Err("signed by another key".to_owned());
     }
-    if item.salt() != Some(salt) {
+    if item.salt != salt {
         return Err("wrong salt".to_owned());
     }
-    let signed = bep44_signed_bytes(salt, item.seq(), item.value());
+    let value = item
+        .value_as_bytes()
+        .ok_or_else(|| "value is not a byte string".to_owned())?;
+    let signed = bep44_signed_bytes(salt, item.seq, value);
     author
-        .verify(&signed, item.signature())
+        .verify(&signed, &item.signature)
         .map_err(|e| format!("signature: {e}"))?;
-    if item.seq() < 0 {
+    if item.seq < 0 {
         return Err("negative sequence number".to_owned());
     }
-    let head = decode_feed_value(item.value(), network).map_err(|e| e.to_string())?;
+    let head = decode_feed_value(value, network).map_err(|e| e.to_string())?;
     Ok(FeedEntry {
         head,
-        seq: item.seq(),
+        seq: item.seq,
     })
 }
 
@@ -148,18 +164,19 @@ mod tests {
     }
 
     #[test]
-    fn items_signed_by_mainline_pass_strict_checks() {
+    fn items_signed_by_kolokol_dht_pass_strict_checks() {
         let author = Keypair::from_secret_bytes([9; 32]);
         let salt = feed_salt("kolokol");
         let value = encode_feed_value("kolokol", &head()).unwrap();
-        let item = MutableItem::new(
-            SigningKey::from_bytes(&author.secret_bytes()),
-            &value,
+        let item = MutableItem::sign(
+            &SigningKey::from_bytes(&author.secret_bytes()),
+            bencode_bytes(&value),
             5,
-            Some(&salt),
-        );
+            salt.clone(),
+        )
+        .unwrap();
         assert_eq!(
-            item.key(),
+            &item.key,
             author.public().as_bytes(),
             "same public key through both crates"
         );
@@ -179,12 +196,13 @@ mod tests {
         let salt = feed_salt("kolokol");
         let value = encode_feed_value("kolokol", &head()).unwrap();
         let sign = |key: &Keypair, value: &[u8], salt: &[u8]| {
-            MutableItem::new(
-                SigningKey::from_bytes(&key.secret_bytes()),
-                value,
+            MutableItem::sign(
+                &SigningKey::from_bytes(&key.secret_bytes()),
+                bencode_bytes(value),
                 5,
-                Some(salt),
+                salt.to_vec(),
             )
+            .unwrap()
         };
         // Another author's item.
         assert!(
@@ -218,11 +236,20 @@ mod tests {
         );
         // A forged signature.
         let good = sign(&author, &value, &salt);
-        let mut sig = *good.signature();
-        sig[0] ^= 1;
-        let forged = MutableItem::new_signed_unchecked(*good.key(), sig, &value, 5, Some(&salt));
+        let mut forged = good.clone();
+        forged.signature[0] ^= 1;
         let err = check_item(&forged, &author.public(), &salt, "kolokol").unwrap_err();
         assert!(err.contains("signature"), "{err}");
+        // A value that is not a byte string (a dictionary as `v` itself).
+        let dict = MutableItem::sign(
+            &SigningKey::from_bytes(&author.secret_bytes()),
+            value.clone(),
+            5,
+            salt.clone(),
+        )
+        .unwrap();
+        let err = check_item(&dict, &author.public(), &salt, "kolokol").unwrap_err();
+        assert!(err.contains("byte string"), "{err}");
         // Right key, other salt.
         let other_salt = feed_salt("elsewhere");
         assert!(

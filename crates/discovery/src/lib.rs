@@ -1,6 +1,6 @@
 //! kolokol-discovery: how kolokol nodes find each other with no server (design decision 2).
 //!
-//! - [`dht`]: one mainline DHT node (BEP 5) per kolokol node, through the `mainline` crate. It bootstraps from
+//! - [`dht`]: one mainline DHT node (BEP 5) per kolokol node, kolokol's own (`kolokol-dht`). It bootstraps from
 //!   the routing-table nodes saved on the last run ([`state`]), then the configured `HOST:PORT`s, then the public
 //!   BitTorrent routers unless `no_default_bootstrap` is set ([`bootstrap`]). It announces and looks up the
 //!   rendezvous infohash of the network ([`kolokol_core::InfoHash::rendezvous`]) and torrent infohashes.
@@ -13,7 +13,7 @@
 //! - [`lan`]: UDP multicast announces on the local network, for nodes with no DHT and no Internet.
 //!
 //! The pure parts (feed value codec, state file format, bootstrap list, LAN message) have no I/O and are
-//! property-tested; the rest is the thin layer that drives sockets and the `mainline` actor.
+//! property-tested; the rest is the thin layer that drives sockets and the `kolokol-dht` node.
 //!
 //! # Threat model
 //!
@@ -40,7 +40,7 @@
 //! Why no public routers with `no_default_bootstrap`. A private network (its own bootstrap list, for example a
 //! national intranet during a shutdown, or a test) must not leak to the public DHT: a single packet to a public
 //! router tells it that this address runs a DHT node, and the public DHT would learn the private nodes' addresses
-//! and the rendezvous infohash. With `no_default_bootstrap`, the `mainline` node is always given an explicit
+//! and the rendezvous infohash. With `no_default_bootstrap`, the DHT node is always given an explicit
 //! bootstrap list (the crate would otherwise fall back to its built-in public routers), the public routers are
 //! never resolved, and saved routing-table nodes learned in a run that allowed public routers are not used. The
 //! node then only sends to configured addresses and to nodes that those (and their peers) told it about.
@@ -49,13 +49,12 @@
 //! its node id and a hash of its network name. On an untrusted network (a café, an office), turn LAN discovery
 //! off.
 //!
-//! # Known limitation of `mainline` 8.0.1
+//! # Other BitTorrent clients
 //!
-//! It reads only 4-byte KRPC transaction ids, while libtorrent (and most BitTorrent clients) send 2-byte ones,
-//! so queries from those clients to a kolokol DHT node are dropped unanswered. kolokol's own queries to them work
-//! (they echo any id), so on the public DHT a kolokol node announces, looks up and stores feed heads through
-//! the other clients' nodes; it just serves only other `mainline` nodes (other kolokol nodes) itself. A private
-//! network of kolokol nodes is unaffected. `tests/interop.rs` shows both directions of what works.
+//! The DHT node answers queries whatever the length of their KRPC transaction id (libtorrent and aria2 use 2
+//! bytes), so those clients can use a kolokol node as their way into the DHT, and kolokol nodes use theirs.
+//! `tests/interop.rs` and `crates/dht/tests/interop_libtorrent.rs` show both directions. (The `mainline` crate
+//! used before read only 4-byte ids and dropped those clients' queries.)
 
 pub mod bootstrap;
 pub mod dht;

@@ -1,6 +1,6 @@
 //! Discovery policy: when a node answers DHT queries, how long it waits for one DHT node's answer, and when it
 //! looks for its network again. Pure decisions (no sockets, no clock): [`crate::dht`] and [`crate::rendezvous`]
-//! only apply them, and a DHT implementation that replaces `mainline` takes them over as they are.
+//! only apply them.
 
 use std::time::Duration;
 
@@ -14,9 +14,10 @@ pub enum ServerMode {
     Always,
 }
 
-/// Whether the DHT node answers other nodes' queries from the start (a full DHT node, BEP 5) rather than only
-/// asking (a read-only node, BEP 43, until `mainline`'s adaptive mode finds it reachable from outside, which
-/// takes at least 15 minutes and never happens on a machine that cannot see its own public address).
+/// Whether the DHT node is a full DHT node from the start (BEP 5: other nodes put it in their routing tables and
+/// send it queries) rather than a read-only one (BEP 43: its queries say `ro`, so other nodes leave it out of
+/// their routing tables). Either way `kolokol-dht` answers the queries that do reach it (from a client given
+/// its address, such as a BitTorrent client using it as its entry point); a read-only node stays read-only.
 ///
 /// The rule: **a node answers when its network has nothing else to answer.**
 ///
@@ -24,9 +25,8 @@ pub enum ServerMode {
 ///   national intranet after a cut-off, a test). Nobody else answers there, so every node must, or no lookup ever
 ///   gets an answer: a network of read-only nodes never forms, and a single answering node (the bootstrap node)
 ///   gets no answers to its own lookups and never meets a peer.
-/// - Public routers allowed: the public DHT's millions of nodes answer; the node starts read-only and answers once
-///   found reachable (adaptive mode). It then serves only when it can be reached anyway, and a node behind NAT or
-///   on a phone does not spend its uplink and battery storing other people's announcements.
+/// - Public routers allowed: the public DHT's millions of nodes answer; the node is read-only, so a node behind NAT
+///   or on a phone does not spend its uplink and battery storing other people's announcements.
 ///
 /// What answering shows a DHT observer is in SECURITY.md ("Discovery: who answers DHT queries").
 pub fn answers_from_start(mode: ServerMode, public_routers_allowed: bool) -> bool {
@@ -38,12 +38,12 @@ pub fn answers_from_start(mode: ServerMode, public_routers_allowed: bool) -> boo
 
 /// Default time to wait for one DHT node's answer: 1 s.
 ///
-/// A `mainline` lookup (and so every announce, rendezvous round and feed read) ends only when every node it asked
+/// A lookup (and so every announce, rendezvous round and feed read) ends only when every node it asked
 /// has answered or timed out, so a lookup that asks one node that never answers (gone, behind NAT, or dropping
 /// our packets) lasts at least this long; on the public DHT nearly every lookup asks such a node. Answers that
 /// come at all come fast: on the mainline DHT median lookups of 100-200 ms and consistently sub-second lookups
 /// are reachable (Jimenez, Osmani, Knutsson, "Sub-second lookups on a large-scale Kademlia-based overlay",
-/// IEEE P2P 2011). `mainline`'s 2 s default doubles every such lookup's floor for the few answers that arrive in
+/// IEEE P2P 2011). A 2 s timeout (the `mainline` crate's default) doubles every such lookup's floor for the few answers that arrive in
 /// the second second, and a lookup asks several nodes in parallel, so one slow node's answer lost costs little.
 /// On a link slower than this (a round trip near a second), raise it with `--dht-timeout-ms`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{NETWORK, init_tracing, private_config, private_network, private_node};
+use ed25519_dalek::SigningKey;
 use kolokol_core::{Keypair, RecordId};
+use kolokol_dht::{MutableItem, bencode_bytes};
 use kolokol_discovery::Dht;
 use kolokol_discovery::feed::{encode_feed_value, feed_salt};
 use kolokol_discovery::{FeedEntry, FeedError, FeedHead};
-use mainline::{MutableItem, SigningKey};
 
 fn head(n: u8, count: u64) -> FeedHead {
     FeedHead {
@@ -93,13 +94,14 @@ async fn bad_feed_values_are_ignored() {
     let (writer, reader) = (&nodes[0], &nodes[7]);
     let salt = feed_salt(NETWORK);
     let put_raw = |key: &Keypair, value: Vec<u8>, salt: Vec<u8>| {
-        let item = MutableItem::new(
-            SigningKey::from_bytes(&key.secret_bytes()),
-            &value,
+        let item = MutableItem::sign(
+            &SigningKey::from_bytes(&key.secret_bytes()),
+            bencode_bytes(&value),
             7,
-            Some(&salt),
-        );
-        let dht = writer.mainline().clone();
+            salt,
+        )
+        .unwrap();
+        let dht = writer.inner().clone();
         async move { dht.put_mutable(item, None).await.unwrap() }
     };
 

@@ -3,8 +3,8 @@
 //! get_peers and reads a kolokol feed head with BEP 44 `dht_get_mutable_item`; kolokol reads an item that
 //! libtorrent put.
 //!
-//! libtorrent nodes form the network because `mainline` 8.0.1 reads only 4-byte KRPC transaction ids while
-//! libtorrent sends 2-byte ones: libtorrent's queries to a kolokol node go unanswered (see the crate docs).
+//! Here libtorrent nodes form the network and kolokol nodes join it; the other direction (libtorrent entering
+//! the DHT through a kolokol node) is `crates/dht/tests/interop_libtorrent.rs`.
 //!
 //! The libtorrent side is kolokol-testkit's `libtorrent::Dht` (`crates/testkit/peers/lt_dht.py`). Its commands
 //! block while libtorrent works, so the tests run them with `block_in_place`: the kolokol node keeps running on

@@ -136,9 +136,9 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     pub lan_interfaces: Vec<std::net::Ipv4Addr>,
-    /// Answer other DHT nodes' queries from the start, also on the public DHT. Without it: from the start with
-    /// --no-default-bootstrap (a network of kolokol nodes only, where nobody else answers), otherwise only once this
-    /// node is found reachable.
+    /// Be a full DHT node (in other nodes' routing tables), also on the public DHT. Without it: a full node with
+    /// --no-default-bootstrap (a network of kolokol nodes only, where nobody else answers), otherwise read-only
+    /// (BEP 43), answering only the queries sent to it directly.
     #[arg(long, env = "KOLOKOL_DHT_SERVER")]
     pub dht_server: bool,
     /// How long to wait for one DHT node's answer, in milliseconds (a lookup that asks a node that never answers

@@ -3,11 +3,10 @@
 //! libtorrent seeder the same way.
 //!
 //! Every test runs its own private mainline DHT of libtorrent nodes on 127.0.0.1 (kolokol-testkit's
-//! `libtorrent::Dht`). kolokol nodes join it as DHT clients (`--bootstrap`); mainline drops the 2-byte
-//! transaction ids that libtorrent and aria2 use in queries, so they talk to the libtorrent nodes, never to
-//! kolokol's. Magnets carry no peer (`x.pe`) and no tracker: the DHT is the only way to the seeder. Nothing leaves
-//! loopback: the DHT nodes bind 127.0.0.1 and know only each other, aria2 gets a fresh routing-table file, no
-//! trackers, no LPD.
+//! `libtorrent::Dht`). kolokol nodes join it (`--bootstrap`); libtorrent and aria2 start from the libtorrent nodes
+//! (the other way round, a kolokol node as their only entry point, is `interop_dht_entry.rs`). Magnets carry no peer
+//! (`x.pe`) and no tracker: the DHT is the only way to the seeder. Nothing leaves loopback: the DHT nodes bind
+//! 127.0.0.1 and know only each other, aria2 gets a fresh routing-table file, no trackers, no LPD.
 //!
 //! These tests fail, not skip, when python3-libtorrent or aria2c is missing: scripts/test.sh installs both.
 
