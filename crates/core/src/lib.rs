@@ -17,7 +17,7 @@
 
 pub mod bencode;
 pub mod detour;
-pub mod gossip;
+pub mod policy;
 mod ids;
 pub mod keys;
 pub mod magnet;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kolokol_core::gossip::GossipConfig;
+use kolokol_core::policy::PolicyConfig;
 use kolokol_sim::records::RecordKind;
 use kolokol_sim::{PartitionScenario, ReachScenario, SimConfig, run_partition, run_reach};
 
@@ -70,11 +70,11 @@ fn reconciliation_alone_delivers_what_push_does_not() {
     // No push at all: records spread only by periodic reconciliation with random peers.
     let config = SimConfig {
         churn: 0.0,
-        gossip: GossipConfig {
+        policy: PolicyConfig {
             eager_fanout: 0,
             announce_fanout: 0,
             reconcile_interval: Duration::from_secs(10),
-            ..GossipConfig::default()
+            ..PolicyConfig::default()
         },
         ..small()
     };
