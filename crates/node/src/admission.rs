@@ -6,8 +6,10 @@
 //! counted by reason (`status` shows the counts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
+use kolokol_core::policy::Verdict;
 use kolokol_core::record::{RecordId, SignedRecord, ValidationContext, validate_record};
 use serde::{Deserialize, Serialize};
 
@@ -85,42 +87,6 @@ impl AdmissionCounters {
     }
 }
 
-/// Ids of records refused recently, so that reconciliation does not fetch them again and again. Bounded: the
-/// oldest are forgotten first.
-#[derive(Debug, Default)]
-pub struct RefusedIds {
-    inner: std::sync::Mutex<(
-        std::collections::HashSet<RecordId>,
-        std::collections::VecDeque<RecordId>,
-    )>,
-}
-
-/// Most refused ids remembered.
-const MAX_REFUSED_IDS: usize = 10_000;
-
-impl RefusedIds {
-    pub fn insert(&self, id: RecordId) {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, order) = &mut *guard;
-        if set.insert(id) {
-            order.push_back(id);
-            if order.len() > MAX_REFUSED_IDS
-                && let Some(old) = order.pop_front()
-            {
-                set.remove(&old);
-            }
-        }
-    }
-
-    pub fn contains(&self, id: &RecordId) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .contains(id)
-    }
-}
-
 /// Judge a valid record from outside. A record already held passes (storing it again changes nothing).
 pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
     if record.work_bits() < u32::from(inner.work_bits) {
@@ -149,49 +115,67 @@ pub(crate) fn admit(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal>
     Ok(())
 }
 
-/// Validate each record from a peer with the one validation function, admit it, and store the good ones. Returns the
-/// records that were new here and how many were invalid (admission refusals are not held against the peer).
-pub(crate) fn store_incoming(
-    inner: &Inner,
-    from: &NodeId,
-    records: Vec<Vec<u8>>,
-) -> (Vec<SignedRecord>, u32) {
+/// Validate each record from a peer with the one validation function, admit it, and store the good ones. Returns
+/// what became of each, for the record policy (`kolokol_core::policy`), which decides what to relay, remembers what
+/// was refused so that it is not fetched again, and counts invalid records against the peer (admission refusals are
+/// not held against it).
+pub(crate) fn store_incoming(inner: &Inner, from: &NodeId, records: Vec<Vec<u8>>) -> Vec<Arrival> {
+    let now_unix = unix_now();
     let ctx = ValidationContext {
         network: inner.network.clone(),
-        now_unix: unix_now(),
+        now_unix,
     };
-    let mut refused = 0;
-    let mut new = Vec::new();
+    let mut arrivals = Vec::with_capacity(records.len());
     for bytes in records {
         let record = match validate_record(&bytes, &ctx) {
             Ok(record) => record,
             Err(error) => {
-                refused += 1;
                 inner
                     .counters
                     .invalid
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                inner.refused_ids.insert(RecordId::of_signed_bytes(&bytes));
                 tracing::warn!(peer = %from, %error, "refused an invalid record");
+                arrivals.push(Arrival {
+                    id: RecordId::of_signed_bytes(&bytes),
+                    age: Duration::ZERO,
+                    verdict: Verdict::Invalid,
+                });
                 continue;
             }
         };
-        // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
-        // limits and blocks.
-        if let Err(refusal) = admit(inner, &record) {
-            inner.counters.count(refusal);
-            inner.refused_ids.insert(record.id());
-            tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
-            continue;
-        }
-        match inner.catalog().insert_record(&record, unix_now()) {
-            Ok(true) => {
-                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
-                new.push(record);
+        let age = Duration::from_secs(now_unix.saturating_sub(record.body().created));
+        let verdict = match admit(inner, &record) {
+            Err(refusal) => {
+                inner.counters.count(refusal);
+                tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
+                Verdict::Refused
             }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "cannot store a record"),
-        }
+            Ok(()) => match inner.catalog().insert_record(&record, now_unix) {
+                Ok(true) => {
+                    tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
+                    Verdict::Stored
+                }
+                Ok(false) => Verdict::Duplicate,
+                Err(error) => {
+                    // Not the peer's fault, and not stored: like a refusal, minus the memory of it.
+                    tracing::warn!(%error, "cannot store a record");
+                    continue;
+                }
+            },
+        };
+        arrivals.push(Arrival {
+            id: record.id(),
+            age,
+            verdict,
+        });
     }
-    (new, refused)
+    arrivals
+}
+
+/// What became of one record from a peer.
+pub(crate) struct Arrival {
+    pub id: RecordId,
+    /// How old it is by its signed creation time (zero if invalid or in the future).
+    pub age: Duration,
+    pub verdict: Verdict,
 }

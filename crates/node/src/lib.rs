@@ -25,6 +25,7 @@ mod peering;
 mod proxy;
 mod publish;
 mod reconciling;
+mod record_policy;
 mod replication;
 mod stream;
 pub mod units;

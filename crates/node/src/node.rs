@@ -19,7 +19,7 @@ use kolokol_wire::WireConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{AdmissionConfig, AdmissionCounters, RefusedIds};
+use crate::admission::{AdmissionConfig, AdmissionCounters};
 use crate::api::Api;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
@@ -55,14 +55,11 @@ pub(crate) struct Inner {
     pub feeds_wake: Notify,
     /// Set once another node has connected to us.
     pub reached_from_outside: AtomicBool,
-    pub push_fanout: usize,
     pub admission: AdmissionConfig,
     /// The network's proof-of-work difficulty in bits.
     pub work_bits: u8,
     /// Records from outside refused, by reason.
     pub counters: AdmissionCounters,
-    /// Records refused recently (not fetched again by reconciliation).
-    pub refused_ids: RefusedIds,
     started: Instant,
     /// The local proxy and the bridge (see `proxy.rs`).
     pub proxy: Arc<crate::proxy::ProxyService>,
@@ -192,6 +189,13 @@ impl Node {
         let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
             .map_err(|e| StartError::Other(format!("peer settings: {e}")))?;
 
+        let policy = crate::record_policy::new_policy(
+            config.push_fanout,
+            config.reconcile_interval,
+            crate::peering::MAX_BAD_RECORDS,
+        )
+        .map_err(|e| StartError::Other(format!("record policy settings: {e}")))?;
+
         let inner = Arc::new(Inner {
             network: config.network.clone(),
             node_key,
@@ -199,7 +203,7 @@ impl Node {
             token,
             catalog: Mutex::new(catalog),
             engine,
-            peers: PeerRegistry::new(bt_addr.port()),
+            peers: PeerRegistry::new(bt_addr.port(), policy),
             wire_addr,
             bt_addr,
             api_addr: config.api_addr,
@@ -211,11 +215,9 @@ impl Node {
             dial_wake: Notify::new(),
             feeds_wake: Notify::new(),
             reached_from_outside: AtomicBool::new(false),
-            push_fanout: config.push_fanout,
             admission: config.admission,
             work_bits: config.work_bits,
             counters: AdmissionCounters::default(),
-            refused_ids: RefusedIds::default(),
             started: Instant::now(),
             proxy: Arc::new(proxy),
             replication: crate::replication::Replication::new(config.replication.clone()),
@@ -226,7 +228,7 @@ impl Node {
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone());
         crate::discovery::spawn_all(&inner, &config.discovery).await;
-        crate::reconciling::spawn_timer(inner.clone(), config.reconcile_interval);
+        crate::record_policy::spawn_timer(inner.clone());
         resume_torrents(&inner).await;
         crate::cache::spawn(inner.clone());
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");

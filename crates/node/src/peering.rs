@@ -1,9 +1,10 @@
 //! kolokol peers: the wire listener, dialling, and one task pair per connection that drives the catalog exchange
-//! (`kolokol_wire::Exchange`) and stores what the peer sends, after validation.
+//! (`kolokol_wire::Exchange`) and stores what the peer sends, after validation. What to relay, serve and fetch is
+//! decided by the record policy (`crate::record_policy`); the connections report to it and carry out its decisions.
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections and [`MAX_HANDSHAKES`] handshakes in progress; a bounded outbox
-//! per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more than
-//! [`MAX_BAD_RECORDS`] invalid records is closed. At most [`MAX_HANDSHAKES_PER_IP`] of the handshakes come from one
+//! per connection (a full outbox drops pushes, which reconciliation repairs); a connection that sends more than
+//! [`MAX_BAD_RECORDS`] invalid records is closed (the policy counts them). At most [`MAX_HANDSHAKES_PER_IP`] of the handshakes come from one
 //! IP address. A peer cut off for misbehaving (invalid records, a protocol violation, an oversized or malformed
 //! message) is refused after its next handshakes, inbound or outbound, for [`FIRST_BAN`], doubling per offence.
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::overlay::Source;
+use kolokol_core::policy::{InEvent, Misbehaviour, OutEvent, Verdict};
+use kolokol_core::record::RecordId;
 use kolokol_core::penalty::PenaltyBox;
 use kolokol_wire::{
     Exchange, ExchangeAction, Message, Role, WireError, WireReader, WireWriter, handshake,
@@ -46,8 +49,6 @@ pub const LONGEST_BAN: Duration = Duration::from_secs(3600);
 const MAX_OFFENDERS: usize = 1024;
 /// Messages waiting to be sent on one connection.
 const OUTBOX: usize = 64;
-/// Records older than this (by their signed time) are stored but not relayed.
-const RELAY_MAX_AGE_SECS: u64 = 3600;
 /// Messages read ahead of the connection task.
 const INBOX: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +65,10 @@ pub(crate) struct PeerRegistry {
     /// Peers cut off for misbehaving, by node id.
     penalties: Mutex<PenaltyBox<NodeId>>,
     bt_port: u16,
+    /// The record policy (what to relay, serve and fetch), fed by every connection.
+    policy: Mutex<crate::record_policy::Policy>,
+    /// Wakes the policy's timer task when the policy asks for a new wake-up time.
+    pub policy_wake: tokio::sync::Notify,
 }
 
 struct Connected {
@@ -80,8 +85,10 @@ struct Connected {
 }
 
 impl PeerRegistry {
-    pub fn new(bt_port: u16) -> PeerRegistry {
+    pub fn new(bt_port: u16, policy: crate::record_policy::Policy) -> PeerRegistry {
         PeerRegistry {
+            policy: Mutex::new(policy),
+            policy_wake: tokio::sync::Notify::new(),
             connected: Mutex::new(HashMap::new()),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             handshakes_by_ip: Mutex::new(HashMap::new()),
@@ -132,6 +139,19 @@ impl PeerRegistry {
             .is_banned(peer, now)
     }
 
+    /// The record policy, locked for one decision (never while the registry is locked).
+    pub fn policy(&self) -> MutexGuard<'_, crate::record_policy::Policy> {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Close the connection to a misbehaving peer and refuse it for a while.
+    pub fn cut_off(&self, peer: &NodeId, now: Duration) {
+        self.punish(*peer, now);
+        if let Some(connected) = self.lock().get(peer) {
+            connected.cancel.cancel();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, Connected>> {
         self.connected.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -143,16 +163,6 @@ impl PeerRegistry {
     /// BitTorrent addresses of connected peers: where to look for a publication's data.
     pub fn bt_addrs(&self) -> Vec<SocketAddr> {
         self.lock().values().filter_map(|c| c.bt_addr).collect()
-    }
-
-    /// Offer a new record to every connected peer. Best effort: a peer whose outbox is full misses it now and gets
-    /// it at the next exchange.
-    pub fn push_record(&self, bytes: &[u8]) {
-        for peer in self.lock().values() {
-            let _ = peer.outbox.try_send(Message::Records {
-                records: vec![bytes.to_vec()],
-            });
-        }
     }
 
     /// Ids of the connected peers.
@@ -180,28 +190,15 @@ impl PeerRegistry {
         }
     }
 
-    /// Offer records that arrived from `from` to up to `fanout` other connected peers (never back to the sender).
-    fn relay(&self, records: &[Vec<u8>], from: &NodeId, fanout: usize) {
-        if records.is_empty() || fanout == 0 {
-            return;
-        }
-        for (_, peer) in self
-            .lock()
-            .iter()
-            .filter(|(id, _)| *id != from)
-            .take(fanout)
-        {
-            let _ = peer.outbox.try_send(Message::Records {
-                records: records.to_vec(),
-            });
-        }
-    }
-
-    /// Ask one random connected peer's connection to start a reconciliation session.
-    pub fn reconcile_with_random(&self, rng: &mut impl rand::Rng) {
-        let connected = self.lock();
-        if let Some(peer) = crate::reconciling::pick(connected.values(), rng) {
-            peer.reconcile_now.notify_one();
+    /// Ask the connection to `peer` to start a reconciliation session (once its exchange is over). False if it is
+    /// not connected.
+    pub fn reconcile_with(&self, peer: &NodeId) -> bool {
+        match self.lock().get(peer) {
+            Some(connected) => {
+                connected.reconcile_now.notify_one();
+                true
+            }
+            None => false,
         }
     }
 
@@ -487,6 +484,15 @@ where
         );
     }
     tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
+    // The policy may ask for a reconciliation at once (we dialled): it starts when the exchange is over.
+    let decisions = crate::record_policy::feed(
+        inner,
+        InEvent::PeerUp {
+            peer: remote_id,
+            outbound,
+        },
+    );
+    crate::record_policy::carry_out(inner, None, decisions);
     let inner = inner.clone();
     tokio::spawn(async move {
         let result = run_connection(
@@ -499,7 +505,6 @@ where
                 outbox: outbox_rx,
                 reconcile_now,
                 cancel: cancel.clone(),
-                outbound,
             },
         )
         .await;
@@ -516,6 +521,8 @@ where
         };
         // Never hold the registry lock while taking the overlay lock.
         if removed {
+            let decisions = crate::record_policy::feed(&inner, InEvent::PeerDown { peer: remote_id });
+            crate::record_policy::carry_out(&inner, None, decisions);
             inner.overlay().disconnected(&remote_id, inner.elapsed());
             inner.dial_wake.notify_one();
         }
@@ -538,8 +545,6 @@ struct Control {
     /// Start a reconciliation session.
     reconcile_now: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
-    /// We dialled: we start the first reconciliation.
-    outbound: bool,
 }
 
 async fn run_connection<R, W>(
@@ -558,7 +563,6 @@ where
         mut outbox,
         reconcile_now,
         cancel,
-        outbound,
     } = control;
     let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
     let read_cancel = cancel.clone();
@@ -582,7 +586,6 @@ where
     for message in exchange.start() {
         writer.send(&message).await.map_err(|e| chain(&e))?;
     }
-    let mut bad_records = 0u32;
     let mut deferred: Vec<Message> = Vec::new();
     let mut sessions = crate::reconciling::Sessions::default();
     let mut keepalive = tokio::time::interval(inner.wire_config.keepalive_interval());
@@ -599,7 +602,7 @@ where
                 writer.send(&Message::Ping { nonce }).await.map_err(|e| chain(&e))?;
             }
             _ = reconcile_now.notified(), if exchange.is_done() => {
-                start_reconcile(inner, &mut sessions, &mut writer).await?;
+                start_reconcile(inner, remote_id, &mut sessions, &mut writer).await?;
             }
             pushed = outbox.recv() => {
                 let Some(message) = pushed else { return Ok(()) };
@@ -643,31 +646,47 @@ where
                             }
                         }
                         ExchangeAction::Received(records) => {
-                            let (stored, refused) = crate::admission::store_incoming(inner, &remote_id, records);
-                            // Only news is relayed: a node catching up on an old catalog must not flood its peers.
-                            let now = unix_now();
-                            let new: Vec<Vec<u8>> = stored
+                            let decisions: Vec<_> = crate::admission::store_incoming(inner, &remote_id, records)
                                 .into_iter()
-                                .filter(|r| r.body().created + RELAY_MAX_AGE_SECS >= now)
-                                .map(|r| r.bytes().to_vec())
+                                .flat_map(|arrival| {
+                                    crate::record_policy::feed(inner, InEvent::Received {
+                                        from: remote_id,
+                                        id: arrival.id,
+                                        age: arrival.age,
+                                        verdict: arrival.verdict,
+                                    })
+                                })
                                 .collect();
-                            inner.peers.relay(&new, &remote_id, inner.push_fanout);
-                            bad_records += refused;
-                            if bad_records > MAX_BAD_RECORDS {
-                                return Err(misbehaved(inner, remote_id, format!("sent {bad_records} invalid records")));
-                            }
+                            act(inner, remote_id, decisions, &mut writer).await?;
                         }
                         ExchangeAction::ServeFetch(ids) => {
-                            let ids = inner.replication.without_held_back(ids);
-                            let found = inner.catalog().record_bytes(&ids).map_err(|e| e.to_string())?;
-                            send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                            let decisions =
+                                crate::record_policy::feed(inner, InEvent::Requested { from: remote_id, ids });
+                            act(inner, remote_id, decisions, &mut writer).await?;
+                        }
+                        ExchangeAction::Announced(ids) => {
+                            let missing = inner.catalog().missing_ids(&ids).map_err(|e| e.to_string())?;
+                            let decisions: Vec<_> = missing
+                                .into_iter()
+                                .flat_map(|id| {
+                                    crate::record_policy::feed(inner, InEvent::Announced { from: remote_id, id })
+                                })
+                                .collect();
+                            act(inner, remote_id, decisions, &mut writer).await?;
                         }
                         ExchangeAction::ServeAuthor(author) => {
                             let found = inner
                                 .catalog()
                                 .author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
                                 .map_err(|e| e.to_string())?;
-                            let found = inner.replication.filter_bytes(found);
+                            let found: Vec<Vec<u8>> = {
+                                // Held-back publications are not served.
+                                let policy = inner.peers.policy();
+                                found
+                                    .into_iter()
+                                    .filter(|b| !policy.is_held_back(&RecordId::of_signed_bytes(b)))
+                                    .collect()
+                            };
                             send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
                         }
                         ExchangeAction::Reconcile { session, frame } => {
@@ -681,31 +700,30 @@ where
                                     .await
                                     .map_err(|e| chain(&e))?;
                             }
-                            let have = inner.replication.without_held_back(outcome.have);
-                            if !have.is_empty() {
-                                let found = inner.catalog().record_bytes(&have).map_err(|e| e.to_string())?;
-                                send_records(&mut writer, found, inner.wire_config.max_message_bytes).await?;
+                            // A hostile peer can make reconciliation name records we hold: only what we lack is needed.
+                            let need = inner.catalog().missing_ids(&outcome.need).map_err(|e| e.to_string())?;
+                            let mut decisions = crate::record_policy::feed(
+                                inner,
+                                InEvent::Reconciled { peer: remote_id, have: outcome.have, need },
+                            );
+                            if outcome.ours_ended {
+                                decisions.extend(crate::record_policy::feed(
+                                    inner,
+                                    InEvent::ReconcileEnded { peer: remote_id },
+                                ));
                             }
-                            // A hostile peer can make reconciliation name records we hold: fetch only what we lack.
-                            let need: Vec<_> = outcome
-                                .need
-                                .into_iter()
-                                .filter(|id| !inner.refused_ids.contains(id))
-                                .collect();
-                            let need = inner.catalog().missing_ids(&need).map_err(|e| e.to_string())?;
-                            for ids in need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
-                                writer
-                                    .send(&Message::Fetch { ids: ids.to_vec() })
-                                    .await
-                                    .map_err(|e| chain(&e))?;
-                            }
+                            act(inner, remote_id, decisions, &mut writer).await?;
                         }
                         ExchangeAction::Replicate(record) => {
+                            let id = RecordId::of_signed_bytes(&record);
                             if !crate::replication::on_replicate(inner, &remote_id, record) {
-                                bad_records += 1;
-                                if bad_records > MAX_BAD_RECORDS {
-                                    return Err(misbehaved(inner, remote_id, format!("sent {bad_records} invalid records")));
-                                }
+                                let decisions = crate::record_policy::feed(inner, InEvent::Received {
+                                    from: remote_id,
+                                    id,
+                                    age: Duration::ZERO,
+                                    verdict: Verdict::Invalid,
+                                });
+                                act(inner, remote_id, decisions, &mut writer).await?;
                             }
                         }
                         ExchangeAction::Declined(infohash) => {
@@ -719,9 +737,6 @@ where
                             for message in crate::replication::holding_messages(inner) {
                                 writer.send(&message).await.map_err(|e| chain(&e))?;
                             }
-                            if outbound {
-                                start_reconcile(inner, &mut sessions, &mut writer).await?;
-                            }
                             for message in deferred.drain(..) {
                                 writer.send(&message).await.map_err(|e| chain(&e))?;
                             }
@@ -730,6 +745,28 @@ where
                 }
             }
         }
+    }
+}
+
+/// Carry out the record policy's decisions: this connection's part here, in order; the rest through the other
+/// peers' outboxes.
+async fn act<W: AsyncWrite + Unpin>(
+    inner: &Inner,
+    remote_id: NodeId,
+    decisions: Vec<OutEvent<NodeId>>,
+    writer: &mut WireWriter<W>,
+) -> Result<(), String> {
+    let own = crate::record_policy::carry_out(inner, Some(&remote_id), decisions);
+    for message in &own.messages {
+        writer.send(message).await.map_err(|e| chain(&e))?;
+    }
+    match own.disconnect {
+        Some(Misbehaviour::InvalidRecords(count)) => Err(misbehaved(
+            inner,
+            remote_id,
+            format!("sent {count} invalid records"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -756,6 +793,7 @@ fn note_hello(inner: &Arc<Inner>, remote_id: &NodeId, addr: &str, bt_port: u16) 
 
 async fn start_reconcile<W: AsyncWrite + Unpin>(
     inner: &Inner,
+    remote_id: NodeId,
     sessions: &mut crate::reconciling::Sessions,
     writer: &mut WireWriter<W>,
 ) -> Result<(), String> {
@@ -766,6 +804,8 @@ async fn start_reconcile<W: AsyncWrite + Unpin>(
             .map_err(|e| chain(&e)),
         Err(error) => {
             tracing::warn!(%error, "cannot start a reconciliation");
+            let decisions = crate::record_policy::feed(inner, InEvent::ReconcileEnded { peer: remote_id });
+            crate::record_policy::carry_out(inner, None, decisions);
             Ok(())
         }
     }

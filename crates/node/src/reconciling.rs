@@ -1,16 +1,13 @@
 //! Periodic catalog reconciliation with a random connected peer (`kolokol_core::reconcile`), so that records missed
 //! by push arrive anyway, also after a partition heals, while exchanging O(d log n) bytes for d differences.
 //!
-//! The connection task owns the sessions ([`Sessions`]); this module holds their state and the timer that picks a peer.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The connection task owns the sessions ([`Sessions`]); this module holds their state. When to start one, and with
+//! whom, the record policy decides (`crate::record_policy`).
 
 use kolokol_core::reconcile::{
     Initiator, InitiatorStatus, Item, ReconcileConfig, Responder, Step, VecStorage,
 };
 use kolokol_core::record::RecordId;
-use rand::seq::IteratorRandom;
 
 use crate::node::Inner;
 
@@ -29,6 +26,8 @@ pub(crate) struct Outcome {
     pub have: Vec<RecordId>,
     /// Records the peer holds that we lack: fetch them.
     pub need: Vec<RecordId>,
+    /// The session we started is over (the record policy may start another).
+    pub ours_ended: bool,
 }
 
 fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
@@ -36,11 +35,13 @@ fn snapshot(inner: &Inner) -> Result<VecStorage, String> {
         .catalog()
         .reconcile_items()
         .map_err(|e| e.to_string())?;
-    // Records published here that wait for a replica are not offered yet (publisher push).
+    // Records published here that wait for a replica are not offered yet (publisher push; the record policy
+    // knows which).
+    let policy = inner.peers.policy();
     VecStorage::from_items(
         items
             .into_iter()
-            .filter(|(_, id)| !inner.replication.is_held_back(id))
+            .filter(|(_, id)| !policy.is_held_back(id))
             .map(|(t, id)| Item::new(t, id)),
     )
     .map_err(|e| e.to_string())
@@ -83,6 +84,7 @@ impl Sessions {
                 reply: reply.map(|r| (session, r)),
                 have,
                 need,
+                ours_ended: self.ours.is_none(),
             });
         }
         let fresh = self.theirs.as_ref().is_none_or(|(id, _, _)| *id != session);
@@ -101,24 +103,7 @@ impl Sessions {
             reply: (!reply.is_empty()).then_some((session, reply)),
             have: Vec::new(),
             need: Vec::new(),
+            ours_ended: false,
         })
     }
-}
-
-/// Every `interval`, ask one random connected peer's connection to start a session.
-pub(crate) fn spawn_timer(inner: Arc<Inner>, interval: Duration) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = inner.cancel.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-            inner.peers.reconcile_with_random(&mut rand::rng());
-        }
-    });
-}
-
-/// Pick one of `candidates` at random.
-pub(crate) fn pick<T>(candidates: impl Iterator<Item = T>, rng: &mut impl rand::Rng) -> Option<T> {
-    candidates.choose(rng)
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
+use kolokol_core::policy::InEvent;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
 use kolokol_core::replication::push::{PublisherPush, PushAction, PushConfig};
 use kolokol_store::TorrentState;
@@ -79,33 +80,6 @@ impl Replication {
         self.lock().held_back.contains_key(id)
     }
 
-    /// Drop held-back records from a list about to be served.
-    pub fn without_held_back(&self, ids: Vec<RecordId>) -> Vec<RecordId> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return ids;
-        }
-        ids.into_iter()
-            .filter(|id| !state.held_back.contains_key(id))
-            .collect()
-    }
-
-    /// Drop held-back records from record bytes about to be served.
-    pub fn filter_bytes(&self, records: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return records;
-        }
-        records
-            .into_iter()
-            .filter(|bytes| {
-                !state
-                    .held_back
-                    .contains_key(&RecordId::of_signed_bytes(bytes))
-            })
-            .collect()
-    }
-
     /// Known peers that hold a full copy of a publication.
     pub fn holders(&self, infohash: &InfoHash) -> Vec<NodeId> {
         self.lock()
@@ -151,13 +125,25 @@ fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, started: u64
     let (events_tx, events) = mpsc::channel(64);
     {
         let mut state = inner.replication.lock();
-        if state.pushes.contains_key(&infohash) {
+        state.held_back.insert(record.id(), started);
+        let running = state.pushes.contains_key(&infohash);
+        if !running {
+            state.pushes.insert(infohash, events_tx);
+        }
+        drop(state);
+        // The record policy keeps it from peers until it is released.
+        let decisions = crate::record_policy::feed(
+            inner,
+            InEvent::Published {
+                id: record.id(),
+                hold_back: true,
+            },
+        );
+        crate::record_policy::carry_out(inner, None, decisions);
+        if running {
             // The same bytes published again while the first push still runs: that push announces both.
-            state.held_back.insert(record.id(), started);
             return false;
         }
-        state.held_back.insert(record.id(), started);
-        state.pushes.insert(infohash, events_tx);
     }
     save_held_back(inner);
     let push_config = PushConfig {
@@ -196,11 +182,20 @@ fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
         }
     }
     save_held_back(inner);
-    inner.peers.push_record(record.bytes());
-    for id in released.iter().filter(|id| **id != record.id()) {
-        if let Ok(Some(other)) = inner.catalog().get_record(id) {
-            inner.peers.push_record(other.bytes());
-        }
+    // The record policy pushes it (and any held-back twin) to its pick of the connected peers.
+    let mut ids = vec![record.id()];
+    ids.extend(released.iter().filter(|id| **id != record.id()));
+    for id in ids {
+        let event = if inner.peers.policy().is_held_back(&id) {
+            InEvent::Released { id }
+        } else {
+            InEvent::Published {
+                id,
+                hold_back: false,
+            }
+        };
+        let decisions = crate::record_policy::feed(inner, event);
+        crate::record_policy::carry_out(inner, None, decisions);
     }
     // The publisher holds every piece too: peers count it among the full copies.
     broadcast_holding(inner, infohash);

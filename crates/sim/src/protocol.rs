@@ -88,8 +88,18 @@ impl World {
     /// [`World::policy_event`]; `reconcile` says the event comes from a reconciliation (for the accounting of
     /// the messages it causes).
     fn policy_event_for(&mut self, node: u32, event: Event<u32>, reconcile: bool) {
+        self.policy_events(node, vec![event], reconcile);
+    }
+
+    /// Feeds several events (one message's worth) and carries out all their decisions together, so that they
+    /// make one message of each kind per peer, as the node's driver does.
+    fn policy_events(&mut self, node: u32, events: Vec<Event<u32>>, reconcile: bool) {
         let now = self.now();
-        let actions = self.nodes[node as usize].policy.handle(event, now);
+        let policy = &mut self.nodes[node as usize].policy;
+        let actions = events
+            .into_iter()
+            .flat_map(|event| policy.handle(event, now))
+            .collect();
         self.apply(node, actions, reconcile);
     }
 
@@ -197,9 +207,11 @@ impl World {
 
     /// A message arrived at `node` from `from` over their current connection.
     pub(crate) fn receive(&mut self, node: u32, from: u32, msg: Msg) {
+        let offered = matches!(msg, Msg::Offer(_));
         match msg {
             Msg::Records { records, .. } => {
                 let now_unix = UNIX_BASE + self.now().as_secs();
+                let mut events = Vec::with_capacity(records.len());
                 for record in records {
                     let verdict = if self.store(node, record) {
                         Verdict::Stored
@@ -209,25 +221,28 @@ impl World {
                     };
                     let meta = self.records.get(record);
                     let age = Duration::from_secs(now_unix.saturating_sub(meta.created));
-                    let id = meta.id;
-                    self.policy_event(
-                        node,
-                        Event::Received {
-                            from,
-                            id,
-                            age,
-                            verdict,
-                        },
-                    );
+                    events.push(Event::Received {
+                        from,
+                        id: meta.id,
+                        age,
+                        verdict,
+                    });
                 }
+                self.policy_events(node, events, false);
             }
             Msg::Announce(records) | Msg::Offer(records) => {
-                for record in records {
-                    if !self.nodes[node as usize].held.contains(record) {
-                        let id = self.records.get(record).id;
-                        self.policy_event(node, Event::Announced { from, id });
-                    }
-                }
+                // What a reconciliation offered is fetched as reconciliation traffic.
+                let reconcile = offered;
+                let n = &self.nodes[node as usize];
+                let events = records
+                    .into_iter()
+                    .filter(|r| !n.held.contains(*r))
+                    .map(|r| Event::Announced {
+                        from,
+                        id: self.records.get(r).id,
+                    })
+                    .collect();
+                self.policy_events(node, events, reconcile);
             }
             Msg::Want { records, reconcile } => {
                 let ids = records.iter().map(|r| self.records.get(*r).id).collect();
