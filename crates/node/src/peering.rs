@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::overlay::Source;
+use kolokol_core::penalty::PenaltyBox;
 use kolokol_core::policy::{InEvent, Misbehaviour, OutEvent, Verdict};
 use kolokol_core::record::RecordId;
-use kolokol_core::penalty::PenaltyBox;
 use kolokol_wire::{
     Exchange, ExchangeAction, Message, Role, WireError, WireReader, WireWriter, handshake,
     pack_records,
@@ -521,7 +521,8 @@ where
         };
         // Never hold the registry lock while taking the overlay lock.
         if removed {
-            let decisions = crate::record_policy::feed(&inner, InEvent::PeerDown { peer: remote_id });
+            let decisions =
+                crate::record_policy::feed(&inner, InEvent::PeerDown { peer: remote_id });
             crate::record_policy::carry_out(&inner, None, decisions);
             inner.overlay().disconnected(&remote_id, inner.elapsed());
             inner.dial_wake.notify_one();
@@ -804,7 +805,8 @@ async fn start_reconcile<W: AsyncWrite + Unpin>(
             .map_err(|e| chain(&e)),
         Err(error) => {
             tracing::warn!(%error, "cannot start a reconciliation");
-            let decisions = crate::record_policy::feed(inner, InEvent::ReconcileEnded { peer: remote_id });
+            let decisions =
+                crate::record_policy::feed(inner, InEvent::ReconcileEnded { peer: remote_id });
             crate::record_policy::carry_out(inner, None, decisions);
             Ok(())
         }

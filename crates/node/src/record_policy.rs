@@ -84,9 +84,7 @@ pub(crate) fn carry_out(
     for decision in decisions {
         match decision {
             OutEvent::SendRecord { to, id } => batches.entry(to).or_default().records.push(id),
-            OutEvent::SendRecords { to, ids } => {
-                batches.entry(to).or_default().records.extend(ids)
-            }
+            OutEvent::SendRecords { to, ids } => batches.entry(to).or_default().records.extend(ids),
             OutEvent::Announce { to, id } => batches.entry(to).or_default().have.push(id),
             OutEvent::Request { from, id } => batches.entry(from).or_default().fetch.push(id),
             OutEvent::StartReconcile { peer } => {

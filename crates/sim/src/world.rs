@@ -320,7 +320,13 @@ impl World {
         }
         self.store(author, index);
         let id = self.records.get(index).id;
-        self.policy_event(author, kolokol_core::policy::InEvent::Published { id, hold_back: false });
+        self.policy_event(
+            author,
+            kolokol_core::policy::InEvent::Published {
+                id,
+                hold_back: false,
+            },
+        );
     }
 
     /// Adds a record to a node's catalog; returns whether it was new.

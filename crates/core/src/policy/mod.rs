@@ -302,7 +302,12 @@ impl PolicyConfig {
                 MAX_PEERS_CEILING,
             ),
             ("seen_capacity", self.seen_capacity, 1, MAX_TRACKED_IDS),
-            ("refused_capacity", self.refused_capacity, 1, MAX_TRACKED_IDS),
+            (
+                "refused_capacity",
+                self.refused_capacity,
+                1,
+                MAX_TRACKED_IDS,
+            ),
             ("max_reconciles", self.max_reconciles, 1, MAX_PEERS_CEILING),
             ("max_pending", self.max_pending, 1, MAX_TRACKED_IDS),
             ("max_peers", self.max_peers, 1, MAX_PEERS_CEILING),

@@ -34,16 +34,6 @@ pub(super) enum Wire {
     Request(Vec<RecordId>),
 }
 
-impl Wire {
-    /// Bytes on the wire with records of `record_bytes` and ids of 32 bytes (plus framing).
-    pub fn size(&self, record_bytes: u64) -> u64 {
-        match self {
-            Wire::Records(list) => 16 + list.len() as u64 * (record_bytes + 4),
-            Wire::Announce(ids) | Wire::Request(ids) => 16 + ids.len() as u64 * 34,
-        }
-    }
-}
-
 /// One node with a core.
 pub(super) struct Core {
     pub policy: RecordPolicy<u32, StdRng>,
@@ -182,8 +172,10 @@ impl Net {
             return;
         }
         self.seq += 1;
-        self.flight
-            .insert((self.now + self.latency, self.seq), Delivery { from, to, wire });
+        self.flight.insert(
+            (self.now + self.latency, self.seq),
+            Delivery { from, to, wire },
+        );
     }
 
     /// Feeds one event to `n`'s core and carries out what it asks.
@@ -206,7 +198,8 @@ impl Net {
                 }
                 OutEvent::SendRecords { to, ids } => {
                     let store = &self.core(n).store;
-                    let found: Vec<Rec> = ids.iter().filter_map(|id| store.get(id).copied()).collect();
+                    let found: Vec<Rec> =
+                        ids.iter().filter_map(|id| store.get(id).copied()).collect();
                     if !found.is_empty() {
                         self.send(n, to, Wire::Records(found));
                     }
@@ -255,11 +248,13 @@ impl Net {
                         Verdict::Invalid
                     } else if core.refuses.contains(&rec.id) {
                         Verdict::Refused
-                    } else if core.store.contains_key(&rec.id) {
-                        Verdict::Duplicate
-                    } else {
-                        core.store.insert(rec.id, rec);
+                    } else if let std::collections::btree_map::Entry::Vacant(slot) =
+                        core.store.entry(rec.id)
+                    {
+                        slot.insert(rec);
                         Verdict::Stored
+                    } else {
+                        Verdict::Duplicate
                     };
                     let age = self.now.saturating_sub(rec.created);
                     self.feed(

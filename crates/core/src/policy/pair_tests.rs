@@ -24,7 +24,9 @@ fn ring(config: &PolicyConfig, n: u32) -> Net {
 }
 
 fn holders(net: &Net, n: u32, id: &RecordId) -> usize {
-    (0..n).filter(|m| net.core(*m).store.contains_key(id)).count()
+    (0..n)
+        .filter(|m| net.core(*m).store.contains_key(id))
+        .count()
 }
 
 #[test]
@@ -162,11 +164,7 @@ fn refused_records_are_not_stored_relayed_refetched_or_held_against_the_sender()
     // Not the sender's fault: it stays connected.
     assert!(net.is_linked(0, 2));
     // A peer that holds it: reconciliation finds it, and it is not asked for.
-    net.nodes[1]
-        .as_mut()
-        .unwrap()
-        .store
-        .insert(rec.id, rec);
+    net.nodes[1].as_mut().unwrap().store.insert(rec.id, rec);
     net.connect(0, 1);
     net.run_for(secs(5));
     assert!(net.mentions_by(0, &rec.id).is_empty());
@@ -205,11 +203,7 @@ fn an_unanswered_request_goes_to_the_next_holder() {
     net.connect(2, 0);
     net.connect(1, 0);
     let rec = net.new_record(secs(1));
-    net.nodes[1]
-        .as_mut()
-        .unwrap()
-        .store
-        .insert(rec.id, rec);
+    net.nodes[1].as_mut().unwrap().store.insert(rec.id, rec);
     net.send(2, 0, Wire::Announce(vec![rec.id]));
     net.run_for(Duration::from_millis(60));
     net.send(1, 0, Wire::Announce(vec![rec.id]));

@@ -13,18 +13,48 @@ use super::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Up { peer: u32, outbound: bool },
-    Down { peer: u32 },
-    Publish { id: u8 },
+    Up {
+        peer: u32,
+        outbound: bool,
+    },
+    Down {
+        peer: u32,
+    },
+    Publish {
+        id: u8,
+    },
     /// Ids 40..48 are published held back, and only they.
-    HoldBack { id: u8 },
-    Release { id: u8 },
-    Receive { from: u32, id: u8, age_secs: u16, verdict: Verdict },
-    Announce { from: u32, id: u8 },
-    Request { from: u32, ids: Vec<u8> },
-    Reconciled { peer: u32, have: Vec<u8>, need: Vec<u8> },
-    Ended { peer: u32 },
-    Advance { millis: u32 },
+    HoldBack {
+        id: u8,
+    },
+    Release {
+        id: u8,
+    },
+    Receive {
+        from: u32,
+        id: u8,
+        age_secs: u16,
+        verdict: Verdict,
+    },
+    Announce {
+        from: u32,
+        id: u8,
+    },
+    Request {
+        from: u32,
+        ids: Vec<u8>,
+    },
+    Reconciled {
+        peer: u32,
+        have: Vec<u8>,
+        need: Vec<u8>,
+    },
+    Ended {
+        peer: u32,
+    },
+    Advance {
+        millis: u32,
+    },
 }
 
 fn verdict() -> impl Strategy<Value = Verdict> {
@@ -49,12 +79,20 @@ fn op() -> impl Strategy<Value = Op> {
         held.clone().prop_map(|id| Op::HoldBack { id }),
         held.prop_map(|id| Op::Release { id }),
         (peer.clone(), any_record.clone(), 0u16..7200, verdict()).prop_map(
-            |(from, id, age_secs, verdict)| Op::Receive { from, id, age_secs, verdict }
+            |(from, id, age_secs, verdict)| Op::Receive {
+                from,
+                id,
+                age_secs,
+                verdict
+            }
         ),
         (peer.clone(), any_record).prop_map(|(from, id)| Op::Announce { from, id }),
         (peer.clone(), ids.clone()).prop_map(|(from, ids)| Op::Request { from, ids }),
-        (peer.clone(), ids.clone(), ids)
-            .prop_map(|(peer, have, need)| Op::Reconciled { peer, have, need }),
+        (peer.clone(), ids.clone(), ids).prop_map(|(peer, have, need)| Op::Reconciled {
+            peer,
+            have,
+            need
+        }),
         peer.prop_map(|peer| Op::Ended { peer }),
         (0u32..20_000).prop_map(|millis| Op::Advance { millis }),
     ]

@@ -56,15 +56,27 @@ fn pushes(actions: &[OutEvent<u32>]) -> (BTreeSet<u32>, BTreeSet<u32>) {
 #[test]
 fn a_published_record_is_pushed_whole_to_the_whole_fanout() {
     let mut g = with_peers(PolicyConfig::default(), 12);
-    let actions = g.handle(InEvent::Published { id: id(1), hold_back: false }, secs(1));
+    let actions = g.handle(
+        InEvent::Published {
+            id: id(1),
+            hold_back: false,
+        },
+        secs(1),
+    );
     let (eager, announced) = pushes(&actions);
     assert_eq!(eager.len(), 8);
     assert!(announced.is_empty());
     // Publishing it again (or receiving it) does nothing.
     assert!(
-        pushes(&g.handle(InEvent::Published { id: id(1), hold_back: false }, secs(1)))
-            .0
-            .is_empty()
+        pushes(&g.handle(
+            InEvent::Published {
+                id: id(1),
+                hold_back: false
+            },
+            secs(1)
+        ))
+        .0
+        .is_empty()
     );
     let again = g.handle(
         InEvent::Received {
@@ -123,7 +135,7 @@ fn a_received_record_never_goes_back_to_its_sender() {
                 from: 2,
                 id: id(n),
                 age: Duration::ZERO,
-            verdict: Verdict::Stored,
+                verdict: Verdict::Stored,
             },
             secs(1),
         );
@@ -167,7 +179,11 @@ fn an_announced_record_is_requested_once_and_then_from_alternates() {
     // Further announcers are remembered, not asked.
     for from in [2, 3] {
         let actions = g.handle(InEvent::Announced { from, id: id(9) }, secs(11));
-        assert!(!actions.iter().any(|a| matches!(a, OutEvent::Request { .. })));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, OutEvent::Request { .. }))
+        );
     }
     assert!(g.has_seen(&id(9)));
     // No answer within the timeout: the next announcer is asked.
@@ -198,7 +214,11 @@ fn a_request_without_alternates_is_forgotten_after_the_timeout() {
     g.handle(InEvent::Announced { from: 1, id: id(4) }, secs(0));
     assert_eq!(g.counts().pending, 1);
     let actions = g.handle(InEvent::Tick, secs(5));
-    assert!(!actions.iter().any(|a| matches!(a, OutEvent::Request { .. })));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, OutEvent::Request { .. }))
+    );
     assert_eq!(g.counts().pending, 0);
     // Announced again later: asked again (reconciliation would also find it).
     let again = g.handle(InEvent::Announced { from: 2, id: id(4) }, secs(6));
@@ -328,7 +348,15 @@ fn the_same_seed_gives_the_same_actions() {
     let run = || {
         let mut g = with_peers(PolicyConfig::default(), 20);
         (0..30)
-            .flat_map(|n| g.handle(InEvent::Published { id: id(n), hold_back: false }, secs(u64::from(n))))
+            .flat_map(|n| {
+                g.handle(
+                    InEvent::Published {
+                        id: id(n),
+                        hold_back: false,
+                    },
+                    secs(u64::from(n)),
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
@@ -395,7 +423,10 @@ fn a_held_back_publication_is_neither_pushed_nor_served_until_released() {
     assert_eq!(pushes(&released).0.len(), 4);
     assert!(!g.is_held_back(&id(1)));
     // Released twice: nothing more.
-    assert!(g.handle(InEvent::Released { id: id(1) }, secs(5)).is_empty());
+    assert!(
+        g.handle(InEvent::Released { id: id(1) }, secs(5))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -446,18 +477,21 @@ fn invalid_records_past_the_limit_ask_for_one_disconnect() {
             },
             secs(1),
         ) {
-            assert!(!matches!(out, OutEvent::SendRecord { .. } | OutEvent::Announce { .. }));
+            assert!(!matches!(
+                out,
+                OutEvent::SendRecord { .. } | OutEvent::Announce { .. }
+            ));
             if let OutEvent::Disconnect { peer, reason } = out {
                 disconnects.push((n, peer, reason));
             }
         }
     }
-    assert_eq!(
-        disconnects,
-        vec![(2, 1, Misbehaviour::InvalidRecords(3))]
-    );
+    assert_eq!(disconnects, vec![(2, 1, Misbehaviour::InvalidRecords(3))]);
     // The invalid ids are not requested again when announced.
-    assert!(g.handle(InEvent::Announced { from: 2, id: id(0) }, secs(2)).is_empty());
+    assert!(
+        g.handle(InEvent::Announced { from: 2, id: id(0) }, secs(2))
+            .is_empty()
+    );
     // Admission refusals are not held against the sender.
     for n in 10..20 {
         let out = g.handle(
