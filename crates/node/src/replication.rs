@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
+use kolokol_core::policy::InEvent;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
 use kolokol_core::replication::push::{PublisherPush, PushAction, PushConfig};
 use kolokol_store::TorrentState;
@@ -46,7 +47,17 @@ async fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, starte
         return true;
     }
     let infohash = record.body().infohash;
-    let Some(events) = inner.replication.hold_back(record.id(), infohash, started) else {
+    let events = inner.replication.hold_back(record.id(), infohash, started);
+    // The record policy keeps it from peers (no push, no offer, no answer) until it is released.
+    crate::relaying::report(
+        inner,
+        [InEvent::Published {
+            id: record.id(),
+            hold_back: true,
+        }],
+    )
+    .await;
+    let Some(events) = events else {
         // The same bytes published again while the first push still runs: that push announces both.
         return false;
     };
@@ -94,10 +105,22 @@ async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
         .collect();
     inner.replication.release(&released);
     save_held_back(inner).await;
-    inner.peers.push_record(record.bytes());
-    for other in &others {
-        inner.peers.push_record(other.bytes());
-    }
+    // The record policy sends it (and any held-back twin) to its pick of the connected peers: released if it was
+    // held back, published now if not (`--replicas 0`).
+    let events: Vec<InEvent<NodeId>> = released
+        .iter()
+        .map(|&id| {
+            if inner.policy.is_held_back(&id) {
+                InEvent::Released { id }
+            } else {
+                InEvent::Published {
+                    id,
+                    hold_back: false,
+                }
+            }
+        })
+        .collect();
+    crate::relaying::report(inner, events).await;
     // The publisher holds every piece too: peers count it among the full copies.
     broadcast_holding(inner, infohash);
     crate::discovery::spawn_feed_put(inner.clone(), record.id());
