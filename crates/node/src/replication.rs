@@ -29,6 +29,8 @@ use crate::replicas::{PushEvent, ReplicationSlot};
 
 /// Complete publications listed to a peer right after connecting (the newest ones).
 const HOLDING_ON_CONNECT: usize = 1024;
+/// How often a replication looks whether the finished download is recorded complete yet.
+const COMPLETION_POLL: Duration = Duration::from_millis(100);
 /// Settings key of the publications still held back, so that a restart resumes their push instead of letting sync
 /// announce them with this node as their only seeder.
 const HELD_BACK_KEY: &str = "held_back";
@@ -349,7 +351,20 @@ async fn fetch_replica(
 ) -> Result<(), ApiError> {
     let infohash = record.body().infohash;
     crate::fetch::start_download(inner, record, source.into_iter().collect()).await?;
-    let wait = inner.engine.wait_finished(&infohash.0);
+    // Finished means the download task has synced the data to disk and the catalog calls it complete (`fetch`): only
+    // then is this node a full copy, and only then may it say so (`Holding`) or report it in `status`.
+    let wait = async {
+        inner.engine.wait_finished(&infohash.0).await?;
+        loop {
+            let row = inner.catalog.run(move |c| c.get_torrent(&infohash)).await;
+            if let Ok(Some(row)) = row
+                && row.state == TorrentState::Complete
+            {
+                return Ok::<(), kolokol_transfer::TransferError>(());
+            }
+            tokio::time::sleep(COMPLETION_POLL).await;
+        }
+    };
     match tokio::time::timeout(inner.replication.config.ask_timeout, wait).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(ApiError::internal("downloading the replica", error)),
