@@ -49,13 +49,9 @@ async fn snapshot(inner: &Inner) -> Result<VecStorage, SessionError> {
     let items = inner.catalog.run(|c| c.reconcile_items()).await?;
     // Records published here that wait for a replica are not offered yet (publisher push; the record policy knows
     // which).
-    VecStorage::from_items(
-        items
-            .into_iter()
-            .filter(|(_, id)| !inner.policy.is_held_back(id))
-            .map(|(t, id)| Item::new(t, id)),
-    )
-    .map_err(SessionError::from)
+    let items = inner.policy.without_held_back(items, |(_, id)| *id);
+    VecStorage::from_items(items.into_iter().map(|(t, id)| Item::new(t, id)))
+        .map_err(SessionError::from)
 }
 
 impl Sessions {

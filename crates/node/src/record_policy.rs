@@ -70,12 +70,12 @@ impl RecordPolicyOwner {
         self.lock().is_held_back(id)
     }
 
-    /// Drop held-back records from record bytes about to be served.
-    pub fn without_held_back_bytes(&self, records: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    /// Drop held-back records from items about to be offered or served (one lock for the whole list).
+    pub fn without_held_back<T>(&self, items: Vec<T>, id_of: impl Fn(&T) -> RecordId) -> Vec<T> {
         let policy = self.lock();
-        records
+        items
             .into_iter()
-            .filter(|bytes| !policy.is_held_back(&RecordId::of_signed_bytes(bytes)))
+            .filter(|item| !policy.is_held_back(&id_of(item)))
             .collect()
     }
 

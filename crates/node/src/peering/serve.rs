@@ -106,7 +106,10 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             })
             .await?;
         // Held-back publications are not served.
-        let found = self.inner.policy.without_held_back_bytes(found);
+        let found = self
+            .inner
+            .policy
+            .without_held_back(found, |bytes| RecordId::of_signed_bytes(bytes));
         self.send_records(found).await
     }
 
