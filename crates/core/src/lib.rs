@@ -17,12 +17,12 @@
 
 pub mod bencode;
 pub mod detour;
-pub mod gossip;
 mod ids;
 pub mod keys;
 pub mod magnet;
 pub mod overlay;
 pub mod penalty;
+pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod replication;

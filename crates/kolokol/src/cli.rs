@@ -173,7 +173,8 @@ pub struct UpArgs {
     /// Records of one author this node's catalog holds at most.
     #[arg(long, env = "KOLOKOL_AUTHOR_MAX", default_value_t = 10_000)]
     pub author_max: u64,
-    /// Connected peers each new record is pushed to (0: only the catalog exchange spreads records).
+    /// Connected peers that learn of each new record: sent whole when published here, announced by id when relayed
+    /// (0: only reconciliation spreads records).
     #[arg(long, env = "KOLOKOL_PUSH_FANOUT", default_value_t = 8)]
     pub push_fanout: usize,
     /// Most bytes per second BitTorrent may download, e.g. 500K or 2M (K = 1024; at least 64K). Default: no limit.

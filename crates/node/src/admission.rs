@@ -1,6 +1,6 @@
 //! Admission: what a record from outside must pass, after `validate_record` proved it well-formed and signed, before
 //! it is stored. One path for every record from outside (the wire, bundle imports, replicate requests): [`admit`],
-//! run on the catalog thread; the owner [`Admission`] keeps the limits, the counters and the refused ids.
+//! run on the catalog thread; the owner [`Admission`] keeps the limits and the counters.
 //!
 //! Spam costs the spammer: each record carries a proof-of-work stamp of the network's difficulty; one author may add
 //! only so many records an hour and hold only so many in this catalog; blocked authors are refused. Every refusal is
@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kolokol_core::record::{RecordId, SignedRecord};
+use kolokol_core::record::SignedRecord;
 use kolokol_store::{Catalog, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -93,50 +93,14 @@ impl AdmissionCounters {
     }
 }
 
-/// Ids of records refused recently, so that reconciliation does not fetch them again and again. Bounded: the
-/// oldest are forgotten first.
-#[derive(Debug, Default)]
-pub struct RefusedIds {
-    inner: std::sync::Mutex<(
-        std::collections::HashSet<RecordId>,
-        std::collections::VecDeque<RecordId>,
-    )>,
-}
-
-/// Most refused ids remembered.
-const MAX_REFUSED_IDS: usize = 10_000;
-
-impl RefusedIds {
-    pub fn insert(&self, id: RecordId) {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, order) = &mut *guard;
-        if set.insert(id) {
-            order.push_back(id);
-            if order.len() > MAX_REFUSED_IDS
-                && let Some(old) = order.pop_front()
-            {
-                set.remove(&old);
-            }
-        }
-    }
-
-    pub fn contains(&self, id: &RecordId) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .contains(id)
-    }
-}
-
-/// The admission owner: its limits, its counters and the ids it refused recently. The rest of the node reaches it
-/// through these methods; the decision itself is [`admit`], which runs on the catalog thread.
+/// The admission owner: its limits and its counters. The rest of the node reaches it through these methods; the
+/// decision itself is [`admit`], which runs on the catalog thread. Which refused ids not to fetch again is the record
+/// policy's memory (`kolokol_core::policy`), not this owner's.
 pub(crate) struct Admission {
     limits: AdmissionConfig,
     /// The network's proof-of-work difficulty in bits.
     work_bits: u8,
     counters: AdmissionCounters,
-    refused_ids: RefusedIds,
 }
 
 impl Admission {
@@ -145,7 +109,6 @@ impl Admission {
             limits,
             work_bits,
             counters: AdmissionCounters::default(),
-            refused_ids: RefusedIds::default(),
         }
     }
 
@@ -164,25 +127,13 @@ impl Admission {
     }
 
     /// A record failed validation (malformed, forged, another network...).
-    pub fn invalid(&self, id: Option<RecordId>) {
+    pub fn invalid(&self) {
         self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-        if let Some(id) = id {
-            self.refused_ids.insert(id);
-        }
     }
 
-    /// A valid record was refused. Its id is remembered so that reconciliation does not fetch it again, unless the
-    /// refusal was a database error (then it may be fetched again once the catalog answers).
-    pub fn refused(&self, id: RecordId, refusal: Refusal) {
+    /// A valid record was refused (counted by reason).
+    pub fn refused(&self, refusal: Refusal) {
         self.counters.count(refusal);
-        if refusal != Refusal::Unchecked {
-            self.refused_ids.insert(id);
-        }
-    }
-
-    /// Whether a record was refused recently.
-    pub fn was_refused(&self, id: &RecordId) -> bool {
-        self.refused_ids.contains(id)
     }
 
     /// The refusal counts, for `status`.

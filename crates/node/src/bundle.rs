@@ -533,7 +533,7 @@ fn commit(
     let record = match publication.record {
         Ok(record) => record,
         Err(error) => {
-            inner.admission.invalid(None);
+            inner.admission.invalid();
             view.refused_records += 1;
             item.reason = Some(error.to_string());
             return Ok(item);
@@ -541,7 +541,7 @@ fn commit(
     };
     item.title = Some(record.body().title.clone());
     if let Err(refusal) = admissible(inner, &record) {
-        inner.admission.refused(record.id(), refusal);
+        inner.admission.refused(refusal);
         view.refused_records += 1;
         item.reason = Some(refusal_text(refusal).into());
         return Ok(item);

@@ -21,7 +21,8 @@ pub struct NodeConfig {
     pub api_addr: SocketAddr,
     /// Discovery: DHT, rendezvous, LAN, feeds.
     pub discovery: DiscoveryConfig,
-    /// Connected peers a new record (published here or received) is pushed to.
+    /// Connected peers that learn of a new record: sent whole when published here, announced by id (`have`) when
+    /// received and relayed. The record policy (`kolokol_core::policy`) picks them at random.
     pub push_fanout: usize,
     /// Connections the node tries to keep (the overlay's target degree).
     pub target_peers: usize,

@@ -18,6 +18,7 @@ use crate::data_dir::DataPaths;
 use crate::error::ApiError;
 use crate::peers::PeerRegistry;
 use crate::proxy::ProxyService;
+use crate::record_policy::RecordPolicyOwner;
 use crate::replicas::Replication;
 use crate::tasks::Tasks;
 use crate::views::TransferView;
@@ -37,7 +38,6 @@ pub(crate) struct Inner {
     pub bt_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub wire_config: WireConfig,
-    pub push_fanout: usize,
     pub(crate) started: Instant,
 
     // The owners.
@@ -53,8 +53,10 @@ pub(crate) struct Inner {
     pub dht: Dht,
     /// Woken to poll followed authors' feeds at once (after `follow`).
     pub feeds_wake: Notify,
-    /// What records from outside must pass; its counters and refused ids.
+    /// What records from outside must pass; its counters.
     pub admission: Admission,
+    /// The record policy: what to relay, serve, fetch, when to reconcile (`kolokol_core::policy`).
+    pub policy: RecordPolicyOwner,
     /// Publisher push and replica bookkeeping.
     pub replication: Replication,
     /// Mirror mode and the viewer cache.

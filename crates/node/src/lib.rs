@@ -30,6 +30,8 @@ mod peers;
 mod proxy;
 mod publish;
 mod reconciling;
+mod record_policy;
+mod relaying;
 mod replicas;
 mod replication;
 mod start_error;

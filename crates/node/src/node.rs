@@ -21,6 +21,7 @@ use crate::context::Inner;
 use crate::data_dir::DataDir;
 use crate::identity::{load_or_create_key, load_or_create_secret};
 use crate::peers::PeerRegistry;
+use crate::record_policy::RecordPolicyOwner;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
 
@@ -87,6 +88,12 @@ impl Node {
         let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
             .map_err(|e| StartError::Other(format!("peer settings: {e}")))?;
 
+        let policy = RecordPolicyOwner::new(
+            config.push_fanout,
+            config.reconcile_interval,
+            crate::peering::MAX_BAD_RECORDS,
+        )
+        .map_err(|e| StartError::Other(format!("record policy settings: {e}")))?;
         let inner = Arc::new(Inner {
             network: config.network.clone(),
             node_key,
@@ -103,8 +110,8 @@ impl Node {
             dir: dir.paths().clone(),
             dht,
             feeds_wake: Notify::new(),
-            push_fanout: config.push_fanout,
             admission: Admission::new(config.admission, config.work_bits),
+            policy,
             started: Instant::now(),
             proxy: Arc::new(proxy),
             replication: crate::replicas::Replication::new(config.replication.clone()),
@@ -115,7 +122,7 @@ impl Node {
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone()).await;
         crate::discovery::spawn_all(&inner, &config.discovery).await;
-        crate::reconciling::spawn_timer(inner.clone(), config.reconcile_interval);
+        crate::relaying::spawn_timer(inner.clone());
         resume_torrents(&inner).await;
         crate::mirroring::spawn(inner.clone());
         tracing::info!(node_id = %inner.node_key.public(), %wire_addr, %bt_addr, "node started");

@@ -1,6 +1,7 @@
 //! The peers and connections owner: who is connected (each connection's outbox and controls), the overlay that decides
 //! whom to dial and keep, the handshake slots, the bans. Everything else reaches peers only through its methods
-//! (`push_record`, `relay`, `send_to`, `request`, `heard_of`, ...); `peering` drives the connections themselves.
+//! (`send_to`, `request`, `reconcile_with`, `cut_off`, `heard_of`, ...); `peering` drives the connections themselves.
+//! What to relay and to whom is not decided here but by the record policy (the `record_policy` owner).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +16,6 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use kolokol_core::penalty::PenaltyBox;
-use rand::seq::IteratorRandom;
 
 /// Most handshakes in progress at once (a flood of connections cannot eat the node).
 pub const MAX_HANDSHAKES: usize = 16;
@@ -220,8 +220,8 @@ impl PeerRegistry {
     }
 
     /// Connection `serial` to `peer` ended at `now`: forget it (unless a later one replaced it) and let the overlay
-    /// dial again.
-    pub fn unregister(&self, peer: &NodeId, serial: u64, now: Duration) {
+    /// dial again. Whether it was forgotten (false: a later connection to that node replaced it).
+    pub fn unregister(&self, peer: &NodeId, serial: u64, now: Duration) -> bool {
         let removed = {
             let mut connected = self.lock();
             let ours = connected.get(peer).is_some_and(|c| c.serial == serial);
@@ -235,6 +235,7 @@ impl PeerRegistry {
             self.overlay().disconnected(peer, now);
             self.wake_dialer();
         }
+        removed
     }
 
     pub fn is_connected(&self, peer: &NodeId) -> bool {
@@ -263,16 +264,6 @@ impl PeerRegistry {
         self.lock().values().filter_map(|c| c.bt_addr).collect()
     }
 
-    /// Offer a new record to every connected peer. Best effort: a peer whose outbox is full misses it now and gets
-    /// it at the next exchange.
-    pub fn push_record(&self, bytes: &[u8]) {
-        for peer in self.lock().values() {
-            let _ = peer.outbox.try_send(Message::Records {
-                records: vec![bytes.to_vec()],
-            });
-        }
-    }
-
     /// Ids of the connected peers.
     pub fn connected_ids(&self) -> Vec<NodeId> {
         self.lock().keys().copied().collect()
@@ -298,28 +289,23 @@ impl PeerRegistry {
         }
     }
 
-    /// Offer records that arrived from `from` to up to `fanout` other connected peers (never back to the sender).
-    pub fn relay(&self, records: &[Vec<u8>], from: &NodeId, fanout: usize) {
-        if records.is_empty() || fanout == 0 {
-            return;
-        }
-        for (_, peer) in self
-            .lock()
-            .iter()
-            .filter(|(id, _)| *id != from)
-            .take(fanout)
-        {
-            let _ = peer.outbox.try_send(Message::Records {
-                records: records.to_vec(),
-            });
+    /// Ask the connection to `peer` to start a reconciliation session (once its exchange is over). False if it is
+    /// not connected.
+    pub fn reconcile_with(&self, peer: &NodeId) -> bool {
+        match self.lock().get(peer) {
+            Some(connected) => {
+                connected.reconcile_now.notify_one();
+                true
+            }
+            None => false,
         }
     }
 
-    /// Ask one random connected peer's connection to start a reconciliation session.
-    pub fn reconcile_with_random(&self, rng: &mut impl rand::Rng) {
-        let connected = self.lock();
-        if let Some(peer) = connected.values().choose(rng) {
-            peer.reconcile_now.notify_one();
+    /// Close the connection to a misbehaving peer and refuse it for a while.
+    pub fn cut_off(&self, peer: &NodeId, now: Duration) {
+        self.bans.punish(*peer, now);
+        if let Some(connected) = self.lock().get(peer) {
+            connected.cancel.cancel();
         }
     }
 

@@ -1,10 +1,8 @@
 //! Periodic catalog reconciliation with a random connected peer (`kolokol_core::reconcile`), so that records missed
 //! by push arrive anyway, also after a partition heals, while exchanging O(d log n) bytes for d differences.
 //!
-//! The connection task owns the sessions ([`Sessions`]); this module holds their state and the timer that picks a peer.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The connection task owns the sessions ([`Sessions`]); this module holds their state. When to start one, and with
+//! whom, the record policy decides (`crate::record_policy`).
 
 use kolokol_core::reconcile::{
     Initiator, InitiatorStatus, Item, ReconcileConfig, ReconcileConfigError, ReconcileError,
@@ -29,6 +27,8 @@ pub(crate) struct Outcome {
     pub have: Vec<RecordId>,
     /// Records the peer holds that we lack: fetch them.
     pub need: Vec<RecordId>,
+    /// The session we started is over (the record policy may start another).
+    pub ours_ended: bool,
 }
 
 /// Why a reconciliation step failed. Only [`SessionError::Protocol`] is the peer's fault.
@@ -47,14 +47,11 @@ pub(crate) enum SessionError {
 
 async fn snapshot(inner: &Inner) -> Result<VecStorage, SessionError> {
     let items = inner.catalog.run(|c| c.reconcile_items()).await?;
-    // Records published here that wait for a replica are not offered yet (publisher push).
-    VecStorage::from_items(
-        items
-            .into_iter()
-            .filter(|(_, id)| !inner.replication.is_held_back(id))
-            .map(|(t, id)| Item::new(t, id)),
-    )
-    .map_err(SessionError::from)
+    // Records published here that wait for a replica are not offered yet (publisher push; the record policy knows
+    // which).
+    let items = inner.policy.without_held_back(items, |(_, id)| *id);
+    VecStorage::from_items(items.into_iter().map(|(t, id)| Item::new(t, id)))
+        .map_err(SessionError::from)
 }
 
 impl Sessions {
@@ -96,6 +93,7 @@ impl Sessions {
                 reply: reply.map(|r| (session, r)),
                 have,
                 need,
+                ours_ended: self.ours.is_none(),
             });
         }
         let fresh = self.theirs.as_ref().is_none_or(|(id, _, _)| *id != session);
@@ -111,20 +109,7 @@ impl Sessions {
             reply: (!reply.is_empty()).then_some((session, reply)),
             have: Vec::new(),
             need: Vec::new(),
+            ours_ended: false,
         })
     }
-}
-
-/// Every `interval`, ask one random connected peer's connection to start a session.
-pub(crate) fn spawn_timer(inner: Arc<Inner>, interval: Duration) {
-    let tasks = inner.tasks.clone();
-    tasks.spawn("reconciliation timer", async move {
-        loop {
-            tokio::select! {
-                _ = inner.tasks.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-            inner.peers.reconcile_with_random(&mut rand::rng());
-        }
-    });
 }

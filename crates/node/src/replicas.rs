@@ -62,33 +62,6 @@ impl Replication {
         self.lock().held_back.contains_key(id)
     }
 
-    /// Drop held-back records from a list about to be served.
-    pub fn without_held_back(&self, ids: Vec<RecordId>) -> Vec<RecordId> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return ids;
-        }
-        ids.into_iter()
-            .filter(|id| !state.held_back.contains_key(id))
-            .collect()
-    }
-
-    /// Drop held-back records from record bytes about to be served.
-    pub fn filter_bytes(&self, records: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let state = self.lock();
-        if state.held_back.is_empty() {
-            return records;
-        }
-        records
-            .into_iter()
-            .filter(|bytes| {
-                !state
-                    .held_back
-                    .contains_key(&RecordId::of_signed_bytes(bytes))
-            })
-            .collect()
-    }
-
     /// Known peers that hold a full copy of a publication.
     pub fn holders(&self, infohash: &InfoHash) -> Vec<NodeId> {
         self.lock()

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
+use kolokol_core::policy::InEvent;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
 use kolokol_core::replication::push::{PublisherPush, PushAction, PushConfig};
 use kolokol_store::TorrentState;
@@ -28,6 +29,8 @@ use crate::replicas::{PushEvent, ReplicationSlot};
 
 /// Complete publications listed to a peer right after connecting (the newest ones).
 const HOLDING_ON_CONNECT: usize = 1024;
+/// How often a replication looks whether the finished download is recorded complete yet.
+const COMPLETION_POLL: Duration = Duration::from_millis(100);
 /// Settings key of the publications still held back, so that a restart resumes their push instead of letting sync
 /// announce them with this node as their only seeder.
 const HELD_BACK_KEY: &str = "held_back";
@@ -46,7 +49,17 @@ async fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, starte
         return true;
     }
     let infohash = record.body().infohash;
-    let Some(events) = inner.replication.hold_back(record.id(), infohash, started) else {
+    let events = inner.replication.hold_back(record.id(), infohash, started);
+    // The record policy keeps it from peers (no push, no offer, no answer) until it is released.
+    crate::relaying::report(
+        inner,
+        [InEvent::Published {
+            id: record.id(),
+            hold_back: true,
+        }],
+    )
+    .await;
+    let Some(events) = events else {
         // The same bytes published again while the first push still runs: that push announces both.
         return false;
     };
@@ -94,10 +107,22 @@ async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
         .collect();
     inner.replication.release(&released);
     save_held_back(inner).await;
-    inner.peers.push_record(record.bytes());
-    for other in &others {
-        inner.peers.push_record(other.bytes());
-    }
+    // The record policy sends it (and any held-back twin) to its pick of the connected peers: released if it was
+    // held back, published now if not (`--replicas 0`).
+    let events: Vec<InEvent<NodeId>> = released
+        .iter()
+        .map(|&id| {
+            if inner.policy.is_held_back(&id) {
+                InEvent::Released { id }
+            } else {
+                InEvent::Published {
+                    id,
+                    hold_back: false,
+                }
+            }
+        })
+        .collect();
+    crate::relaying::report(inner, events).await;
     // The publisher holds every piece too: peers count it among the full copies.
     broadcast_holding(inner, infohash);
     crate::discovery::spawn_feed_put(inner.clone(), record.id());
@@ -326,7 +351,20 @@ async fn fetch_replica(
 ) -> Result<(), ApiError> {
     let infohash = record.body().infohash;
     crate::fetch::start_download(inner, record, source.into_iter().collect()).await?;
-    let wait = inner.engine.wait_finished(&infohash.0);
+    // Finished means the download task has synced the data to disk and the catalog calls it complete (`fetch`): only
+    // then is this node a full copy, and only then may it say so (`Holding`) or report it in `status`.
+    let wait = async {
+        inner.engine.wait_finished(&infohash.0).await?;
+        loop {
+            let row = inner.catalog.run(move |c| c.get_torrent(&infohash)).await;
+            if let Ok(Some(row)) = row
+                && row.state == TorrentState::Complete
+            {
+                return Ok::<(), kolokol_transfer::TransferError>(());
+            }
+            tokio::time::sleep(COMPLETION_POLL).await;
+        }
+    };
     match tokio::time::timeout(inner.replication.config.ask_timeout, wait).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(ApiError::internal("downloading the replica", error)),

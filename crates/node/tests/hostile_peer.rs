@@ -78,6 +78,7 @@ async fn forged_records_are_refused_and_the_connection_stays_usable() {
                 }
                 ExchangeAction::Received(_)
                 | ExchangeAction::ServeFetch(_)
+                | ExchangeAction::Announced(_)
                 | ExchangeAction::ServeAuthor(_)
                 | ExchangeAction::Reconcile { .. }
                 | ExchangeAction::Replicate(_)

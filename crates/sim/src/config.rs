@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kolokol_core::gossip::GossipConfig;
+use kolokol_core::policy::PolicyConfig;
 use kolokol_core::reconcile::ReconcileConfig;
 
 /// Everything a run depends on; the same value and seed give the same run.
@@ -38,8 +38,8 @@ pub struct SimConfig {
     pub initial_records: usize,
     /// Size of one signed record in bytes: 1,500.
     pub record_bytes: u32,
-    /// The gossip policy of every node.
-    pub gossip: GossipConfig,
+    /// The record policy of every node (the state machine the real node runs).
+    pub policy: PolicyConfig,
     /// The reconciliation parameters of every node.
     pub reconcile: ReconcileConfig,
     /// Nodes that publish a flood of records.
@@ -66,7 +66,7 @@ impl Default for SimConfig {
             rotate_interval: Duration::from_secs(300),
             initial_records: 1000,
             record_bytes: 1500,
-            gossip: GossipConfig::default(),
+            policy: PolicyConfig::default(),
             reconcile: ReconcileConfig::default(),
             spammers: 0,
             spam_per_minute: 60,

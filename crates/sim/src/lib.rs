@@ -1,5 +1,5 @@
 //! kolokol-sim: a deterministic many-node simulator over the real core state machines
-//! ([`kolokol_core::reconcile`] and [`kolokol_core::gossip`]).
+//! ([`kolokol_core::reconcile`] and [`kolokol_core::policy`], the record policy the node runs).
 //!
 //! Virtual time comes from one event queue ([`queue::EventQueue`]); every random choice comes from one seeded
 //! generator, and all state is kept in ordered maps, so a configuration and a seed give one exact run. The

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use kolokol_core::gossip::GossipConfig;
+use kolokol_core::policy::PolicyConfig;
 use kolokol_sim::{PartitionScenario, ReachScenario, SimConfig, run_partition, run_reach};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -16,7 +16,7 @@ enum Scenario {
     All,
 }
 
-/// Deterministic simulation of kolokol catalog propagation (push gossip plus periodic reconciliation).
+/// Deterministic simulation of kolokol catalog propagation (the record policy plus periodic reconciliation).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -54,10 +54,10 @@ struct Args {
     #[arg(long, default_value_t = 1500)]
     record_bytes: u32,
     /// Peers that get a received record whole (a published one goes whole to the whole fan-out).
-    #[arg(long, default_value_t = GossipConfig::default().eager_fanout)]
+    #[arg(long, default_value_t = PolicyConfig::default().eager_fanout)]
     eager_fanout: usize,
     /// Further peers that get its id.
-    #[arg(long, default_value_t = GossipConfig::default().announce_fanout)]
+    #[arg(long, default_value_t = PolicyConfig::default().announce_fanout)]
     announce_fanout: usize,
     /// Mean seconds between periodic reconciliations of a node.
     #[arg(long, default_value_t = 30)]
@@ -102,9 +102,9 @@ fn main() -> anyhow::Result<()> {
         rate_limit_per_hour: args.rate_limit,
         ..SimConfig::default()
     };
-    config.gossip.eager_fanout = args.eager_fanout;
-    config.gossip.announce_fanout = args.announce_fanout;
-    config.gossip.reconcile_interval = Duration::from_secs(args.reconcile_secs);
+    config.policy.eager_fanout = args.eager_fanout;
+    config.policy.announce_fanout = args.announce_fanout;
+    config.policy.reconcile_interval = Duration::from_secs(args.reconcile_secs);
     println!("{config:#?}");
 
     if matches!(args.scenario, Scenario::Reach | Scenario::All) {

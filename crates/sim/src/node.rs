@@ -1,10 +1,10 @@
-//! One simulated node: what the real node will hold (its catalog, a gossip state machine, reconciliation
+//! One simulated node: what the real node will hold (its catalog, the record policy state machine, reconciliation
 //! sessions, its connections), without any I/O.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kolokol_core::gossip::{Gossip, GossipConfig};
+use kolokol_core::policy::{PolicyConfig, RecordPolicy};
 use kolokol_core::reconcile::{Initiator, Responder};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -104,9 +104,9 @@ pub struct SimNode {
     pub online: bool,
     /// The records it holds (kept while offline: the catalog is on disk).
     pub held: Holdings,
-    /// The propagation policy (recreated at every start: it is in-memory state).
-    pub gossip: Gossip<u32, StdRng>,
-    /// The wake-up time the gossip machine asked for.
+    /// The record policy (recreated at every start: it is in-memory state).
+    pub policy: RecordPolicy<u32, StdRng>,
+    /// The wake-up time the policy asked for.
     pub timer_at: Option<Duration>,
     /// Open connections by peer.
     pub conns: BTreeMap<u32, Conn>,
@@ -129,11 +129,11 @@ pub struct SimNode {
 
 impl SimNode {
     /// A node that is offline until started.
-    pub fn new(config: &GossipConfig, seed: u64) -> anyhow::Result<Self> {
+    pub fn new(config: &PolicyConfig, seed: u64) -> anyhow::Result<Self> {
         Ok(SimNode {
             online: false,
             held: Holdings::default(),
-            gossip: Gossip::new(config.clone(), StdRng::seed_from_u64(seed))?,
+            policy: RecordPolicy::new(config.clone(), StdRng::seed_from_u64(seed))?,
             timer_at: None,
             conns: BTreeMap::new(),
             dialing: BTreeMap::new(),

@@ -1,11 +1,12 @@
-//! What a node does with messages, gossip actions and reconciliation sessions: the glue the real node will
-//! have, over the same core state machines.
+//! What a node does with messages, record-policy decisions and reconciliation sessions: the glue the real node
+//! has too, over the same core state machines (`kolokol_core::policy` decides what to push, announce, request
+//! and serve; this module only moves messages and keeps the catalog).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::time::Duration;
 
-use kolokol_core::gossip::{Action, Event, Via};
+use kolokol_core::policy::{InEvent as Event, OutEvent, Verdict};
 use kolokol_core::reconcile::{Initiator, Responder};
 use kolokol_core::record::RecordId;
 
@@ -18,7 +19,7 @@ use crate::world::{Ev, World};
 pub(crate) enum Msg {
     /// Whole records; `reconcile` says a reconciliation found them missing (else they were pushed).
     Records { records: Vec<u32>, reconcile: bool },
-    /// Ids the sender holds (gossip).
+    /// Ids the sender holds (a relay announcement).
     Announce(Vec<u32>),
     /// Ids the sender holds that a reconciliation found the receiver lacks.
     Offer(Vec<u32>),
@@ -79,40 +80,75 @@ struct Outbox {
 }
 
 impl World {
-    /// Feeds one event to a node's gossip machine and carries out its actions.
-    pub(crate) fn gossip_event(&mut self, node: u32, event: Event<u32>) {
+    /// Feeds one event to a node's record policy and carries out what it decides.
+    pub(crate) fn policy_event(&mut self, node: u32, event: Event<u32>) {
+        self.policy_event_for(node, event, false);
+    }
+
+    /// [`World::policy_event`]; `reconcile` says the event comes from a reconciliation (for the accounting of
+    /// the messages it causes).
+    fn policy_event_for(&mut self, node: u32, event: Event<u32>, reconcile: bool) {
+        self.policy_events(node, vec![event], reconcile);
+    }
+
+    /// Feeds several events (one message's worth) and carries out all their decisions together, so that they
+    /// make one message of each kind per peer, as the node's driver does.
+    fn policy_events(&mut self, node: u32, events: Vec<Event<u32>>, reconcile: bool) {
         let now = self.now();
-        let actions = self.nodes[node as usize].gossip.handle(event, now);
-        self.apply(node, actions);
+        let policy = &mut self.nodes[node as usize].policy;
+        let actions = events
+            .into_iter()
+            .flat_map(|event| policy.handle(event, now))
+            .collect();
+        self.apply(node, actions, reconcile);
     }
 
-    pub(crate) fn gossip_tick(&mut self, node: u32) {
-        self.gossip_event(node, Event::Tick);
+    pub(crate) fn policy_tick(&mut self, node: u32) {
+        self.policy_event(node, Event::Tick);
     }
 
-    fn apply(&mut self, node: u32, actions: Vec<Action<u32>>) {
+    fn apply(&mut self, node: u32, actions: Vec<OutEvent<u32>>, reconcile: bool) {
         let mut outbox = Outbox::default();
         for action in actions {
             match action {
-                Action::SendRecord { to, id } => {
+                OutEvent::SendRecord { to, id } => {
                     if let Some(r) = self.records.index_of(&id) {
                         outbox.push.entry(to).or_default().push(r);
                     }
                 }
-                Action::Announce { to, id } => {
+                OutEvent::SendRecords { to, ids } => {
+                    let n = &self.nodes[node as usize];
+                    let held: Vec<u32> = ids
+                        .iter()
+                        .filter_map(|id| self.records.index_of(id))
+                        .filter(|r| n.held.contains(*r))
+                        .collect();
+                    if !held.is_empty() {
+                        self.send(
+                            node,
+                            to,
+                            Msg::Records {
+                                records: held,
+                                reconcile,
+                            },
+                        );
+                    }
+                }
+                OutEvent::Announce { to, id } => {
                     if let Some(r) = self.records.index_of(&id) {
                         outbox.announce.entry(to).or_default().push(r);
                     }
                 }
-                Action::Request { from, id } => {
+                OutEvent::Request { from, id } => {
                     if let Some(r) = self.records.index_of(&id) {
                         outbox.want.entry(from).or_default().push(r);
                     }
                 }
-                Action::StartReconcile { peer } => self.start_session(node, peer),
-                Action::ScheduleTimer { at } => {
+                OutEvent::StartReconcile { peer } => self.start_session(node, peer),
+                OutEvent::Disconnect { peer, .. } => self.close(node, peer),
+                OutEvent::ScheduleTimer { at } => {
                     self.nodes[node as usize].timer_at = Some(at);
-                    self.queue.push(at, Ev::GossipTimer { node, at });
+                    self.queue.push(at, Ev::PolicyTimer { node, at });
                 }
             }
         }
@@ -127,17 +163,22 @@ impl World {
             );
         }
         for (to, list) in outbox.announce {
-            self.send(node, to, Msg::Announce(list));
+            let msg = if reconcile {
+                Msg::Offer(list)
+            } else {
+                Msg::Announce(list)
+            };
+            self.send(node, to, msg);
         }
         for (to, records) in outbox.want {
-            self.request(node, to, records, false);
+            self.request(node, to, records, reconcile);
         }
     }
 
     /// Asks `from` for the records among `records` that are neither held nor already asked for.
     fn request(&mut self, node: u32, from: u32, records: Vec<u32>, reconcile: bool) {
         let now = self.now();
-        let retry_after = now + self.config.gossip.request_timeout;
+        let retry_after = now + self.config.policy.request_timeout;
         let n = &mut self.nodes[node as usize];
         // A request is outstanding while its time has not run out and its connection is open.
         let wanted: Vec<u32> = records
@@ -166,50 +207,46 @@ impl World {
 
     /// A message arrived at `node` from `from` over their current connection.
     pub(crate) fn receive(&mut self, node: u32, from: u32, msg: Msg) {
+        let offered = matches!(msg, Msg::Offer(_));
         match msg {
-            Msg::Records { records, reconcile } => {
+            Msg::Records { records, .. } => {
+                let now_unix = UNIX_BASE + self.now().as_secs();
+                let mut events = Vec::with_capacity(records.len());
                 for record in records {
-                    if !self.store(node, record) {
-                        self.metrics.duplicate_records += 1;
-                        continue;
-                    }
-                    let meta = self.records.get(record);
-                    let via = if reconcile {
-                        let now_unix = UNIX_BASE + self.now().as_secs();
-                        Via::Reconcile {
-                            age: Duration::from_secs(now_unix.saturating_sub(meta.created)),
-                        }
+                    let verdict = if self.store(node, record) {
+                        Verdict::Stored
                     } else {
-                        Via::Push
+                        self.metrics.duplicate_records += 1;
+                        Verdict::Duplicate
                     };
-                    let id = meta.id;
-                    self.gossip_event(node, Event::Received { from, id, via });
-                }
-            }
-            Msg::Announce(records) => {
-                for record in records {
-                    if !self.nodes[node as usize].held.contains(record) {
-                        let id = self.records.get(record).id;
-                        self.gossip_event(node, Event::Announced { from, id });
-                    }
-                }
-            }
-            Msg::Offer(records) => self.request(node, from, records, true),
-            Msg::Want { records, reconcile } => {
-                let held: Vec<u32> = records
-                    .into_iter()
-                    .filter(|r| self.nodes[node as usize].held.contains(*r))
-                    .collect();
-                if !held.is_empty() {
-                    self.send(
-                        node,
+                    let meta = self.records.get(record);
+                    let age = Duration::from_secs(now_unix.saturating_sub(meta.created));
+                    events.push(Event::Received {
                         from,
-                        Msg::Records {
-                            records: held,
-                            reconcile,
-                        },
-                    );
+                        id: meta.id,
+                        age,
+                        verdict,
+                    });
                 }
+                self.policy_events(node, events, false);
+            }
+            Msg::Announce(records) | Msg::Offer(records) => {
+                // What a reconciliation offered is fetched as reconciliation traffic.
+                let reconcile = offered;
+                let n = &self.nodes[node as usize];
+                let events = records
+                    .into_iter()
+                    .filter(|r| !n.held.contains(*r))
+                    .map(|r| Event::Announced {
+                        from,
+                        id: self.records.get(r).id,
+                    })
+                    .collect();
+                self.policy_events(node, events, reconcile);
+            }
+            Msg::Want { records, reconcile } => {
+                let ids = records.iter().map(|r| self.records.get(*r).id).collect();
+                self.policy_event_for(node, Event::Requested { from, ids }, reconcile);
             }
             Msg::Reconcile {
                 frame,
@@ -254,7 +291,7 @@ impl World {
                     },
                 );
             }
-            None => self.gossip_event(node, Event::ReconcileEnded { peer }),
+            None => self.policy_event(node, Event::ReconcileEnded { peer }),
         }
     }
 
@@ -300,19 +337,29 @@ impl World {
             Err(_) => {
                 n.initiators.remove(&from);
                 self.metrics.session_errors += 1;
-                self.gossip_event(node, Event::ReconcileEnded { peer: from });
+                self.policy_event(node, Event::ReconcileEnded { peer: from });
                 return;
             }
         };
         let have = self.indices(&step.have);
         let need = self.indices(&step.need);
         self.metrics.reconciled_ids += (have.len() + need.len()) as u64;
-        // What the peer lacks is offered by id rather than sent whole: it may be fetching some of it from
-        // elsewhere already, and it asks for the rest.
-        if !have.is_empty() {
-            self.send(node, from, Msg::Offer(have));
-        }
-        self.request(node, from, need, true);
+        // The policy offers what the peer lacks by id and requests what this node lacks.
+        let n = &self.nodes[node as usize];
+        let need: Vec<RecordId> = need
+            .into_iter()
+            .filter(|r| !n.held.contains(*r))
+            .map(|r| self.records.get(r).id)
+            .collect();
+        self.policy_event_for(
+            node,
+            Event::Reconciled {
+                peer: from,
+                have: step.have,
+                need,
+            },
+            true,
+        );
         match step.reply {
             Some(frame) => self.send(
                 node,
@@ -332,7 +379,7 @@ impl World {
                     n.held.drop_storage();
                 }
                 self.send(node, from, Msg::ReconcileDone);
-                self.gossip_event(node, Event::ReconcileEnded { peer: from });
+                self.policy_event(node, Event::ReconcileEnded { peer: from });
             }
         }
     }

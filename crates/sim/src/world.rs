@@ -41,7 +41,7 @@ pub(crate) enum Ev {
         peer: u32,
         conn: u64,
     },
-    GossipTimer {
+    PolicyTimer {
         node: u32,
         at: Duration,
     },
@@ -90,7 +90,7 @@ pub struct World {
 impl World {
     /// A network of `config.nodes` nodes, each holding `config.initial_records`; none started yet.
     pub fn new(config: SimConfig) -> anyhow::Result<Self> {
-        config.gossip.validate()?;
+        config.policy.validate()?;
         config.reconcile.validate()?;
         anyhow::ensure!(config.nodes >= 2, "need at least two nodes");
         anyhow::ensure!(
@@ -106,7 +106,7 @@ impl World {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut nodes = Vec::with_capacity(config.nodes);
         for i in 0..config.nodes {
-            let mut node = SimNode::new(&config.gossip, rng.random())?;
+            let mut node = SimNode::new(&config.policy, rng.random())?;
             node.half = u8::from(i % 2 == 1);
             node.spammer = i < config.spammers;
             nodes.push(node);
@@ -242,10 +242,10 @@ impl World {
                     self.drop_connection(node, peer);
                 }
             }
-            Ev::GossipTimer { node, at } => {
+            Ev::PolicyTimer { node, at } => {
                 let n = &self.nodes[node as usize];
                 if n.online && n.timer_at == Some(at) {
-                    self.gossip_tick(node);
+                    self.policy_tick(node);
                 }
             }
             Ev::Maintain { node } => {
@@ -320,7 +320,13 @@ impl World {
         }
         self.store(author, index);
         let id = self.records.get(index).id;
-        self.gossip_event(author, kolokol_core::gossip::Event::Published { id });
+        self.policy_event(
+            author,
+            kolokol_core::policy::InEvent::Published {
+                id,
+                hold_back: false,
+            },
+        );
     }
 
     /// Adds a record to a node's catalog; returns whether it was new.
@@ -339,13 +345,13 @@ impl World {
     fn go_online(&mut self, node: u32) {
         let seed = self.rng.random();
         let now = self.now();
-        let config = self.config.gossip.clone();
+        let config = self.config.policy.clone();
         let n = &mut self.nodes[node as usize];
         n.online = true;
         n.timer_at = None;
         // In-memory state starts afresh; the catalog was on disk.
-        if let Ok(gossip) = SimNode::new(&config, seed).map(|fresh| fresh.gossip) {
-            n.gossip = gossip;
+        if let Ok(policy) = SimNode::new(&config, seed).map(|fresh| fresh.policy) {
+            n.policy = policy;
         }
         let existing = self.records.len() as u32;
         let lacking = (0..existing)
@@ -451,15 +457,15 @@ impl World {
         );
         self.account(dialer, Traffic::Handshake, HANDSHAKE_BYTES / 2);
         self.account(target, Traffic::Handshake, HANDSHAKE_BYTES / 2);
-        use kolokol_core::gossip::Event;
-        self.gossip_event(
+        use kolokol_core::policy::InEvent as Event;
+        self.policy_event(
             dialer,
             Event::PeerUp {
                 peer: target,
                 outbound: true,
             },
         );
-        self.gossip_event(
+        self.policy_event(
             target,
             Event::PeerUp {
                 peer: dialer,
@@ -515,7 +521,7 @@ impl World {
             n.held.drop_storage();
         }
         if n.online {
-            self.gossip_event(node, kolokol_core::gossip::Event::PeerDown { peer });
+            self.policy_event(node, kolokol_core::policy::InEvent::PeerDown { peer });
         }
     }
 

@@ -55,6 +55,8 @@ pub enum ExchangeAction {
     Received(Vec<Vec<u8>>),
     /// The peer asks for these records (a `Fetch`): send those we have in `Records`, ignore the rest.
     ServeFetch(Vec<RecordId>),
+    /// The peer holds these records (a `Have`): ask with `Fetch` for those we lack and want.
+    Announced(Vec<RecordId>),
     /// The peer asks for an author's records (a `FetchAuthor`): send the newest we have, at most
     /// [`crate::message::MAX_AUTHOR_RECORDS`].
     ServeAuthor(PublicKey),
@@ -265,6 +267,7 @@ impl Exchange {
             // accepts only once it has sent `Satisfied`; a well-behaved peer therefore fetches only after its
             // side of the exchange is over, and the answer of an early fetch ends the connection.
             Message::Fetch { ids } => Ok(vec![ExchangeAction::ServeFetch(ids)]),
+            Message::Have { ids } => Ok(vec![ExchangeAction::Announced(ids)]),
             Message::FetchAuthor { author } => Ok(vec![ExchangeAction::ServeAuthor(author)]),
             Message::Reconcile { session, frame } => {
                 Ok(vec![ExchangeAction::Reconcile { session, frame }])

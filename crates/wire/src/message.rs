@@ -90,6 +90,13 @@ pub enum Message {
         /// Ids of the wanted records.
         ids: Vec<RecordId>,
     },
+    /// After the exchange: the sender holds these records (a relay announcement, or what a reconciliation found
+    /// the receiver lacks). The receiver asks with `Fetch` for those it lacks and wants; 1 to
+    /// [`MAX_FETCH_IDS`] ids.
+    Have {
+        /// Ids of records the sender holds.
+        ids: Vec<RecordId>,
+    },
     /// After the exchange: asks for the records of one author. Answered with `Records` holding at most
     /// [`MAX_AUTHOR_RECORDS`] of the newest ones the receiver has (nothing if it has none).
     FetchAuthor {
@@ -211,6 +218,7 @@ impl Message {
             Message::Records { .. } => "records",
             Message::Satisfied => "satisfied",
             Message::Fetch { .. } => "fetch",
+            Message::Have { .. } => "have",
             Message::Reconcile { .. } => "reconcile",
             Message::FetchAuthor { .. } => "fetch_author",
             Message::Ping { .. } => "ping",
@@ -250,7 +258,7 @@ impl Message {
                     .collect();
                 dict.insert("ids".into(), Value::List(ids));
             }
-            Message::Fetch { ids } => {
+            Message::Fetch { ids } | Message::Have { ids } => {
                 check_count("ids", ids.len(), MAX_FETCH_IDS)?;
                 let ids = ids
                     .iter()
@@ -344,6 +352,11 @@ impl Message {
                 let ids = decode_ids(dict)?;
                 check_count("ids", ids.len(), MAX_FETCH_IDS)?;
                 Message::Fetch { ids }
+            }
+            b"have" => {
+                let ids = decode_ids(dict)?;
+                check_count("ids", ids.len(), MAX_FETCH_IDS)?;
+                Message::Have { ids }
             }
             b"reconcile" => {
                 reject_unknown_keys(dict, &[TYPE_KEY, "session", "frame"])?;

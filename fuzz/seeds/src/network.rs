@@ -41,6 +41,9 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
         Message::Fetch {
             ids: vec![RecordId([8; 32])],
         },
+        Message::Have {
+            ids: vec![RecordId([8; 32]), RecordId([9; 32])],
+        },
         Message::FetchAuthor {
             author: node.public(),
         },

@@ -1,6 +1,6 @@
 //! Driving one connection: the reader task, the keepalive, the outbox, the exchange's state machine
-//! (`kolokol_wire::Exchange`), and nothing else. What to do with each thing the exchange reports is the policy's
-//! (`serve.rs`); whether a peer has misbehaved is `conduct.rs`'s.
+//! (`kolokol_wire::Exchange`), and nothing else. What to do with each thing the exchange reports is `serve.rs`'s
+//! (which asks the record policy); banning a peer that misbehaved is `conduct.rs`'s.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::conduct::Conduct;
 use super::{ConnectionError, OUTBOX, chain};
 use crate::context::Inner;
 
@@ -25,8 +24,6 @@ pub(super) struct Control {
     /// Start a reconciliation session.
     pub reconcile_now: Arc<tokio::sync::Notify>,
     pub cancel: CancellationToken,
-    /// We dialled: we start the first reconciliation.
-    pub outbound: bool,
 }
 
 /// One live connection, as the policy handlers (`serve.rs`) see it: where to write, whom to, and the per-connection
@@ -37,11 +34,9 @@ pub(super) struct Link<W> {
     pub remote_id: NodeId,
     /// The address we dialled (outbound) or the remote socket address (inbound).
     pub addr: String,
-    pub outbound: bool,
     pub sessions: crate::reconciling::Sessions,
     /// Pushes and fetches held until the exchange is over (they would break its accounting).
     pub deferred: Vec<Message>,
-    pub conduct: Conduct,
 }
 
 impl<W: AsyncWrite + Unpin> Link<W> {
@@ -68,7 +63,6 @@ where
         mut outbox,
         reconcile_now,
         cancel,
-        outbound,
     } = control;
     let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
     let read_cancel = cancel.clone();
@@ -90,13 +84,11 @@ where
         writer,
         remote_id,
         addr: addr.to_owned(),
-        outbound,
         sessions: crate::reconciling::Sessions::default(),
         deferred: Vec::new(),
-        conduct: Conduct::default(),
     };
-    // The catalog travels by range reconciliation (O(d log n) bytes for d differences), which the dialing side starts
-    // as soon as the exchange is over; the exchange itself advertises nothing and only carries the hello. (A peer
+    // The catalog travels by range reconciliation (O(d log n) bytes for d differences), which the record policy has
+    // the dialing side start as soon as the exchange is over; the exchange itself advertises nothing and only carries the hello. (A peer
     // that still sends a full inventory is served as before.)
     let mut exchange = Exchange::new(BTreeSet::new()).with_bt_port(inner.peers.bt_port());
     for message in exchange.start() {

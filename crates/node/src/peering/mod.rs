@@ -2,12 +2,13 @@
 //! (`kolokol_wire::Exchange`) and stores what the peer sends, after validation.
 //!
 //! Parts: this file accepts and dials; the connected peers are the owner `crate::peers`'s (reached through its
-//! methods); `connection.rs` drives one connection; `serve.rs` decides what to do with each exchange action (the
-//! record policy: store, relay, serve); `conduct.rs` counts misbehaviour and keeps the bans.
+//! methods); `connection.rs` drives one connection; `serve.rs` has one handler per exchange action, which reports
+//! to the record policy (`crate::record_policy`, carried out by `crate::relaying`) and writes its answers;
+//! `conduct.rs` turns misbehaviour into bans.
 //!
 //! Bounds: at most `peers::MAX_CONNECTIONS` connections and `peers::MAX_HANDSHAKES` handshakes in progress; a bounded
-//! outbox per connection (a full outbox drops pushes, which the next exchange repairs); a connection that sends more
-//! than `conduct::MAX_BAD_RECORDS` invalid records is closed. At most `peers::MAX_HANDSHAKES_PER_IP` of the
+//! outbox per connection (a full outbox drops pushes, which reconciliation repairs); a connection that sends more
+//! than `conduct::MAX_BAD_RECORDS` invalid records is closed (the record policy counts them). At most `peers::MAX_HANDSHAKES_PER_IP` of the
 //! handshakes come from one IP address. A peer cut off for misbehaving (invalid records, a protocol violation, an
 //! oversized or malformed message) is refused after its next handshakes, inbound or outbound, for
 //! `peers::FIRST_BAN`, doubling per offence.
@@ -24,12 +25,14 @@ use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::overlay::Source;
+use kolokol_core::policy::InEvent;
 use kolokol_wire::{Role, WireError, WireReader, WireWriter, handshake};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::peers::MAX_CONNECTIONS;
+pub(crate) use conduct::MAX_BAD_RECORDS;
 pub(crate) use views::peer_views;
 
 use connection::{Control, run_connection};
@@ -44,8 +47,6 @@ use crate::views::PeerView;
 
 /// Messages waiting to be sent on one connection.
 const OUTBOX: usize = 64;
-/// Records older than this (by their signed time) are stored but not relayed.
-const RELAY_MAX_AGE_SECS: u64 = 3600;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often disconnected known peers are dialled again.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(30);
@@ -345,6 +346,15 @@ where
     let tasks = inner.tasks.clone();
     // Graceful: the connection shuts its writer down and leaves the registry when the token fires.
     tasks.spawn_graceful("connection", async move {
+        // The policy may ask for a reconciliation at once (we dialled): it starts when the exchange is over.
+        crate::relaying::report(
+            &inner,
+            [InEvent::PeerUp {
+                peer: remote_id,
+                outbound,
+            }],
+        )
+        .await;
         let result = run_connection(
             &inner,
             reader,
@@ -355,12 +365,13 @@ where
                 outbox: outbox_rx,
                 reconcile_now,
                 cancel: cancel.clone(),
-                outbound,
             },
         )
         .await;
         cancel.cancel();
-        inner.peers.unregister(&remote_id, serial, inner.elapsed());
+        if inner.peers.unregister(&remote_id, serial, inner.elapsed()) {
+            crate::relaying::report(&inner, [InEvent::PeerDown { peer: remote_id }]).await;
+        }
         match result {
             Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),
             Err(error) => {

@@ -1,16 +1,20 @@
-//! What a connection does with each thing its exchange reports (`ExchangeAction`): serve records, store and relay
-//! what arrives, answer reconciliation, pass replication messages on. One named handler per action, so that a
-//! change of policy (what to relay, what to push) touches one function.
+//! What a connection does with each thing its exchange reports (`ExchangeAction`): store what arrives, answer
+//! reconciliation, pass replication messages on, and report to the record policy (`crate::record_policy`), whose
+//! decisions (what to relay and to whom, what to serve, what to fetch, whom to cut off) `crate::relaying` turns into
+//! messages. One named handler per action.
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
+use kolokol_core::keys::NodeId;
+use kolokol_core::policy::{InEvent, Misbehaviour, OutEvent, Verdict};
 use kolokol_core::record::RecordId;
 use kolokol_wire::{ExchangeAction, Message, pack_records};
 use tokio::io::AsyncWrite;
 
+use super::ConnectionError;
 use super::connection::Link;
-use super::{ConnectionError, RELAY_MAX_AGE_SECS};
-use crate::clock::unix_now;
 
 impl<W: AsyncWrite + Unpin> Link<W> {
     /// Carry out one action of the exchange.
@@ -20,6 +24,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             ExchangeAction::SendRecords(ids) => self.send_requested_records(ids).await,
             ExchangeAction::Received(records) => self.on_records_received(records).await,
             ExchangeAction::ServeFetch(ids) => self.serve_fetch(ids).await,
+            ExchangeAction::Announced(ids) => self.on_announced(ids).await,
             ExchangeAction::ServeAuthor(author) => self.serve_author(author).await,
             ExchangeAction::Reconcile { session, frame } => {
                 self.on_reconcile(session, &frame).await
@@ -56,27 +61,37 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         Ok(())
     }
 
-    /// Records arrived: store what is valid and admitted, relay what is news, count what is invalid.
+    /// Records arrived: store what is valid and admitted; the policy decides what to relay, remembers what was
+    /// refused and counts what is invalid.
     async fn on_records_received(&mut self, records: Vec<Vec<u8>>) -> Result<(), ConnectionError> {
-        let (stored, refused) =
-            super::incoming::store_incoming(&self.inner, &self.remote_id, records).await;
-        // Only news is relayed: a node catching up on an old catalog must not flood its peers.
-        let now = unix_now();
-        let new: Vec<Vec<u8>> = stored
-            .into_iter()
-            .filter(|r| r.body().created + RELAY_MAX_AGE_SECS >= now)
-            .map(|r| r.bytes().to_vec())
-            .collect();
-        self.inner
-            .peers
-            .relay(&new, &self.remote_id, self.inner.push_fanout);
-        self.invalid_records(refused)
+        let from = self.remote_id;
+        let arrivals = super::incoming::store_incoming(&self.inner, &from, records).await;
+        let events = arrivals.into_iter().map(|arrival| InEvent::Received {
+            from,
+            id: arrival.id,
+            age: arrival.age,
+            verdict: arrival.verdict,
+        });
+        let decisions = crate::relaying::feed(&self.inner, events);
+        self.carry_out(decisions).await
     }
 
+    /// The peer asked for records by id: the policy answers (never a held-back record).
     async fn serve_fetch(&mut self, ids: Vec<RecordId>) -> Result<(), ConnectionError> {
-        let ids = self.inner.replication.without_held_back(ids);
-        let found = self.record_bytes(ids).await?;
-        self.send_records(found).await
+        let from = self.remote_id;
+        let decisions = crate::relaying::feed(&self.inner, [InEvent::Requested { from, ids }]);
+        self.carry_out(decisions).await
+    }
+
+    /// The peer announced records by id (`have`): the policy fetches those the store lacks.
+    async fn on_announced(&mut self, ids: Vec<RecordId>) -> Result<(), ConnectionError> {
+        let missing = self.inner.catalog.run(move |c| c.missing_ids(&ids)).await?;
+        let from = self.remote_id;
+        let events = missing
+            .into_iter()
+            .map(|id| InEvent::Announced { from, id });
+        let decisions = crate::relaying::feed(&self.inner, events);
+        self.carry_out(decisions).await
     }
 
     async fn serve_author(
@@ -90,7 +105,11 @@ impl<W: AsyncWrite + Unpin> Link<W> {
                 c.author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
             })
             .await?;
-        let found = self.inner.replication.filter_bytes(found);
+        // Held-back publications are not served.
+        let found = self
+            .inner
+            .policy
+            .without_held_back(found, |bytes| RecordId::of_signed_bytes(bytes));
         self.send_records(found).await
     }
 
@@ -106,34 +125,40 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         if let Some((session, frame)) = outcome.reply {
             self.send(&Message::Reconcile { session, frame }).await?;
         }
-        let have = self.inner.replication.without_held_back(outcome.have);
-        if !have.is_empty() {
-            let found = self.record_bytes(have).await?;
-            self.send_records(found).await?;
-        }
-        // A hostile peer can make reconciliation name records we hold: fetch only what we lack.
-        let need: Vec<_> = outcome
-            .need
-            .into_iter()
-            .filter(|id| !self.inner.admission.was_refused(id))
-            .collect();
+        // A hostile peer can make reconciliation name records we hold: only what we lack is needed.
+        let need = outcome.need;
         let need = self
             .inner
             .catalog
             .run(move |c| c.missing_ids(&need))
             .await?;
-        for ids in need.chunks(kolokol_wire::message::MAX_FETCH_IDS) {
-            self.send(&Message::Fetch { ids: ids.to_vec() }).await?;
+        let peer = self.remote_id;
+        let mut events = vec![InEvent::Reconciled {
+            peer,
+            have: outcome.have,
+            need,
+        }];
+        if outcome.ours_ended {
+            events.push(InEvent::ReconcileEnded { peer });
         }
-        Ok(())
+        let decisions = crate::relaying::feed(&self.inner, events);
+        self.carry_out(decisions).await
     }
 
     async fn on_replicate(&mut self, record: Vec<u8>) -> Result<(), ConnectionError> {
+        let id = RecordId::of_signed_bytes(&record);
         if crate::replication::on_replicate(&self.inner, &self.remote_id, record).await {
-            Ok(())
-        } else {
-            self.invalid_records(1)
+            return Ok(());
         }
+        // An invalid record counts against the peer like one pushed.
+        let event = InEvent::Received {
+            from: self.remote_id,
+            id,
+            age: Duration::ZERO,
+            verdict: Verdict::Invalid,
+        };
+        let decisions = crate::relaying::feed(&self.inner, [event]);
+        self.carry_out(decisions).await
     }
 
     async fn on_exchange_done(&mut self) -> Result<(), ConnectionError> {
@@ -141,23 +166,41 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         for message in crate::replication::holding_messages(&self.inner).await {
             self.send(&message).await?;
         }
-        if self.outbound {
-            self.start_reconcile().await?;
-        }
         for message in std::mem::take(&mut self.deferred) {
             self.send(&message).await?;
         }
         Ok(())
     }
 
-    /// Start a reconciliation session (we dialled, or the timer picked this peer).
+    /// Start a reconciliation session (the record policy asked for one with this peer).
     pub async fn start_reconcile(&mut self) -> Result<(), ConnectionError> {
         match self.sessions.start(&self.inner).await {
             Ok((session, frame)) => self.send(&Message::Reconcile { session, frame }).await,
             Err(error) => {
                 tracing::warn!(%error, "cannot start a reconciliation");
-                Ok(())
+                let peer = self.remote_id;
+                let decisions =
+                    crate::relaying::feed(&self.inner, [InEvent::ReconcileEnded { peer }]);
+                self.carry_out(decisions).await
             }
+        }
+    }
+
+    /// Carry out the record policy's decisions: this connection's part here, in order; the rest through the other
+    /// peers' outboxes.
+    async fn carry_out(&mut self, decisions: Vec<OutEvent<NodeId>>) -> Result<(), ConnectionError> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let own = crate::relaying::carry_out(&self.inner, Some(&self.remote_id), decisions).await;
+        for message in &own.messages {
+            self.send(message).await?;
+        }
+        match own.disconnect {
+            Some(Misbehaviour::InvalidRecords(count)) => {
+                Err(self.misbehaved(format!("sent {count} invalid records")))
+            }
+            None => Ok(()),
         }
     }
 

@@ -65,6 +65,7 @@ impl Side {
                         .extend(pack_records(records, MAX_MESSAGE).unwrap());
                 }
                 ExchangeAction::ServeAuthor(_)
+                | ExchangeAction::Announced(_)
                 | ExchangeAction::Reconcile { .. }
                 | ExchangeAction::Replicate(_)
                 | ExchangeAction::Declined(_)

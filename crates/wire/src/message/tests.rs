@@ -38,6 +38,11 @@ fn message_strategy() -> impl Strategy<Value = Message> {
                 ids: ids.into_iter().map(RecordId).collect(),
             }
         }),
+        prop::collection::vec(any::<[u8; 32]>(), 1..=MAX_FETCH_IDS).prop_map(|ids| {
+            Message::Have {
+                ids: ids.into_iter().map(RecordId).collect(),
+            }
+        }),
         any::<[u8; 32]>().prop_map(|author| Message::FetchAuthor {
             author: kolokol_core::keys::PublicKey::from_bytes(author)
         }),
@@ -362,4 +367,30 @@ fn replication_messages_refuse_bad_shapes() {
         Message::decode(&huge),
         Err(MessageError::RecordTooLarge { .. })
     ));
+}
+
+#[test]
+fn have_is_capped_like_fetch_and_never_empty() {
+    let too_many = Message::Have {
+        ids: vec![RecordId([1; 32]); MAX_FETCH_IDS + 1],
+    };
+    assert!(too_many.encode().is_err());
+    assert!(Message::Have { ids: Vec::new() }.encode().is_err());
+    let ids = vec![RecordId([7; 32]); MAX_FETCH_IDS + 1];
+    let mut dict = kolokol_core::bencode::Dict::new();
+    dict.insert(b"t".to_vec(), kolokol_core::bencode::Value::from("have"));
+    dict.insert(
+        b"ids".to_vec(),
+        kolokol_core::bencode::Value::List(
+            ids.iter()
+                .map(|id| kolokol_core::bencode::Value::from(id.as_bytes().as_slice()))
+                .collect(),
+        ),
+    );
+    let bytes = kolokol_core::bencode::encode(&kolokol_core::bencode::Value::Dict(dict));
+    assert!(Message::decode(&bytes).is_err());
+    let one = Message::Have {
+        ids: vec![RecordId([7; 32])],
+    };
+    assert_eq!(Message::decode(&one.encode().unwrap()).unwrap(), one);
 }
