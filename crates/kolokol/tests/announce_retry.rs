@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeProcess, random_file, sha256_file, wait_for};
+use common::{NodeProcess, TestNode, random_file, sha256_file, wait_for};
 
 #[test]
 fn a_failed_announcement_is_repeated_and_a_downloader_finds_the_publisher_through_the_dht() {
