@@ -39,6 +39,7 @@
 //!             ExchangeAction::SendRecords(_ids) => { /* load, pack, send */ }
 //!             ExchangeAction::Received(_records) => { /* validate, store */ }
 //!             ExchangeAction::ServeFetch(_ids) => { /* load those we have, pack, send */ }
+//!             ExchangeAction::Announced(_ids) => { /* fetch those we lack and want */ }
 //!             ExchangeAction::ServeAuthor(_author) => { /* load the author's newest, pack, send */ }
 //!             ExchangeAction::Reconcile { .. } => { /* feed the reconciliation session */ }
 //!             ExchangeAction::Replicate(_record) => { /* validate, fetch the data, answer Holding or Decline */ }
