@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -112,27 +114,11 @@ impl Drop for Libtorrent {
 }
 
 fn config() -> Config {
-    Config {
-        request_timeout: Duration::from_millis(800),
-        lookup_timeout: Duration::from_secs(20),
-        allow_loopback: true,
-        ..Config::default()
-    }
+    common::loopback_config(Duration::from_millis(800))
 }
 
 async fn kolokol_net(count: usize) -> Vec<Dht> {
-    let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
-    let first = Dht::bind(any, config(), &[]).await.unwrap();
-    let boot = [first.local_addr()];
-    let mut nodes = vec![first];
-    for _ in 1..count {
-        nodes.push(Dht::bind(any, config(), &boot).await.unwrap());
-    }
-    for node in &nodes {
-        let id = node.info().await.unwrap().id;
-        node.find_node(id).await.unwrap();
-    }
-    nodes
+    common::loopback_net(count, &config()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

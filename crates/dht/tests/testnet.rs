@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -9,28 +11,11 @@ use ed25519_dalek::SigningKey;
 use kolokol_dht::{Config, Dht, Id, MutableItem, immutable_target};
 
 fn config() -> Config {
-    Config {
-        request_timeout: Duration::from_millis(500),
-        lookup_timeout: Duration::from_secs(20),
-        allow_loopback: true,
-        ..Config::default()
-    }
+    common::loopback_config(Duration::from_millis(500))
 }
 
 async fn testnet(count: usize) -> Vec<Dht> {
-    let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
-    let first = Dht::bind(any, config(), &[]).await.unwrap();
-    let boot = [first.local_addr()];
-    let mut nodes = vec![first];
-    for _ in 1..count {
-        nodes.push(Dht::bind(any, config(), &boot).await.unwrap());
-    }
-    // Every node looks itself up once more, now that all have joined, so the tables fill.
-    for node in &nodes {
-        let id = node.info().await.unwrap().id;
-        node.find_node(id).await.unwrap();
-    }
-    nodes
+    common::loopback_net(count, &config()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

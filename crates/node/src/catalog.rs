@@ -18,6 +18,19 @@ const QUEUE: usize = 256;
 
 type Job = Box<dyn FnOnce(&mut Catalog) + Send>;
 
+/// `job` as the catalog thread runs it, and where its answer arrives.
+fn packaged<T, F>(job: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    F: FnOnce(&mut Catalog) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    let (answer, answered) = oneshot::channel();
+    let job: Job = Box::new(move |catalog| {
+        let _ = answer.send(job(catalog));
+    });
+    (job, answered)
+}
+
 enum Command {
     Run(Job),
     Stop,
@@ -57,10 +70,7 @@ impl CatalogService {
         F: FnOnce(&mut Catalog) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |catalog| {
-            let _ = answer.send(job(catalog));
-        });
+        let (job, answered) = packaged(job);
         self.commands
             .send(Command::Run(job))
             .await
@@ -75,10 +85,7 @@ impl CatalogService {
         F: FnOnce(&mut Catalog) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |catalog| {
-            let _ = answer.send(job(catalog));
-        });
+        let (job, answered) = packaged(job);
         self.commands
             .blocking_send(Command::Run(job))
             .map_err(|_| CatalogError::Closed)?;
