@@ -1,21 +1,18 @@
 //! Wire messages from peers: `Message::decode` never panics and what it accepts encodes back to the same bytes;
-//! an `Exchange` fed any sequence of decoded messages never panics, and only ever asks the driver to send
-//! records it advertised.
+//! an `Exchange` fed any sequence of decoded messages never panics, opens the connection at most once, and turns
+//! each message into at most one action.
 //!
 //! Input: messages as `u16` length + bytes (see `kolokol_fuzz::chunks`).
 #![no_main]
 
-use std::collections::BTreeSet;
-
-use kolokol_core::RecordId;
 use kolokol_fuzz::chunks;
 use kolokol_wire::{Exchange, ExchangeAction, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let local: BTreeSet<RecordId> = (1..=3u8).map(|i| RecordId([i; 32])).collect();
-    let mut exchange = Exchange::with_max_inventory(local.clone(), 64);
+    let mut exchange = Exchange::new();
     let _ = exchange.start();
+    let mut opened = 0;
     for bytes in chunks(data, 64) {
         let Ok(message) = Message::decode(bytes) else {
             continue;
@@ -28,13 +25,11 @@ fuzz_target!(|data: &[u8]| {
         let Ok(actions) = exchange.handle(message) else {
             break;
         };
-        for action in actions {
-            if let ExchangeAction::SendRecords(ids) = action {
-                assert!(
-                    ids.iter().all(|id| local.contains(id)),
-                    "only advertised records are sent"
-                );
-            }
-        }
+        assert!(actions.len() <= 1, "one action per message");
+        opened += actions
+            .iter()
+            .filter(|a| **a == ExchangeAction::Opened)
+            .count();
+        assert!(opened <= 1, "the connection opens once");
     }
 });

@@ -269,7 +269,7 @@ impl PeerRegistry {
         self.lock().keys().copied().collect()
     }
 
-    /// Send a message to one connected peer (after its exchange is over). False if it is not connected or its outbox
+    /// Send a message to one connected peer (once its connection is open). False if it is not connected or its outbox
     /// is full.
     pub fn send_to(&self, peer: &NodeId, message: Message) -> bool {
         self.lock()
@@ -282,14 +282,14 @@ impl PeerRegistry {
         self.lock().get(peer).and_then(|c| c.bt_addr)
     }
 
-    /// Send a request (a `Fetch`) to every connected peer; it goes out once that peer's exchange is over.
+    /// Send a request (a `Fetch`) to every connected peer; it goes out once that peer's connection is open.
     pub fn request(&self, message: Message) {
         for peer in self.lock().values() {
             let _ = peer.outbox.try_send(message.clone());
         }
     }
 
-    /// Ask the connection to `peer` to start a reconciliation session (once its exchange is over). False if it is
+    /// Ask the connection to `peer` to start a reconciliation session (once its connection is open). False if it is
     /// not connected.
     pub fn reconcile_with(&self, peer: &NodeId) -> bool {
         match self.lock().get(peer) {

@@ -1,13 +1,13 @@
-//! The kolokol wire protocol: the encrypted node-to-node link and the catalog exchange that runs on it.
+//! The kolokol wire protocol: the encrypted node-to-node link and the messages that run on it.
 //!
 //! A connection starts with a Noise `XX` handshake ([`handshake()`]) in which both nodes prove their
 //! Ed25519 node keys and agree on the network name; it returns a [`WireReader`] and a [`WireWriter`]
 //! that can be used from two tasks at once, and the remote [`kolokol_core::keys::NodeId`]. On the
 //! socket, Noise transport frames carry length-prefixed [`Message`]s whose sizes are capped before
 //! anything is allocated ([`frame`]). After the handshake both sides run an [`Exchange`], a pure state
-//! machine that trades inventories and missing records until both catalogs hold the union; the driver
-//! (the node) moves its messages and stores what it receives after validating it with
-//! `kolokol_core`. [`pack`] helps the driver turn records into messages that respect the caps.
+//! machine that opens the connection with `Hello` and turns every later message into an action (serve a fetch,
+//! take an announcement, feed a reconciliation, store records after validating them with `kolokol_core`); the
+//! driver (the node) moves its messages, and `kolokol_core::policy` decides what to announce and fetch. [`pack`] helps the driver turn records into messages that respect the caps.
 //!
 //! `PROTOCOL.md` next to this crate's manifest describes the bytes on the wire for other implementers.
 //!
@@ -28,15 +28,14 @@
 //! if remote == key.public() {
 //!     return Ok(()); // connected to ourselves
 //! }
-//! let mut exchange = Exchange::new(Default::default());
+//! let mut exchange = Exchange::new();
 //! for message in exchange.start() {
 //!     writer.send(&message).await?;
 //! }
-//! while !exchange.is_done() {
+//! loop {
 //!     for action in exchange.handle(reader.recv().await?)? {
 //!         match action {
 //!             ExchangeAction::Send(message) => writer.send(&message).await?,
-//!             ExchangeAction::SendRecords(_ids) => { /* load, pack, send */ }
 //!             ExchangeAction::Received(_records) => { /* validate, store */ }
 //!             ExchangeAction::ServeFetch(_ids) => { /* load those we have, pack, send */ }
 //!             ExchangeAction::Announced(_ids) => { /* fetch those we lack and want */ }
@@ -44,11 +43,11 @@
 //!             ExchangeAction::Reconcile { .. } => { /* feed the reconciliation session */ }
 //!             ExchangeAction::Replicate(_record) => { /* validate, fetch the data, answer Holding or Decline */ }
 //!             ExchangeAction::Declined(_) | ExchangeAction::Holding(_) => { /* tell the publisher push */ }
-//!             ExchangeAction::Done => {}
+//!             ExchangeAction::Opened => { /* start reconciling */ }
 //!         }
 //!     }
 //! }
-//! # Ok(()) }
+//! # }
 //! ```
 
 pub mod config;
@@ -64,5 +63,5 @@ pub use error::WireError;
 pub use exchange::{Exchange, ExchangeAction, ExchangeError, PeerHello};
 pub use frame::{WireReader, WireWriter};
 pub use handshake::{Role, handshake};
-pub use message::{MAX_IDS_PER_MESSAGE, Message, MessageError, PROTOCOL_VERSION};
-pub use pack::{PackError, RecordPacker, missing_messages, pack_records};
+pub use message::{Message, MessageError, PROTOCOL_VERSION};
+pub use pack::{PackError, RecordPacker, pack_records};

@@ -14,12 +14,11 @@ use kolokol_core::record::{MAX_RECORD_BYTES, RecordId};
 
 use crate::config::MAX_MAX_MESSAGE_BYTES;
 
-/// Version of the message set, sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the message set, sent in [`Message::Hello`]. Version 2 retired the full inventory exchange of
+/// version 1 (`inventory`, `inventory_done`, `want`, `missing`, `satisfied` and `hello`'s `records`).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest agent string in [`Message::Hello`], in bytes.
 pub const MAX_AGENT_BYTES: usize = 64;
-/// Most ids in one `Inventory`, `Want` or `Missing` message.
-pub const MAX_IDS_PER_MESSAGE: usize = 4096;
 /// Most records in one `Records` message (the byte size is bounded separately by the message cap).
 pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
 /// Length of a record id on the wire.
@@ -49,61 +48,38 @@ pub enum Message {
         protocol: u32,
         /// Free-form software name and version, at most [`MAX_AGENT_BYTES`] bytes of UTF-8.
         agent: String,
-        /// How many record ids the sender will list in its inventory (at most `i64::MAX`).
-        records: u64,
         /// TCP port of the sender's BitTorrent listener on the same address as this connection, so
         /// the receiver can fetch publication data from it; 0 if it has none.
         bt_port: u16,
     },
-    /// Part of the sender's inventory: 1 to [`MAX_IDS_PER_MESSAGE`] ids, ascending across the whole
-    /// inventory.
-    Inventory {
-        /// Record ids the sender holds.
-        ids: Vec<RecordId>,
-    },
-    /// The sender has listed every id it holds.
-    InventoryDone,
-    /// Asks for records the receiver advertised: 1 to [`MAX_IDS_PER_MESSAGE`] ids.
-    Want {
-        /// Ids of the wanted records.
-        ids: Vec<RecordId>,
-    },
-    /// Answer to a `Want` for ids the sender advertised but can no longer provide (for example purged
-    /// after a block): 1 to [`MAX_IDS_PER_MESSAGE`] ids.
-    Missing {
-        /// Ids that will not be sent.
-        ids: Vec<RecordId>,
-    },
-    /// Raw signed record bytes: 1 to [`MAX_RECORDS_PER_MESSAGE`] records, each at most
-    /// `MAX_RECORD_BYTES`, the whole message within the connection's message cap.
+    /// Raw signed record bytes (answers to `Fetch` and `FetchAuthor`, or pushes): 1 to
+    /// [`MAX_RECORDS_PER_MESSAGE`] records, each at most `MAX_RECORD_BYTES`, the whole message within the
+    /// connection's message cap.
     Records {
         /// The records, exactly as signed.
         records: Vec<Vec<u8>>,
     },
-    /// The sender has received every record it asked for (or been told it is missing), and will ask for
-    /// nothing more in this exchange. After it, the receiver may push new records unsolicited.
-    Satisfied,
-    /// After the exchange: asks for these records, whether or not the receiver advertised them (for example ids
-    /// named by an author's feed head). Answered with `Records` holding those the receiver has; 1 to
+    /// Once the connection is open: asks for these records (ids announced with `Have`, found by reconciliation
+    /// or named by an author's feed head). Answered with `Records` holding those the receiver has; 1 to
     /// [`MAX_FETCH_IDS`] ids.
     Fetch {
         /// Ids of the wanted records.
         ids: Vec<RecordId>,
     },
-    /// After the exchange: the sender holds these records (a relay announcement, or what a reconciliation found
+    /// Once the connection is open: the sender holds these records (a relay announcement, or what a reconciliation found
     /// the receiver lacks). The receiver asks with `Fetch` for those it lacks and wants; 1 to
     /// [`MAX_FETCH_IDS`] ids.
     Have {
         /// Ids of records the sender holds.
         ids: Vec<RecordId>,
     },
-    /// After the exchange: asks for the records of one author. Answered with `Records` holding at most
+    /// Once the connection is open: asks for the records of one author. Answered with `Records` holding at most
     /// [`MAX_AUTHOR_RECORDS`] of the newest ones the receiver has (nothing if it has none).
     FetchAuthor {
         /// The author's public key.
         author: PublicKey,
     },
-    /// After the exchange: one message of a range-based reconciliation session (`kolokol_core::reconcile`). The
+    /// Once the connection is open: one message of a range-based reconciliation session (`kolokol_core::reconcile`). The
     /// side that starts a session picks its id; the other answers with the same id.
     Reconcile {
         /// Session id.
@@ -201,7 +177,7 @@ pub enum MessageError {
 fn decode_limits() -> DecodeLimits {
     DecodeLimits {
         max_depth: 3,
-        max_items: MAX_IDS_PER_MESSAGE.max(MAX_RECORDS_PER_MESSAGE) + 16,
+        max_items: MAX_FETCH_IDS.max(MAX_RECORDS_PER_MESSAGE).max(MAX_HOLDING) + 16,
         max_input_bytes: MAX_MAX_MESSAGE_BYTES,
     }
 }
@@ -211,12 +187,7 @@ impl Message {
     pub fn type_tag(&self) -> &'static str {
         match self {
             Message::Hello { .. } => "hello",
-            Message::Inventory { .. } => "inventory",
-            Message::InventoryDone => "inventory_done",
-            Message::Want { .. } => "want",
-            Message::Missing { .. } => "missing",
             Message::Records { .. } => "records",
-            Message::Satisfied => "satisfied",
             Message::Fetch { .. } => "fetch",
             Message::Have { .. } => "have",
             Message::Reconcile { .. } => "reconcile",
@@ -237,26 +208,14 @@ impl Message {
             Message::Hello {
                 protocol,
                 agent,
-                records,
                 bt_port,
             } => {
                 if agent.len() > MAX_AGENT_BYTES {
                     return Err(MessageError::AgentTooLong(agent.len()));
                 }
-                let records =
-                    i64::try_from(*records).map_err(|_| MessageError::OutOfRange("records"))?;
                 dict.insert("protocol".into(), Value::Int(i64::from(*protocol)));
                 dict.insert("agent".into(), Value::from(agent.as_str()));
-                dict.insert("records".into(), Value::Int(records));
                 dict.insert("bt_port".into(), Value::Int(i64::from(*bt_port)));
-            }
-            Message::Inventory { ids } | Message::Want { ids } | Message::Missing { ids } => {
-                check_count("ids", ids.len(), MAX_IDS_PER_MESSAGE)?;
-                let ids = ids
-                    .iter()
-                    .map(|id| Value::from(id.as_bytes().as_slice()))
-                    .collect();
-                dict.insert("ids".into(), Value::List(ids));
             }
             Message::Fetch { ids } | Message::Have { ids } => {
                 check_count("ids", ids.len(), MAX_FETCH_IDS)?;
@@ -307,7 +266,6 @@ impl Message {
                     .collect();
                 dict.insert("infohashes".into(), Value::List(items));
             }
-            Message::InventoryDone | Message::Satisfied => {}
         }
         Ok(bencode::encode(&Value::Dict(dict)))
     }
@@ -321,43 +279,27 @@ impl Message {
         let tag = required_bytes(dict, TYPE_KEY)?;
         let message = match tag {
             b"hello" => {
-                reject_unknown_keys(dict, &[TYPE_KEY, "protocol", "agent", "records", "bt_port"])?;
+                reject_unknown_keys(dict, &[TYPE_KEY, "protocol", "agent", "bt_port"])?;
                 let protocol = u32::try_from(required_int(dict, "protocol")?)
                     .map_err(|_| MessageError::OutOfRange("protocol"))?;
                 let agent = required_str(dict, "agent")?;
                 if agent.len() > MAX_AGENT_BYTES {
                     return Err(MessageError::AgentTooLong(agent.len()));
                 }
-                let records = u64::try_from(required_int(dict, "records")?)
-                    .map_err(|_| MessageError::OutOfRange("records"))?;
                 let bt_port = u16::try_from(required_int(dict, "bt_port")?)
                     .map_err(|_| MessageError::OutOfRange("bt_port"))?;
                 Message::Hello {
                     protocol,
                     agent: agent.to_owned(),
-                    records,
                     bt_port,
                 }
             }
-            b"inventory" => Message::Inventory {
+            b"fetch" => Message::Fetch {
                 ids: decode_ids(dict)?,
             },
-            b"want" => Message::Want {
+            b"have" => Message::Have {
                 ids: decode_ids(dict)?,
             },
-            b"missing" => Message::Missing {
-                ids: decode_ids(dict)?,
-            },
-            b"fetch" => {
-                let ids = decode_ids(dict)?;
-                check_count("ids", ids.len(), MAX_FETCH_IDS)?;
-                Message::Fetch { ids }
-            }
-            b"have" => {
-                let ids = decode_ids(dict)?;
-                check_count("ids", ids.len(), MAX_FETCH_IDS)?;
-                Message::Have { ids }
-            }
             b"reconcile" => {
                 reject_unknown_keys(dict, &[TYPE_KEY, "session", "frame"])?;
                 let session = required_bytes(dict, "session")?;
@@ -433,14 +375,6 @@ impl Message {
                     .collect::<Result<Vec<_>, _>>()?;
                 Message::Holding { infohashes }
             }
-            b"inventory_done" => {
-                reject_unknown_keys(dict, &[TYPE_KEY])?;
-                Message::InventoryDone
-            }
-            b"satisfied" => {
-                reject_unknown_keys(dict, &[TYPE_KEY])?;
-                Message::Satisfied
-            }
             other => {
                 // Cap what goes into the error: the tag is peer-controlled and may be long.
                 let shown = &other[..other.len().min(32)];
@@ -476,7 +410,7 @@ fn check_record_len(len: usize) -> Result<(), MessageError> {
 fn decode_ids(dict: &Dict) -> Result<Vec<RecordId>, MessageError> {
     reject_unknown_keys(dict, &[TYPE_KEY, "ids"])?;
     let items = required_list(dict, "ids")?;
-    check_count("ids", items.len(), MAX_IDS_PER_MESSAGE)?;
+    check_count("ids", items.len(), MAX_FETCH_IDS)?;
     items
         .iter()
         .map(|item| {

@@ -1,13 +1,12 @@
-//! Packing record bytes and missing ids into messages that respect the protocol's caps.
+//! Packing record bytes into messages that respect the protocol's caps.
 //!
-//! The exchange asks the driver to send records ([`crate::ExchangeAction::SendRecords`]); the driver
-//! loads them from its store and turns them into `Records` messages here, plus one `Missing` message
-//! for ids it no longer has. [`RecordPacker`] works one record at a time, so a driver never needs more
-//! than one message worth of records in memory.
+//! A peer asks for records (`Fetch`, `FetchAuthor`); the driver loads them from its store and turns them into
+//! `Records` messages here. [`RecordPacker`] works one record at a time, so a driver never needs more than one
+//! message worth of records in memory.
 
-use kolokol_core::record::{MAX_RECORD_BYTES, RecordId};
+use kolokol_core::record::MAX_RECORD_BYTES;
 
-use crate::message::{MAX_IDS_PER_MESSAGE, MAX_RECORDS_PER_MESSAGE, Message};
+use crate::message::{MAX_RECORDS_PER_MESSAGE, Message};
 
 /// Encoded size of a `Records` message apart from its records: `d7:recordsl` + `e1:t7:recordse`.
 pub const RECORDS_MESSAGE_OVERHEAD: usize = 25;
@@ -117,15 +116,6 @@ pub fn pack_records(
     Ok(messages)
 }
 
-/// `Missing` messages for ids the driver was asked for but no longer holds (none if `ids` is empty).
-pub fn missing_messages(ids: &[RecordId]) -> Vec<Message> {
-    ids.chunks(MAX_IDS_PER_MESSAGE)
-        .map(|chunk| Message::Missing {
-            ids: chunk.to_vec(),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -154,20 +144,6 @@ mod tests {
             tiny.push(vec![0; 200]).unwrap_err(),
             PackError::DoesNotFit { .. }
         ));
-    }
-
-    #[test]
-    fn missing_is_chunked() {
-        let ids: Vec<RecordId> = (0..5000u32)
-            .map(|i| {
-                let mut id = [0u8; 32];
-                id[..4].copy_from_slice(&i.to_be_bytes());
-                RecordId(id)
-            })
-            .collect();
-        let messages = missing_messages(&ids);
-        assert_eq!(messages.len(), 2);
-        assert!(missing_messages(&[]).is_empty());
     }
 
     proptest! {

@@ -22,22 +22,19 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
     let node = Keypair::from_secret_bytes([5; 32]);
     let messages = [
         Message::Hello {
-            protocol: 1,
+            protocol: kolokol_wire::PROTOCOL_VERSION,
             agent: "kolokol/0.1.0".to_owned(),
-            records: 2,
             bt_port: 6881,
         },
-        Message::Inventory {
+        Message::Have {
             ids: vec![RecordId([1; 32]), RecordId([7; 32])],
         },
-        Message::InventoryDone,
-        Message::Want {
+        Message::Fetch {
             ids: vec![RecordId([7; 32])],
         },
         Message::Records {
             records: vec![record.to_vec()],
         },
-        Message::Satisfied,
         Message::Fetch {
             ids: vec![RecordId([8; 32])],
         },
@@ -59,9 +56,6 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
         Message::Decline { infohash: [4; 20] },
         Message::Holding {
             infohashes: vec![[4; 20]],
-        },
-        Message::Missing {
-            ids: vec![RecordId([9; 32])],
         },
     ];
     let all: Vec<Vec<u8>> = messages.iter().map(encoded).collect();

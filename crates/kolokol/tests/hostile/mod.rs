@@ -5,7 +5,6 @@
 
 pub mod bt_seeder;
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -67,12 +66,12 @@ pub async fn join_from(
 ) -> Result<(Reader, Writer), WireError> {
     let stream = connect_from(from, to).await?;
     let (mut reader, mut writer, _) = handshake(stream, Role::Initiator, key, cfg).await?;
-    let mut exchange = Exchange::new(BTreeSet::new());
+    let mut exchange = Exchange::new();
     for m in exchange.start() {
         writer.send(&m).await?;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !exchange.is_done() {
+    while !exchange.is_open() {
         let m = tokio::time::timeout_at(deadline, reader.recv())
             .await
             .map_err(|_| WireError::IdleTimeout)??;

@@ -2,7 +2,6 @@
 //! (`kolokol_wire::Exchange`), and nothing else. What to do with each thing the exchange reports is `serve.rs`'s
 //! (which asks the record policy); banning a peer that misbehaved is `conduct.rs`'s.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kolokol_core::keys::NodeId;
@@ -19,7 +18,7 @@ const INBOX: usize = 8;
 
 /// How the rest of the node steers one connection.
 pub(super) struct Control {
-    /// Pushes and requests to send once the exchange is over.
+    /// Pushes and requests to send once the connection is open.
     pub outbox: mpsc::Receiver<Message>,
     /// Start a reconciliation session.
     pub reconcile_now: Arc<tokio::sync::Notify>,
@@ -35,7 +34,7 @@ pub(super) struct Link<W> {
     /// The address we dialled (outbound) or the remote socket address (inbound).
     pub addr: String,
     pub sessions: crate::reconciling::Sessions,
-    /// Pushes and fetches held until the exchange is over (they would break its accounting).
+    /// Pushes and fetches held until the peer's hello has opened the connection.
     pub deferred: Vec<Message>,
 }
 
@@ -88,9 +87,8 @@ where
         deferred: Vec::new(),
     };
     // The catalog travels by range reconciliation (O(d log n) bytes for d differences), which the record policy has
-    // the dialing side start as soon as the exchange is over; the exchange itself advertises nothing and only carries the hello. (A peer
-    // that still sends a full inventory is served as before.)
-    let mut exchange = Exchange::new(BTreeSet::new()).with_bt_port(inner.peers.bt_port());
+    // the dialing side start as soon as the peer's hello has opened the connection.
+    let mut exchange = Exchange::new().with_bt_port(inner.peers.bt_port());
     for message in exchange.start() {
         link.send(&message).await?;
     }
@@ -107,12 +105,12 @@ where
                 nonce += 1;
                 link.send(&Message::Ping { nonce }).await?;
             }
-            _ = reconcile_now.notified(), if exchange.is_done() => {
+            _ = reconcile_now.notified(), if exchange.is_open() => {
                 link.start_reconcile().await?;
             }
             pushed = outbox.recv() => {
                 let Some(message) = pushed else { return Ok(()) };
-                if exchange.is_done() {
+                if exchange.is_open() {
                     link.send(&message).await?;
                 } else if link.deferred.len() < OUTBOX {
                     link.deferred.push(message);

@@ -346,7 +346,7 @@ where
     let tasks = inner.tasks.clone();
     // Graceful: the connection shuts its writer down and leaves the registry when the token fires.
     tasks.spawn_graceful("connection", async move {
-        // The policy may ask for a reconciliation at once (we dialled): it starts when the exchange is over.
+        // The policy may ask for a reconciliation at once (we dialled): it starts when the connection is open.
         crate::relaying::report(
             &inner,
             [InEvent::PeerUp {

@@ -21,7 +21,6 @@ impl<W: AsyncWrite + Unpin> Link<W> {
     pub async fn act(&mut self, action: ExchangeAction) -> Result<(), ConnectionError> {
         match action {
             ExchangeAction::Send(message) => self.send(&message).await,
-            ExchangeAction::SendRecords(ids) => self.send_requested_records(ids).await,
             ExchangeAction::Received(records) => self.on_records_received(records).await,
             ExchangeAction::ServeFetch(ids) => self.serve_fetch(ids).await,
             ExchangeAction::Announced(ids) => self.on_announced(ids).await,
@@ -38,27 +37,8 @@ impl<W: AsyncWrite + Unpin> Link<W> {
                 crate::replication::on_holding(&self.inner, &self.remote_id, infohashes);
                 Ok(())
             }
-            ExchangeAction::Done => self.on_exchange_done().await,
+            ExchangeAction::Opened => self.on_opened().await,
         }
-    }
-
-    /// The peer asked for records by id (a full-inventory exchange): send those held, name those not.
-    async fn send_requested_records(&mut self, ids: Vec<RecordId>) -> Result<(), ConnectionError> {
-        let found = self.record_bytes(ids.clone()).await?;
-        let found_ids: std::collections::BTreeSet<_> =
-            found.iter().map(|b| RecordId::of_signed_bytes(b)).collect();
-        let missing: Vec<_> = ids
-            .into_iter()
-            .filter(|id| !found_ids.contains(id))
-            .collect();
-        let messages = pack_records(found, self.inner.wire_config.max_message_bytes)?;
-        for message in messages
-            .iter()
-            .chain(&kolokol_wire::missing_messages(&missing))
-        {
-            self.send(message).await?;
-        }
-        Ok(())
     }
 
     /// Records arrived: store what is valid and admitted; the policy decides what to relay, remembers what was
@@ -161,8 +141,8 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         self.carry_out(decisions).await
     }
 
-    async fn on_exchange_done(&mut self) -> Result<(), ConnectionError> {
-        tracing::info!(peer = %self.remote_id, "catalog exchange complete");
+    async fn on_opened(&mut self) -> Result<(), ConnectionError> {
+        tracing::info!(peer = %self.remote_id, "connection open");
         for message in crate::replication::holding_messages(&self.inner).await {
             self.send(&message).await?;
         }
@@ -215,15 +195,6 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         let bt_addr = SocketAddr::new(addr.ip(), bt_port);
         self.inner.peers.set_bt_addr(&self.remote_id, bt_addr);
         crate::fetch::offer_peer_to_downloads(&self.inner, bt_addr).await;
-    }
-
-    /// The stored bytes of the records named (those held), read on the catalog thread.
-    async fn record_bytes(&mut self, ids: Vec<RecordId>) -> Result<Vec<Vec<u8>>, ConnectionError> {
-        Ok(self
-            .inner
-            .catalog
-            .run(move |c| c.record_bytes(&ids))
-            .await?)
     }
 
     async fn send_records(&mut self, records: Vec<Vec<u8>>) -> Result<(), ConnectionError> {

@@ -207,9 +207,9 @@ async fn recv_is_cancel_safe() {
 async fn close_between_and_inside_messages() {
     let cfg = WireConfig::for_network("test");
     let (_a_read, mut a_write, mut b_read, _b_write) = pair(&cfg).await;
-    a_write.send(&Message::InventoryDone).await.unwrap();
+    a_write.send(&Message::Pong { nonce: 1 }).await.unwrap();
     a_write.shutdown().await.unwrap();
-    assert_eq!(b_read.recv().await.unwrap(), Message::InventoryDone);
+    assert_eq!(b_read.recv().await.unwrap(), Message::Pong { nonce: 1 });
     assert!(matches!(b_read.recv().await, Err(WireError::Closed)));
 
     let (_a_read, mut a_write, mut b_read, _b_write) = pair(&cfg).await;

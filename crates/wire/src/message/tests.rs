@@ -2,37 +2,18 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn id_strategy() -> impl Strategy<Value = RecordId> {
-    any::<[u8; 32]>().prop_map(RecordId)
-}
-
-fn ids_strategy() -> impl Strategy<Value = Vec<RecordId>> {
-    prop::collection::vec(id_strategy(), 1..=64)
-}
-
 fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (
-            any::<u32>(),
-            "\\PC{0,16}",
-            0..=i64::MAX as u64,
-            any::<u16>()
-        )
-            .prop_filter("agent within cap", |(_, agent, _, _)| agent.len()
+        (any::<u32>(), "\\PC{0,16}", any::<u16>())
+            .prop_filter("agent within cap", |(_, agent, _)| agent.len()
                 <= MAX_AGENT_BYTES)
-            .prop_map(|(protocol, agent, records, bt_port)| Message::Hello {
+            .prop_map(|(protocol, agent, bt_port)| Message::Hello {
                 protocol,
                 agent,
-                records,
                 bt_port,
             }),
-        ids_strategy().prop_map(|ids| Message::Inventory { ids }),
-        Just(Message::InventoryDone),
-        ids_strategy().prop_map(|ids| Message::Want { ids }),
-        ids_strategy().prop_map(|ids| Message::Missing { ids }),
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..8)
             .prop_map(|records| Message::Records { records }),
-        Just(Message::Satisfied),
         prop::collection::vec(any::<[u8; 32]>(), 1..=MAX_FETCH_IDS).prop_map(|ids| {
             Message::Fetch {
                 ids: ids.into_iter().map(RecordId).collect(),
@@ -110,13 +91,35 @@ fn refuses_unknown_type() {
 }
 
 #[test]
+fn refuses_the_retired_inventory_messages() {
+    // Protocol 1's full inventory exchange is gone: its messages are unknown types now.
+    for tag in [
+        "inventory",
+        "inventory_done",
+        "want",
+        "missing",
+        "satisfied",
+    ] {
+        let bytes = dict(&[("ids", ids_value(1, 32)), ("t", tag.into())]);
+        assert_eq!(
+            Message::decode(&bytes),
+            Err(MessageError::UnknownType(tag.into()))
+        );
+    }
+}
+
+#[test]
 fn refuses_missing_and_extra_fields() {
     let missing = dict(&[("t", Value::from("ping"))]);
     assert!(matches!(
         Message::decode(&missing),
         Err(MessageError::Field(FieldError::Missing { .. }))
     ));
-    let extra = dict(&[("t", Value::from("inventory_done")), ("x", Value::Int(1))]);
+    let extra = dict(&[
+        ("nonce", Value::from(vec![0u8; 8])),
+        ("t", Value::from("ping")),
+        ("x", Value::Int(1)),
+    ]);
     assert!(matches!(
         Message::decode(&extra),
         Err(MessageError::Field(FieldError::UnknownKey { .. }))
@@ -131,64 +134,67 @@ fn refuses_missing_and_extra_fields() {
 #[test]
 fn refuses_bad_ids() {
     let too_many = dict(&[
-        ("ids", ids_value(MAX_IDS_PER_MESSAGE + 1, 32)),
-        ("t", "want".into()),
+        ("ids", ids_value(MAX_FETCH_IDS + 1, 32)),
+        ("t", "fetch".into()),
     ]);
     assert!(matches!(
         Message::decode(&too_many),
         Err(MessageError::TooManyItems { .. })
     ));
-    let short = dict(&[("ids", ids_value(1, 31)), ("t", "inventory".into())]);
+    let short = dict(&[("ids", ids_value(1, 31)), ("t", "have".into())]);
     assert_eq!(Message::decode(&short), Err(MessageError::BadIdLength(31)));
-    let empty = dict(&[("ids", ids_value(0, 32)), ("t", "missing".into())]);
+    let empty = dict(&[("ids", ids_value(0, 32)), ("t", "fetch".into())]);
     assert_eq!(Message::decode(&empty), Err(MessageError::Empty("ids")));
     let not_bytes = dict(&[
         ("ids", Value::List(vec![Value::Int(3)])),
-        ("t", "want".into()),
+        ("t", "have".into()),
     ]);
     assert_eq!(
         Message::decode(&not_bytes),
         Err(MessageError::ItemNotBytes("ids"))
     );
-    let full = dict(&[
-        ("ids", ids_value(MAX_IDS_PER_MESSAGE, 32)),
-        ("t", "want".into()),
-    ]);
+    let full = dict(&[("ids", ids_value(MAX_FETCH_IDS, 32)), ("t", "fetch".into())]);
     assert!(
-        matches!(Message::decode(&full), Ok(Message::Want { ids }) if ids.len() == MAX_IDS_PER_MESSAGE)
+        matches!(Message::decode(&full), Ok(Message::Fetch { ids }) if ids.len() == MAX_FETCH_IDS)
     );
 }
 
 #[test]
 fn refuses_bad_scalars() {
-    let hello = |protocol: i64, agent: &str, records: i64| {
+    let hello = |protocol: i64, agent: &str| {
         dict(&[
             ("agent", agent.into()),
             ("bt_port", Value::Int(6881)),
             ("protocol", Value::Int(protocol)),
-            ("records", Value::Int(records)),
             ("t", "hello".into()),
         ])
     };
-    assert!(Message::decode(&hello(1, "kolokol", 0)).is_ok());
+    assert!(Message::decode(&hello(2, "kolokol")).is_ok());
     assert_eq!(
-        Message::decode(&hello(-1, "a", 0)),
+        Message::decode(&hello(-1, "a")),
         Err(MessageError::OutOfRange("protocol"))
     );
     assert_eq!(
-        Message::decode(&hello(1 << 40, "a", 0)),
+        Message::decode(&hello(1 << 40, "a")),
         Err(MessageError::OutOfRange("protocol"))
     );
-    assert_eq!(
-        Message::decode(&hello(1, "a", -5)),
-        Err(MessageError::OutOfRange("records"))
-    );
+    // Protocol 1's hello carried `records`; it is refused as an unknown field.
+    let old = dict(&[
+        ("agent", "kolokol/0.1.0".into()),
+        ("bt_port", Value::Int(0)),
+        ("protocol", Value::Int(1)),
+        ("records", Value::Int(0)),
+        ("t", "hello".into()),
+    ]);
+    assert!(matches!(
+        Message::decode(&old),
+        Err(MessageError::Field(FieldError::UnknownKey { .. }))
+    ));
     let port = |bt_port: i64| {
         dict(&[
             ("agent", "a".into()),
             ("bt_port", Value::Int(bt_port)),
-            ("protocol", Value::Int(1)),
-            ("records", Value::Int(0)),
+            ("protocol", Value::Int(2)),
             ("t", "hello".into()),
         ])
     };
@@ -205,7 +211,7 @@ fn refuses_bad_scalars() {
         Err(MessageError::OutOfRange("bt_port"))
     );
     assert_eq!(
-        Message::decode(&hello(1, &"a".repeat(65), 0)),
+        Message::decode(&hello(2, &"a".repeat(65))),
         Err(MessageError::AgentTooLong(65))
     );
     let nonce = dict(&[("nonce", Value::from(vec![0u8; 7])), ("t", "pong".into())]);
@@ -240,20 +246,12 @@ fn refuses_oversized_records() {
 #[test]
 fn refuses_to_encode_out_of_bounds() {
     assert_eq!(
-        Message::Want { ids: vec![] }.encode(),
+        Message::Fetch { ids: vec![] }.encode(),
         Err(MessageError::Empty("ids"))
     );
-    let hello = Message::Hello {
-        protocol: 1,
-        agent: "x".into(),
-        records: u64::MAX,
-        bt_port: 0,
-    };
-    assert_eq!(hello.encode(), Err(MessageError::OutOfRange("records")));
     let long = Message::Hello {
-        protocol: 1,
+        protocol: 2,
         agent: "é".repeat(33),
-        records: 0,
         bt_port: 0,
     };
     assert_eq!(long.encode(), Err(MessageError::AgentTooLong(66)));
