@@ -301,7 +301,7 @@ fn print_summary(
 const OTHER_BENCHMARKS: &[&str] = &[
     "cargo run --release -p kolokol-bench                      # hashing + in-process engine transfer",
     "target/release/kolokol-bench discovery                    # a private network forming on default flags",
-    "cargo build --release && scripts/bench-discovery.py        # discovery on tuned flags, publication spread",
+    "cargo build --release && scripts/bench-discovery.py        # discovery one after another on default flags, publication spread",
     "cargo run --release -p kolokol-discovery --bin kolokol-discovery-bench",
     "cargo run --release -p kolokol-sim --bin kolokol-reconcile-bench",
     "cargo run --release -p kolokol-bench --bin kolokol-catalog-bench -- --records 100000",

@@ -62,13 +62,7 @@ impl Node {
                 "--dht",
                 "127.0.0.1:0",
             ])
-            .args([
-                "--dht-server",
-                "--dht-timeout-ms",
-                "300",
-                "--no-default-bootstrap",
-                "--no-lan",
-            ])
+            .args(["--no-default-bootstrap", "--no-lan"])
             .args([
                 "--work-bits",
                 "8",
