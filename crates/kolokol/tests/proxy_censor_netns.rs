@@ -27,31 +27,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use common::NodeProcess;
-use kolokol_testkit::netns::{self, Namespaces};
+use kolokol_testkit::censor_net::{BLOCK_SERVER, BLOCK_TEXT, BOGUS, CensorNet, FAILURES, SITES};
+use kolokol_testkit::netns;
 use proxy_common::{LOOPBACK_UP, cli_in_netns, json_in_netns, start_in_netns};
-
-const SITES: [&str; 6] = [
-    "198.18.2.10",
-    "198.18.2.11",
-    "198.18.2.12",
-    "198.18.2.13",
-    "198.18.2.14",
-    "198.18.2.15",
-];
-const BOGUS: &str = "198.18.2.99";
-const BRIDGE: &str = "198.18.2.50";
-const BLOCK_SERVER: &str = "198.18.1.1";
-const BLOCK_TEXT: &str = "Access to this resource is restricted by the regulator";
-
-/// How each blocked site's direct route fails, as `proxy status` names it.
-const FAILURES: [&str; 6] = [
-    "",
-    "reset",
-    "connect timeout",
-    "bogus DNS answer",
-    "block page",
-    "no first byte",
-];
 
 /// Web servers, each answering every request with a fixed status and body: `ADDR|PORT|STATUS|BODY` per argument.
 const SITE_SCRIPT: &str = r#"
@@ -92,74 +70,6 @@ fn ensure_tools() {
             "{} is needed (scripts/test.sh installs it)",
             tool[0]
         );
-    }
-}
-
-/// The three namespaces (kolokol-testkit's [`Namespaces`]: removed, with their /etc/netns files, when dropped,
-/// even if the test failed).
-struct Net {
-    client: String,
-    censor: String,
-    outside: String,
-    _namespaces: Namespaces,
-}
-
-impl Net {
-    fn create() -> Net {
-        let namespaces = Namespaces::create(&["kpc", "kpr", "kpo"]).unwrap();
-        let (c, r, o) = (0, 1, 2);
-        namespaces.link(c, "eth0", r, "eth0").unwrap();
-        namespaces.link(r, "eth1", o, "eth0").unwrap();
-        let sh = |ns: usize, cmd: &str| namespaces.sh(ns, cmd).unwrap();
-        sh(
-            c,
-            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.1.2/24 dev eth0; \
-             ip route add default via 198.18.1.1",
-        );
-        sh(
-            r,
-            "ip link set lo up; ip link set eth0 up; ip link set eth1 up; ip addr add 198.18.1.1/24 dev eth0; \
-             ip addr add 198.18.2.1/24 dev eth1; sysctl -qw net.ipv4.ip_forward=1",
-        );
-        let mut outside = String::from(
-            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.2.2/24 dev eth0; \
-             ip route add default via 198.18.2.1;",
-        );
-        for ip in SITES.iter().chain([&BRIDGE]) {
-            outside.push_str(&format!(" ip addr add {ip}/32 dev eth0;"));
-        }
-        sh(o, &outside);
-        sh(
-            r,
-            &format!(
-                "iptables -A FORWARD -p tcp -d {s1} ! --syn -m length --length 53:65535 -j REJECT --reject-with tcp-reset; \
-                 iptables -A FORWARD -d {s2} -j DROP; \
-                 iptables -t nat -A PREROUTING -p tcp -d {s4} --dport 80 -j DNAT --to-destination {BLOCK_SERVER}:8080; \
-                 iptables -A FORWARD -p tcp -d {s5} ! --syn -m length --length 53:65535 -j DROP",
-                s1 = SITES[1],
-                s2 = SITES[2],
-                s4 = SITES[4],
-                s5 = SITES[5]
-            ),
-        );
-        // Name resolution: the client's is poisoned for site 3; the bridge's is true. No resolver is reachable.
-        for (ns, poisoned) in [(c, true), (o, false), (r, false)] {
-            let mut hosts = String::from("127.0.0.1 localhost\n");
-            for (i, ip) in SITES.iter().enumerate() {
-                let ip = if poisoned && i == 3 { BOGUS } else { ip };
-                hosts.push_str(&format!("{ip} site{i}.test\n"));
-            }
-            namespaces.etc_file(ns, "hosts", &hosts).unwrap();
-            namespaces
-                .etc_file(ns, "resolv.conf", "nameserver 127.0.0.1\n")
-                .unwrap();
-        }
-        Net {
-            client: namespaces.name(c).to_owned(),
-            censor: namespaces.name(r).to_owned(),
-            outside: namespaces.name(o).to_owned(),
-            _namespaces: namespaces,
-        }
     }
 }
 
@@ -216,7 +126,7 @@ fn client_node_reaches_every_site_through_the_simulated_censor() {
     ensure_tools();
     let tmp = tempfile::tempdir().unwrap();
     // Declared first, dropped last: the processes inside go before their namespaces.
-    let net = Net::create();
+    let net = CensorNet::create(["kkc", "kkr", "kko"]).unwrap();
     let specs: Vec<String> = SITES
         .iter()
         .map(|ip| format!("{ip}|80|200|real page at {ip}"))

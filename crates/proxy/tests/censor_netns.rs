@@ -21,21 +21,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kolokol_testkit::netns::{self, Namespaces};
+use kolokol_testkit::censor_net::{BLOCK_TEXT, BOGUS, BRIDGE, CensorNet, SITES};
+use kolokol_testkit::netns;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_kolokol-proxy-harness");
-const SITES: [&str; 6] = [
-    "198.18.2.10",
-    "198.18.2.11",
-    "198.18.2.12",
-    "198.18.2.13",
-    "198.18.2.14",
-    "198.18.2.15",
-];
-const BOGUS: &str = "198.18.2.99";
-const BRIDGE: &str = "198.18.2.50";
-const BLOCK_TEXT: &str = "Access to this resource is restricted by the regulator";
-
 fn ensure_tools() {
     assert!(
         netns::is_root(),
@@ -131,73 +120,6 @@ impl Drop for Proc {
     }
 }
 
-/// The three namespaces (kolokol-testkit's [`Namespaces`]: removed, with their /etc/netns files, when dropped,
-/// even if the test failed).
-struct Net {
-    client: String,
-    censor: String,
-    outside: String,
-    _namespaces: Namespaces,
-}
-
-impl Net {
-    fn create() -> Net {
-        let namespaces = Namespaces::create(&["kkc", "kkr", "kko"]).unwrap();
-        let (c, r, o) = (0, 1, 2);
-        namespaces.link(c, "eth0", r, "eth0").unwrap();
-        namespaces.link(r, "eth1", o, "eth0").unwrap();
-        let sh = |ns: usize, cmd: &str| namespaces.sh(ns, cmd).unwrap();
-        sh(
-            c,
-            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.1.2/24 dev eth0; ip route add default via 198.18.1.1",
-        );
-        sh(
-            r,
-            "ip link set lo up; ip link set eth0 up; ip link set eth1 up; ip addr add 198.18.1.1/24 dev eth0; ip addr add 198.18.2.1/24 dev eth1; sysctl -qw net.ipv4.ip_forward=1",
-        );
-        let mut outside = String::from(
-            "ip link set lo up; ip link set eth0 up; ip addr add 198.18.2.2/24 dev eth0; ip route add default via 198.18.2.1;",
-        );
-        for ip in SITES.iter().chain([&BRIDGE]) {
-            outside.push_str(&format!(" ip addr add {ip}/32 dev eth0;"));
-        }
-        sh(o, &outside);
-        // The censor's rules.
-        let censor = format!(
-            "iptables -A FORWARD -p tcp -d {s1} ! --syn -m length --length 53:65535 -j REJECT --reject-with tcp-reset; \
-             iptables -A FORWARD -d {s2} -j DROP; \
-             iptables -t nat -A PREROUTING -p tcp -d {s4} --dport 80 -j DNAT --to-destination 198.18.1.1:8080; \
-             iptables -A FORWARD -p tcp -d {s5} ! --syn -m length --length 53:65535 -j DROP",
-            s1 = SITES[1],
-            s2 = SITES[2],
-            s4 = SITES[4],
-            s5 = SITES[5]
-        );
-        sh(r, &censor);
-        // Name resolution: the client's is poisoned for site 3; the outside world's is true.
-        let hosts = |poisoned: bool| {
-            let mut text = String::from("127.0.0.1 localhost\n");
-            for (i, ip) in SITES.iter().enumerate() {
-                let ip = if poisoned && i == 3 { BOGUS } else { ip };
-                text.push_str(&format!("{ip} site{i}.test\n"));
-            }
-            text
-        };
-        for (ns, poisoned) in [(c, true), (o, false), (r, false)] {
-            namespaces.etc_file(ns, "hosts", &hosts(poisoned)).unwrap();
-            namespaces
-                .etc_file(ns, "resolv.conf", "nameserver 127.0.0.1\n")
-                .unwrap();
-        }
-        Net {
-            client: namespaces.name(c).to_owned(),
-            censor: namespaces.name(r).to_owned(),
-            outside: namespaces.name(o).to_owned(),
-            _namespaces: namespaces,
-        }
-    }
-}
-
 fn curl(ns: &str, proxy_args: &[&str], url: &str) -> Result<String, String> {
     let output = Command::new("ip")
         .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "25"])
@@ -224,7 +146,7 @@ fn bridge_streams(bridge: &Proc, site: usize) -> usize {
 #[test]
 fn curl_reaches_every_site_through_the_simulated_censor() {
     ensure_tools();
-    let net = Net::create();
+    let net = CensorNet::create(["kpc", "kpr", "kpo"]).unwrap();
     let listens: Vec<String> = SITES.iter().map(|ip| format!("--listen={ip}:80")).collect();
     let mut site_args = vec!["site"];
     site_args.extend(listens.iter().map(String::as_str));
