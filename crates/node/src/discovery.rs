@@ -47,9 +47,7 @@ pub(crate) async fn start_dht(
     let bind = match config.dht_listen {
         Some(SocketAddr::V4(addr)) => addr,
         Some(SocketAddr::V6(addr)) => {
-            return Err(StartError::Other(format!(
-                "--dht {addr}: the DHT is IPv4 only; give an IPv4 address"
-            )));
+            return Err(StartError::DhtNotIpv4(addr));
         }
         None => {
             let kept = catalog
@@ -78,9 +76,9 @@ pub(crate) async fn start_dht(
             tracing::warn!(%error, %bind, "kept DHT port is busy; choosing another");
             Dht::start(dht_config(SocketAddrV4::new(*bind.ip(), 0)))
                 .await
-                .map_err(|e| StartError::Other(format!("cannot start the DHT: {e}")))?
+                .map_err(StartError::Dht)?
         }
-        Err(error) => return Err(StartError::Other(format!("cannot start the DHT: {error}"))),
+        Err(error) => return Err(StartError::Dht(error)),
     };
     if chosen {
         catalog.set_setting(DHT_PORT_KEY, &dht.local_addr().port().to_string())?;

@@ -50,14 +50,12 @@ impl Node {
             let (path, network) = (dir.catalog_path(), config.network.clone());
             tokio::task::spawn_blocking(move || Catalog::open(&path, &network))
                 .await
-                .map_err(|e| StartError::Other(format!("opening the catalog: {e}")))??
+                .map_err(StartError::CatalogOpen)??
         };
         crate::publish::clean_staging(&dir.content_dir());
 
         let wire_config = WireConfig::for_network(config.network.clone());
-        wire_config
-            .validate()
-            .map_err(|e| StartError::Other(format!("network name: {e}")))?;
+        wire_config.validate().map_err(StartError::NetworkName)?;
 
         let wire_listener = bind_wire(&mut catalog, config.wire_listen).await?;
         let wire_addr = wire_listener
@@ -86,14 +84,14 @@ impl Node {
             ..OverlayConfig::default()
         };
         let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
-            .map_err(|e| StartError::Other(format!("peer settings: {e}")))?;
+            .map_err(StartError::PeerSettings)?;
 
         let policy = RecordPolicyOwner::new(
             config.push_fanout,
             config.reconcile_interval,
             crate::peering::MAX_BAD_RECORDS,
         )
-        .map_err(|e| StartError::Other(format!("record policy settings: {e}")))?;
+        .map_err(StartError::RecordPolicySettings)?;
         let inner = Arc::new(Inner {
             network: config.network.clone(),
             node_key,
@@ -216,11 +214,8 @@ async fn start_engine(
 fn rate_limit(limit: Option<u64>) -> Result<Option<NonZeroU32>, StartError> {
     limit
         .map(|bytes| {
-            NonZeroU32::new(u32::try_from(bytes).unwrap_or(u32::MAX)).ok_or_else(|| {
-                StartError::Other(
-                    "a rate limit of 0 bytes per second would stop all transfers".into(),
-                )
-            })
+            NonZeroU32::new(u32::try_from(bytes).unwrap_or(u32::MAX))
+                .ok_or(StartError::ZeroRateLimit)
         })
         .transpose()
 }
@@ -250,7 +245,7 @@ fn free_port(addr: SocketAddr) -> Result<u16, StartError> {
     std::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|source| StartError::Other(format!("cannot find a free port: {source}")))
+        .map_err(StartError::NoFreePort)
 }
 
 /// Seed what was complete and resume what was downloading when the node last stopped.

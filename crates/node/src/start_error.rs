@@ -7,6 +7,23 @@ pub enum StartError {
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Store(#[from] kolokol_store::StoreError),
+    /// The blocking task that opens (and may migrate) the catalog did not finish.
+    #[error("opening the catalog: {0}")]
+    CatalogOpen(#[source] tokio::task::JoinError),
+    #[error("network name: {0}")]
+    NetworkName(#[source] kolokol_wire::ConfigError),
+    #[error("peer settings: {0}")]
+    PeerSettings(#[source] kolokol_core::overlay::OverlayConfigError),
+    #[error("record policy settings: {0}")]
+    RecordPolicySettings(#[source] kolokol_core::policy::PolicyConfigError),
+    #[error("a rate limit of 0 bytes per second would stop all transfers")]
+    ZeroRateLimit,
+    #[error("cannot find a free port: {0}")]
+    NoFreePort(#[source] std::io::Error),
+    #[error("--dht {0}: the DHT is IPv4 only; give an IPv4 address")]
+    DhtNotIpv4(std::net::SocketAddrV6),
+    #[error("cannot start the DHT: {0}")]
+    Dht(#[source] kolokol_discovery::DhtError),
     #[error("cannot start the BitTorrent engine: {0}")]
     Engine(#[from] kolokol_transfer::TransferError),
     #[error("cannot listen for kolokol peers on {addr}: {source}")]
@@ -19,6 +36,4 @@ pub enum StartError {
     Proxy(#[from] crate::proxy::ProxyStartError),
     #[error("cannot start the catalog thread: {0}")]
     CatalogThread(#[source] std::io::Error),
-    #[error("{0}")]
-    Other(String),
 }
