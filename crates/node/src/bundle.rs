@@ -25,7 +25,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use kolokol_bundle::{BundleWriter, DataOutcome, ReadOptions, SkipReason, StagedPublication};
 use kolokol_core::keys::AuthorId;
@@ -36,7 +35,6 @@ use serde::{Deserialize, Serialize};
 use crate::admission::Refusal;
 use crate::api::Api;
 use crate::clock::unix_now;
-use crate::context::Inner;
 use crate::error::ApiError;
 
 /// Most ids or authors one export request may name.
@@ -144,10 +142,10 @@ impl Api {
         &self,
         request: BundleExportRequest,
     ) -> Result<BundleExportView, ApiError> {
-        let inner = self.inner.clone();
-        let tasks = inner.tasks.clone();
+        let api = self.clone();
+        let tasks = api.tasks.clone();
         tasks
-            .spawn_blocking("bundle export", move || export(&inner, &request))
+            .spawn_blocking("bundle export", move || export(&api, &request))
             .await
             .map_err(|e| ApiError::internal("export task", e))?
     }
@@ -157,15 +155,15 @@ impl Api {
         &self,
         request: BundleImportRequest,
     ) -> Result<BundleImportView, ApiError> {
-        let inner = self.inner.clone();
-        let tasks = inner.tasks.clone();
+        let api = self.clone();
+        let tasks = api.tasks.clone();
         let (view, starts) = tasks
-            .spawn_blocking("bundle import", move || import(&inner, &request.path))
+            .spawn_blocking("bundle import", move || import(&api, &request.path))
             .await
             .map_err(|e| ApiError::internal("import task", e))??;
-        let inner = self.inner.clone();
+        let api = self.clone();
         for start in starts {
-            start_torrent(&inner, start).await;
+            start_torrent(&api, start).await;
         }
         Ok(view)
     }
@@ -231,15 +229,15 @@ impl Selection {
 }
 
 /// The data of `infohash`, if this node holds it complete: (torrent, folder holding the torrent's name).
-fn complete_data(inner: &Inner, infohash: &InfoHash) -> Result<Option<TorrentRow>, ApiError> {
+fn complete_data(api: &Api, infohash: &InfoHash) -> Result<Option<TorrentRow>, ApiError> {
     let infohash = *infohash;
-    Ok(inner
+    Ok(api
         .catalog
         .run_blocking(move |c| c.get_torrent(&infohash))?
         .filter(|row| row.state == TorrentState::Complete && row.torrent.is_some()))
 }
 
-fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportView, ApiError> {
+fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, ApiError> {
     let selection = Selection::parse(request)?;
     let out = &request.out;
     if !out.is_absolute() {
@@ -273,7 +271,7 @@ fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportVi
     let mut seen = HashSet::new();
     let mut offset = 0u64;
     loop {
-        let page = inner
+        let page = api
             .catalog
             .run_blocking(move |c| c.list_records(crate::api::MAX_LIST, offset))?;
         if page.records.is_empty() {
@@ -284,7 +282,7 @@ fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportVi
             if !selection.matches(&record) || !seen.insert(record.id()) {
                 continue;
             }
-            if selection.unfiltered() && complete_data(inner, &record.body().infohash)?.is_none() {
+            if selection.unfiltered() && complete_data(api, &record.body().infohash)?.is_none() {
                 continue;
             }
             selected.push(record.id());
@@ -310,7 +308,7 @@ fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportVi
         file_name.to_string_lossy(),
         rand::random::<u64>()
     ));
-    let result = write_bundle(inner, &selected, &partial).and_then(|view| {
+    let result = write_bundle(api, &selected, &partial).and_then(|view| {
         fs::rename(&partial, out)
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", out.display())))?;
         Ok(BundleExportView {
@@ -325,7 +323,7 @@ fn export(inner: &Inner, request: &BundleExportRequest) -> Result<BundleExportVi
 }
 
 fn write_bundle(
-    inner: &Inner,
+    api: &Api,
     selected: &[RecordId],
     path: &Path,
 ) -> Result<BundleExportView, ApiError> {
@@ -350,7 +348,7 @@ fn write_bundle(
     let mut data_written = HashSet::new();
     for id in selected {
         let id = *id;
-        let found = inner.catalog.run_blocking(move |c| {
+        let found = api.catalog.run_blocking(move |c| {
             let Some(record) = c.get_record(&id)? else {
                 return Ok(None);
             };
@@ -428,7 +426,7 @@ struct Start {
     replaces: Option<TorrentRow>,
 }
 
-fn import(inner: &Arc<Inner>, path: &Path) -> Result<(BundleImportView, Vec<Start>), ApiError> {
+fn import(api: &Api, path: &Path) -> Result<(BundleImportView, Vec<Start>), ApiError> {
     if !path.is_absolute() {
         return Err(ApiError::Invalid(format!(
             "{} is not an absolute path",
@@ -443,20 +441,20 @@ fn import(inner: &Arc<Inner>, path: &Path) -> Result<(BundleImportView, Vec<Star
             path.display()
         )));
     }
-    let staging = inner
+    let staging = api
         .dir
         .content_dir()
         .join(format!(".staging-bundle-{:016x}", rand::random::<u64>()));
     fs::create_dir_all(&staging)
         .map_err(|e| ApiError::internal("creating the staging folder", e))?;
-    let result = read_and_commit(inner, path, file, &staging);
+    let result = read_and_commit(api, path, file, &staging);
     // Whatever happened, the staging folder is gone afterwards (what was committed was renamed out of it).
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
 fn read_and_commit(
-    inner: &Arc<Inner>,
+    api: &Api,
     path: &Path,
     file: fs::File,
     staging: &Path,
@@ -464,8 +462,8 @@ fn read_and_commit(
     let mut wanted = HashSet::new();
     let mut want_data = |record: &SignedRecord| {
         let infohash = record.body().infohash;
-        admissible(inner, record).is_ok()
-            && !complete_data(inner, &infohash).is_ok_and(|row| row.is_some())
+        admissible(api, record).is_ok()
+            && !complete_data(api, &infohash).is_ok_and(|row| row.is_some())
             && wanted.insert(infohash)
     };
     let contents = kolokol_bundle::read_bundle(
@@ -473,7 +471,7 @@ fn read_and_commit(
         staging,
         ReadOptions {
             validation: ValidationContext {
-                network: inner.network.clone(),
+                network: api.network.clone(),
                 now_unix: unix_now(),
             },
             want_data: &mut want_data,
@@ -488,7 +486,7 @@ fn read_and_commit(
     };
     let mut starts = Vec::new();
     for publication in contents.publications {
-        let item = commit(inner, publication, &mut view, &mut starts)?;
+        let item = commit(api, publication, &mut view, &mut starts)?;
         view.items.push(item);
     }
     tracing::info!(
@@ -503,11 +501,10 @@ fn read_and_commit(
 }
 
 /// Admission for a bundle's record: as from a peer, except the hourly rate.
-fn admissible(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
-    let rules = inner.admission.rules(false);
+fn admissible(api: &Api, record: &SignedRecord) -> Result<(), Refusal> {
+    let rules = api.admission.rules(false);
     let record = record.clone();
-    inner
-        .catalog
+    api.catalog
         .run_blocking(move |c| Ok(crate::admission::admit(c, rules, &record, unix_now())))
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot check a bundle record's admission; refused");
@@ -516,7 +513,7 @@ fn admissible(inner: &Inner, record: &SignedRecord) -> Result<(), Refusal> {
 }
 
 fn commit(
-    inner: &Arc<Inner>,
+    api: &Api,
     publication: StagedPublication,
     view: &mut BundleImportView,
     starts: &mut Vec<Start>,
@@ -533,22 +530,22 @@ fn commit(
     let record = match publication.record {
         Ok(record) => record,
         Err(error) => {
-            inner.admission.invalid();
+            api.admission.invalid();
             view.refused_records += 1;
             item.reason = Some(error.to_string());
             return Ok(item);
         }
     };
     item.title = Some(record.body().title.clone());
-    if let Err(refusal) = admissible(inner, &record) {
-        inner.admission.refused(refusal);
+    if let Err(refusal) = admissible(api, &record) {
+        api.admission.refused(refusal);
         view.refused_records += 1;
         item.reason = Some(refusal_text(refusal).into());
         return Ok(item);
     }
     let infohash = record.body().infohash;
     let now = unix_now();
-    let known = inner
+    let known = api
         .catalog
         .run_blocking(move |c| c.get_record(&id))?
         .is_some();
@@ -563,7 +560,7 @@ fn commit(
             let (Some(torrent), Some(name)) = (publication.torrent, publication.name) else {
                 return Err(ApiError::Internal("staged data without a torrent".into()));
             };
-            let existing = inner
+            let existing = api
                 .catalog
                 .run_blocking(move |c| c.get_torrent(&infohash))?;
             view.damaged
@@ -574,16 +571,16 @@ fn commit(
             item.damaged = damaged.clone();
             match existing {
                 Some(row) if row.state == TorrentState::Complete => {
-                    ("held", insert(inner, &record, now)?)
+                    ("held", insert(api, &record, now)?)
                 }
                 // A download is already running and our copy is incomplete: let that download finish.
-                Some(_) if !damaged.is_empty() => ("downloading", insert(inner, &record, now)?),
+                Some(_) if !damaged.is_empty() => ("downloading", insert(api, &record, now)?),
                 existing => {
                     let complete = damaged.is_empty();
                     let target = if complete {
-                        inner.dir.content_dir()
+                        api.dir.content_dir()
                     } else {
-                        inner.dir.downloads_dir()
+                        api.dir.downloads_dir()
                     }
                     .join(infohash.to_string());
                     let row = TorrentRow {
@@ -600,7 +597,7 @@ fn commit(
                     };
                     place(&dir, &target)?;
                     let (stored, stored_row) = (record.clone(), row.clone());
-                    let inserted = inner
+                    let inserted = api
                         .catalog
                         .run_blocking(move |c| c.insert_published(&stored, &stored_row, now));
                     if let Err(error) = inserted {
@@ -623,20 +620,20 @@ fn commit(
             }
         }
         DataOutcome::Skipped(SkipReason::TorrentMismatch) => {
-            ("refused", insert(inner, &record, now)?)
+            ("refused", insert(api, &record, now)?)
         }
         DataOutcome::Skipped(_) => {
-            let held = complete_data(inner, &infohash)?.is_some();
+            let held = complete_data(api, &infohash)?.is_some();
             (
                 if held { "held" } else { "none" },
-                insert(inner, &record, now)?,
+                insert(api, &record, now)?,
             )
         }
         DataOutcome::NotInBundle => {
-            let held = complete_data(inner, &infohash)?.is_some();
+            let held = complete_data(api, &infohash)?.is_some();
             (
                 if held { "held" } else { "none" },
-                insert(inner, &record, now)?,
+                insert(api, &record, now)?,
             )
         }
     };
@@ -651,9 +648,9 @@ fn commit(
     Ok(item)
 }
 
-fn insert(inner: &Inner, record: &SignedRecord, now: u64) -> Result<bool, ApiError> {
+fn insert(api: &Api, record: &SignedRecord, now: u64) -> Result<bool, ApiError> {
     let record = record.clone();
-    Ok(inner
+    Ok(api
         .catalog
         .run_blocking(move |c| c.insert_record(&record, now))?)
 }
@@ -684,23 +681,23 @@ fn refusal_text(refusal: Refusal) -> &'static str {
 }
 
 /// Seed imported data (or resume a partial one from the network), after stopping a download it replaces.
-async fn start_torrent(inner: &Arc<Inner>, start: Start) {
+async fn start_torrent(api: &Api, start: Start) {
     let infohash = start.row.infohash;
     if let Some(old) = &start.replaces {
-        let inside = old.output_dir.starts_with(inner.dir.downloads_dir());
-        if let Err(error) = inner.engine.remove(&infohash.0, inside).await {
+        let inside = old.output_dir.starts_with(api.dir.downloads_dir());
+        if let Err(error) = api.engine.remove(&infohash.0, inside).await {
             tracing::debug!(%error, %infohash, "no running download to replace");
         }
         if inside && old.output_dir != start.row.output_dir {
             let _ = fs::remove_dir_all(&old.output_dir);
         }
     }
-    if let Err(error) = crate::fetch::resume(inner, &start.row, &[]).await {
+    if let Err(error) = crate::fetch::resume(&api.fetcher, &start.row, &[]).await {
         // The record and the data are stored; seeding is retried at the next start, like after a publish.
         tracing::warn!(%error, %infohash, "cannot start the imported torrent");
         return;
     }
     if start.row.state == TorrentState::Complete {
-        crate::discovery::announce_torrent(inner, infohash).await;
+        crate::discovery::announce_torrent(&api.discovery, infohash).await;
     }
 }

@@ -15,7 +15,6 @@ mod cache;
 mod catalog;
 mod clock;
 mod config;
-mod context;
 mod data_dir;
 mod discovery;
 mod durable;

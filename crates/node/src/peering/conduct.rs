@@ -15,10 +15,10 @@ impl<W: AsyncWrite + Unpin> Link<W> {
     /// The peer broke the protocol or kept sending invalid records: ban it for a while and return why, for the log.
     pub(super) fn misbehaved(&self, reason: String) -> ConnectionError {
         let ban = self
-            .inner
+            .peering
             .peers
             .bans()
-            .punish(self.remote_id, self.inner.elapsed());
+            .punish(self.remote_id, self.peering.started.elapsed());
         ConnectionError::Misbehaved { reason, ban }
     }
 }
