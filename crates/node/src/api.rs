@@ -7,14 +7,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_discovery::Dht;
 use kolokol_store::{Media, SearchError, SearchQuery};
+use kolokol_transfer::Engine;
+use tokio::sync::Notify;
 
 use crate::admission::Admission;
+use crate::bundle::Bundler;
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::data_dir::DataPaths;
-use crate::discovery::Discovery;
 use crate::error::ApiError;
 use crate::fetch::Fetcher;
 use crate::peering::Peering;
@@ -27,10 +31,6 @@ use crate::tasks::Tasks;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
-use kolokol_core::keys::Keypair;
-use kolokol_discovery::Dht;
-use kolokol_transfer::Engine;
-use tokio::sync::Notify;
 
 /// Most records one `list` call returns.
 pub const MAX_LIST: u32 = 1000;
@@ -75,10 +75,10 @@ pub struct Api {
     pub(crate) replication: Arc<Replication>,
     pub(crate) cache: Arc<Cache>,
     pub(crate) proxy: Arc<ProxyService>,
-    pub(crate) discovery: Discovery,
     pub(crate) fetcher: Fetcher,
     pub(crate) publisher: Publisher,
     pub(crate) peering: Peering,
+    pub(crate) bundler: Bundler,
 }
 
 impl Api {

@@ -25,17 +25,40 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kolokol_bundle::{BundleWriter, DataOutcome, ReadOptions, SkipReason, StagedPublication};
 use kolokol_core::keys::AuthorId;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext};
 use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::Admission;
 use crate::admission::Refusal;
 use crate::api::Api;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
+use crate::data_dir::DataPaths;
+use crate::discovery::Discovery;
 use crate::error::ApiError;
+use crate::fetch::Fetcher;
+use crate::tasks::Tasks;
+
+/// What exporting and importing bundles use: the catalog read and written, admission (imported records pass the same
+/// rules as records from peers), the engine and the content folders, and the drivers that seed and announce what an
+/// import brought. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Bundler {
+    pub tasks: Tasks,
+    pub catalog: Arc<CatalogService>,
+    pub admission: Arc<Admission>,
+    pub engine: Arc<Engine>,
+    pub dir: DataPaths,
+    pub network: String,
+    pub fetcher: Fetcher,
+    pub discovery: Discovery,
+}
 
 /// Most ids or authors one export request may name.
 pub const MAX_EXPORT_FILTERS: usize = 10_000;
@@ -142,10 +165,10 @@ impl Api {
         &self,
         request: BundleExportRequest,
     ) -> Result<BundleExportView, ApiError> {
-        let api = self.clone();
-        let tasks = api.tasks.clone();
+        let bundler = self.bundler.clone();
+        let tasks = bundler.tasks.clone();
         tasks
-            .spawn_blocking("bundle export", move || export(&api, &request))
+            .spawn_blocking("bundle export", move || export(&bundler, &request))
             .await
             .map_err(|e| ApiError::internal("export task", e))?
     }
@@ -155,15 +178,15 @@ impl Api {
         &self,
         request: BundleImportRequest,
     ) -> Result<BundleImportView, ApiError> {
-        let api = self.clone();
-        let tasks = api.tasks.clone();
+        let bundler = self.bundler.clone();
+        let tasks = bundler.tasks.clone();
         let (view, starts) = tasks
-            .spawn_blocking("bundle import", move || import(&api, &request.path))
+            .spawn_blocking("bundle import", move || import(&bundler, &request.path))
             .await
             .map_err(|e| ApiError::internal("import task", e))??;
-        let api = self.clone();
+        let bundler = self.bundler.clone();
         for start in starts {
-            start_torrent(&api, start).await;
+            start_torrent(&bundler, start).await;
         }
         Ok(view)
     }
@@ -229,15 +252,15 @@ impl Selection {
 }
 
 /// The data of `infohash`, if this node holds it complete: (torrent, folder holding the torrent's name).
-fn complete_data(api: &Api, infohash: &InfoHash) -> Result<Option<TorrentRow>, ApiError> {
+fn complete_data(bundler: &Bundler, infohash: &InfoHash) -> Result<Option<TorrentRow>, ApiError> {
     let infohash = *infohash;
-    Ok(api
+    Ok(bundler
         .catalog
         .run_blocking(move |c| c.get_torrent(&infohash))?
         .filter(|row| row.state == TorrentState::Complete && row.torrent.is_some()))
 }
 
-fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, ApiError> {
+fn export(bundler: &Bundler, request: &BundleExportRequest) -> Result<BundleExportView, ApiError> {
     let selection = Selection::parse(request)?;
     let out = &request.out;
     if !out.is_absolute() {
@@ -271,7 +294,7 @@ fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, 
     let mut seen = HashSet::new();
     let mut offset = 0u64;
     loop {
-        let page = api
+        let page = bundler
             .catalog
             .run_blocking(move |c| c.list_records(crate::api::MAX_LIST, offset))?;
         if page.records.is_empty() {
@@ -282,7 +305,8 @@ fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, 
             if !selection.matches(&record) || !seen.insert(record.id()) {
                 continue;
             }
-            if selection.unfiltered() && complete_data(api, &record.body().infohash)?.is_none() {
+            if selection.unfiltered() && complete_data(bundler, &record.body().infohash)?.is_none()
+            {
                 continue;
             }
             selected.push(record.id());
@@ -308,7 +332,7 @@ fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, 
         file_name.to_string_lossy(),
         rand::random::<u64>()
     ));
-    let result = write_bundle(api, &selected, &partial).and_then(|view| {
+    let result = write_bundle(bundler, &selected, &partial).and_then(|view| {
         fs::rename(&partial, out)
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", out.display())))?;
         Ok(BundleExportView {
@@ -323,7 +347,7 @@ fn export(api: &Api, request: &BundleExportRequest) -> Result<BundleExportView, 
 }
 
 fn write_bundle(
-    api: &Api,
+    bundler: &Bundler,
     selected: &[RecordId],
     path: &Path,
 ) -> Result<BundleExportView, ApiError> {
@@ -348,7 +372,7 @@ fn write_bundle(
     let mut data_written = HashSet::new();
     for id in selected {
         let id = *id;
-        let found = api.catalog.run_blocking(move |c| {
+        let found = bundler.catalog.run_blocking(move |c| {
             let Some(record) = c.get_record(&id)? else {
                 return Ok(None);
             };
@@ -426,7 +450,7 @@ struct Start {
     replaces: Option<TorrentRow>,
 }
 
-fn import(api: &Api, path: &Path) -> Result<(BundleImportView, Vec<Start>), ApiError> {
+fn import(bundler: &Bundler, path: &Path) -> Result<(BundleImportView, Vec<Start>), ApiError> {
     if !path.is_absolute() {
         return Err(ApiError::Invalid(format!(
             "{} is not an absolute path",
@@ -441,20 +465,20 @@ fn import(api: &Api, path: &Path) -> Result<(BundleImportView, Vec<Start>), ApiE
             path.display()
         )));
     }
-    let staging = api
+    let staging = bundler
         .dir
         .content_dir()
         .join(format!(".staging-bundle-{:016x}", rand::random::<u64>()));
     fs::create_dir_all(&staging)
         .map_err(|e| ApiError::internal("creating the staging folder", e))?;
-    let result = read_and_commit(api, path, file, &staging);
+    let result = read_and_commit(bundler, path, file, &staging);
     // Whatever happened, the staging folder is gone afterwards (what was committed was renamed out of it).
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
 fn read_and_commit(
-    api: &Api,
+    bundler: &Bundler,
     path: &Path,
     file: fs::File,
     staging: &Path,
@@ -462,8 +486,8 @@ fn read_and_commit(
     let mut wanted = HashSet::new();
     let mut want_data = |record: &SignedRecord| {
         let infohash = record.body().infohash;
-        admissible(api, record).is_ok()
-            && !complete_data(api, &infohash).is_ok_and(|row| row.is_some())
+        admissible(bundler, record).is_ok()
+            && !complete_data(bundler, &infohash).is_ok_and(|row| row.is_some())
             && wanted.insert(infohash)
     };
     let contents = kolokol_bundle::read_bundle(
@@ -471,7 +495,7 @@ fn read_and_commit(
         staging,
         ReadOptions {
             validation: ValidationContext {
-                network: api.network.clone(),
+                network: bundler.network.clone(),
                 now_unix: unix_now(),
             },
             want_data: &mut want_data,
@@ -486,7 +510,7 @@ fn read_and_commit(
     };
     let mut starts = Vec::new();
     for publication in contents.publications {
-        let item = commit(api, publication, &mut view, &mut starts)?;
+        let item = commit(bundler, publication, &mut view, &mut starts)?;
         view.items.push(item);
     }
     tracing::info!(
@@ -501,10 +525,11 @@ fn read_and_commit(
 }
 
 /// Admission for a bundle's record: as from a peer, except the hourly rate.
-fn admissible(api: &Api, record: &SignedRecord) -> Result<(), Refusal> {
-    let rules = api.admission.rules(false);
+fn admissible(bundler: &Bundler, record: &SignedRecord) -> Result<(), Refusal> {
+    let rules = bundler.admission.rules(false);
     let record = record.clone();
-    api.catalog
+    bundler
+        .catalog
         .run_blocking(move |c| Ok(crate::admission::admit(c, rules, &record, unix_now())))
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot check a bundle record's admission; refused");
@@ -513,7 +538,7 @@ fn admissible(api: &Api, record: &SignedRecord) -> Result<(), Refusal> {
 }
 
 fn commit(
-    api: &Api,
+    bundler: &Bundler,
     publication: StagedPublication,
     view: &mut BundleImportView,
     starts: &mut Vec<Start>,
@@ -530,22 +555,22 @@ fn commit(
     let record = match publication.record {
         Ok(record) => record,
         Err(error) => {
-            api.admission.invalid();
+            bundler.admission.invalid();
             view.refused_records += 1;
             item.reason = Some(error.to_string());
             return Ok(item);
         }
     };
     item.title = Some(record.body().title.clone());
-    if let Err(refusal) = admissible(api, &record) {
-        api.admission.refused(refusal);
+    if let Err(refusal) = admissible(bundler, &record) {
+        bundler.admission.refused(refusal);
         view.refused_records += 1;
         item.reason = Some(refusal_text(refusal).into());
         return Ok(item);
     }
     let infohash = record.body().infohash;
     let now = unix_now();
-    let known = api
+    let known = bundler
         .catalog
         .run_blocking(move |c| c.get_record(&id))?
         .is_some();
@@ -560,7 +585,7 @@ fn commit(
             let (Some(torrent), Some(name)) = (publication.torrent, publication.name) else {
                 return Err(ApiError::Internal("staged data without a torrent".into()));
             };
-            let existing = api
+            let existing = bundler
                 .catalog
                 .run_blocking(move |c| c.get_torrent(&infohash))?;
             view.damaged
@@ -571,16 +596,16 @@ fn commit(
             item.damaged = damaged.clone();
             match existing {
                 Some(row) if row.state == TorrentState::Complete => {
-                    ("held", insert(api, &record, now)?)
+                    ("held", insert(bundler, &record, now)?)
                 }
                 // A download is already running and our copy is incomplete: let that download finish.
-                Some(_) if !damaged.is_empty() => ("downloading", insert(api, &record, now)?),
+                Some(_) if !damaged.is_empty() => ("downloading", insert(bundler, &record, now)?),
                 existing => {
                     let complete = damaged.is_empty();
                     let target = if complete {
-                        api.dir.content_dir()
+                        bundler.dir.content_dir()
                     } else {
-                        api.dir.downloads_dir()
+                        bundler.dir.downloads_dir()
                     }
                     .join(infohash.to_string());
                     let row = TorrentRow {
@@ -597,7 +622,7 @@ fn commit(
                     };
                     place(&dir, &target)?;
                     let (stored, stored_row) = (record.clone(), row.clone());
-                    let inserted = api
+                    let inserted = bundler
                         .catalog
                         .run_blocking(move |c| c.insert_published(&stored, &stored_row, now));
                     if let Err(error) = inserted {
@@ -620,20 +645,20 @@ fn commit(
             }
         }
         DataOutcome::Skipped(SkipReason::TorrentMismatch) => {
-            ("refused", insert(api, &record, now)?)
+            ("refused", insert(bundler, &record, now)?)
         }
         DataOutcome::Skipped(_) => {
-            let held = complete_data(api, &infohash)?.is_some();
+            let held = complete_data(bundler, &infohash)?.is_some();
             (
                 if held { "held" } else { "none" },
-                insert(api, &record, now)?,
+                insert(bundler, &record, now)?,
             )
         }
         DataOutcome::NotInBundle => {
-            let held = complete_data(api, &infohash)?.is_some();
+            let held = complete_data(bundler, &infohash)?.is_some();
             (
                 if held { "held" } else { "none" },
-                insert(api, &record, now)?,
+                insert(bundler, &record, now)?,
             )
         }
     };
@@ -648,9 +673,9 @@ fn commit(
     Ok(item)
 }
 
-fn insert(api: &Api, record: &SignedRecord, now: u64) -> Result<bool, ApiError> {
+fn insert(bundler: &Bundler, record: &SignedRecord, now: u64) -> Result<bool, ApiError> {
     let record = record.clone();
-    Ok(api
+    Ok(bundler
         .catalog
         .run_blocking(move |c| c.insert_record(&record, now))?)
 }
@@ -681,23 +706,23 @@ fn refusal_text(refusal: Refusal) -> &'static str {
 }
 
 /// Seed imported data (or resume a partial one from the network), after stopping a download it replaces.
-async fn start_torrent(api: &Api, start: Start) {
+async fn start_torrent(bundler: &Bundler, start: Start) {
     let infohash = start.row.infohash;
     if let Some(old) = &start.replaces {
-        let inside = old.output_dir.starts_with(api.dir.downloads_dir());
-        if let Err(error) = api.engine.remove(&infohash.0, inside).await {
+        let inside = old.output_dir.starts_with(bundler.dir.downloads_dir());
+        if let Err(error) = bundler.engine.remove(&infohash.0, inside).await {
             tracing::debug!(%error, %infohash, "no running download to replace");
         }
         if inside && old.output_dir != start.row.output_dir {
             let _ = fs::remove_dir_all(&old.output_dir);
         }
     }
-    if let Err(error) = crate::fetch::resume(&api.fetcher, &start.row, &[]).await {
+    if let Err(error) = crate::fetch::resume(&bundler.fetcher, &start.row, &[]).await {
         // The record and the data are stored; seeding is retried at the next start, like after a publish.
         tracing::warn!(%error, %infohash, "cannot start the imported torrent");
         return;
     }
     if start.row.state == TorrentState::Complete {
-        crate::discovery::announce_torrent(&api.discovery, infohash).await;
+        crate::discovery::announce_torrent(&bundler.discovery, infohash).await;
     }
 }

@@ -7,15 +7,19 @@
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use kolokol_core::keys::AuthorId;
+use kolokol_core::keys::Keypair;
 use kolokol_core::overlay::Source;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::{
     Dht, DhtConfig, FeedHead, Lan, LanConfig, LanInterfaces, Rendezvous, RendezvousConfig,
     ServerMode, next_feed_seq,
 };
+use kolokol_transfer::Engine;
 use kolokol_wire::Message;
+use tokio::sync::Notify;
 
 use crate::catalog::CatalogService;
 use crate::clock::unix_now;
@@ -23,10 +27,6 @@ use crate::config::DiscoveryConfig;
 use crate::peers::PeerRegistry;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
-use kolokol_core::keys::Keypair;
-use kolokol_transfer::Engine;
-use std::time::Instant;
-use tokio::sync::Notify;
 
 /// What discovery's tasks use: the DHT, the peers it feeds with addresses, the catalog (torrents to announce, feeds
 /// followed, the peer cache) and this node's keys and addresses. Cheap to clone.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kolokol_core::magnet::Magnet;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::Engine;
 use kolokol_transfer::FetchSource;
 
 use crate::cache::Cache;
@@ -19,7 +20,6 @@ use crate::error::ApiError;
 use crate::peers::PeerRegistry;
 use crate::tasks::Tasks;
 use crate::views::{TransferView, torrent_name};
-use kolokol_transfer::Engine;
 
 /// What downloads use: the engine that runs them, the catalog that remembers them, the peers whose BitTorrent
 /// addresses it offers, the cache (what the viewer asked for) and discovery (DHT lookups and announcements).

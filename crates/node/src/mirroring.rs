@@ -5,9 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::InfoHash;
 use kolokol_core::replication::cache::{CacheAction, Candidate};
 use kolokol_store::TorrentState;
+use kolokol_transfer::Engine;
 
 use crate::cache::Cache;
 use crate::catalog::CatalogError;
@@ -17,8 +19,6 @@ use crate::data_dir::DataPaths;
 use crate::fetch::Fetcher;
 use crate::replicas::Replication;
 use crate::tasks::Tasks;
-use kolokol_core::keys::Keypair;
-use kolokol_transfer::Engine;
 
 /// What mirror mode uses: the cache policy, the catalog, the engine and the downloads it starts (through the
 /// fetcher), the replication owner (what is held for others is never evicted). Cheap to clone.

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::admission::Admission;
 use crate::api::Api;
+use crate::bundle::Bundler;
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::config::NodeConfig;
@@ -209,6 +210,16 @@ impl Node {
         resume_torrents(&fetcher).await;
         crate::mirroring::spawn(mirror);
         tracing::info!(node_id = %node_key.public(), %wire_addr, %bt_addr, "node started");
+        let bundler = Bundler {
+            tasks: tasks.clone(),
+            catalog: catalog.clone(),
+            admission: admission.clone(),
+            engine: engine.clone(),
+            dir: dir.paths().clone(),
+            network: config.network.clone(),
+            fetcher: fetcher.clone(),
+            discovery: discovery.clone(),
+        };
         let api = Api {
             token: token.into(),
             api_addr: config.api_addr,
@@ -228,10 +239,10 @@ impl Node {
             replication,
             cache,
             proxy: proxy.clone(),
-            discovery: discovery.clone(),
             fetcher,
             publisher,
             peering,
+            bundler,
         };
         Ok(Node {
             api,

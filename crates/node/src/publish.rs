@@ -8,11 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::{
     FileEntry, InfoHash, MAX_THUMBNAIL_BYTES, RecordBody, Thumbnail, sign_record,
     sign_record_with_work,
 };
 use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::Engine;
 use rand::RngCore;
 
 use crate::admission::Admission;
@@ -23,8 +25,6 @@ use crate::error::ApiError;
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
 use crate::views::{PublishedView, magnet_of};
-use kolokol_core::keys::Keypair;
-use kolokol_transfer::Engine;
 
 /// What publishing uses: the author key, the content directory, the engine that hashes and seeds, admission (a
 /// publish passes the same rules), and replication (push before announcing). Cheap to clone.

@@ -9,18 +9,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
-use crate::catalog::CatalogService;
-use crate::peers::PeerRegistry;
-use crate::record_policy::RecordPolicyOwner;
-use crate::tasks::Tasks;
 use kolokol_core::keys::NodeId;
 use kolokol_core::policy::{InEvent, Misbehaviour, OutEvent};
 use kolokol_core::record::RecordId;
 use kolokol_wire::Message;
 use kolokol_wire::WireConfig;
 use kolokol_wire::message::MAX_FETCH_IDS;
-use std::time::Instant;
+
+use crate::catalog::CatalogService;
+use crate::peers::PeerRegistry;
+use crate::record_policy::RecordPolicyOwner;
+use crate::tasks::Tasks;
 
 /// What carrying out the record policy's decisions uses: the policy, the peers to write to, the catalog records are
 /// read from. Cheap to clone.

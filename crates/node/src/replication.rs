@@ -18,6 +18,7 @@ use kolokol_core::policy::InEvent;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
 use kolokol_core::replication::push::{PublisherPush, PushAction, PushConfig};
 use kolokol_store::TorrentState;
+use kolokol_transfer::Engine;
 use kolokol_wire::Message;
 use kolokol_wire::message::MAX_HOLDING;
 use tokio::sync::mpsc;
@@ -35,7 +36,6 @@ use crate::relaying::Relayer;
 use crate::replicas::Replication;
 use crate::replicas::{PushEvent, ReplicationSlot};
 use crate::tasks::Tasks;
-use kolokol_transfer::Engine;
 
 /// What publisher push and replica bookkeeping use: the replication owner, the peers asked to hold a record, the
 /// catalog and admission (records pushed to this node), the engine and the cache (data held for others), and the

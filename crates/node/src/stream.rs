@@ -3,6 +3,7 @@
 //! torrent, fetched from peers as the reader asks for them.
 
 use kolokol_core::record::{FileEntry, RecordId, SignedRecord};
+
 pub use kolokol_transfer::FileStream;
 use kolokol_transfer::TransferError;
 

@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::peers::MAX_CONNECTIONS;
+
 pub(crate) use conduct::MAX_BAD_RECORDS;
 pub(crate) use views::peer_views;
 

@@ -4,7 +4,6 @@
 //! messages. One named handler per action.
 
 use std::net::SocketAddr;
-
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
