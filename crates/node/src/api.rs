@@ -15,10 +15,10 @@ use kolokol_transfer::Engine;
 use tokio::sync::Notify;
 
 use crate::admission::Admission;
-use crate::bundle::Bundler;
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::data_dir::DataPaths;
+use crate::discovery::Discovery;
 use crate::error::ApiError;
 use crate::fetch::Fetcher;
 use crate::peering::Peering;
@@ -78,7 +78,7 @@ pub struct Api {
     pub(crate) fetcher: Fetcher,
     pub(crate) publisher: Publisher,
     pub(crate) peering: Peering,
-    pub(crate) bundler: Bundler,
+    pub(crate) discovery: Discovery,
 }
 
 impl Api {

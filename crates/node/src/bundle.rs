@@ -159,13 +159,27 @@ pub struct BundleItemView {
 }
 
 impl Api {
+    /// The bundle driver, made of this API's handles.
+    fn bundler(&self) -> Bundler {
+        Bundler {
+            tasks: self.tasks.clone(),
+            catalog: self.catalog.clone(),
+            admission: self.admission.clone(),
+            engine: self.engine.clone(),
+            dir: self.dir.clone(),
+            network: self.network.clone(),
+            fetcher: self.fetcher.clone(),
+            discovery: self.discovery.clone(),
+        }
+    }
+
     /// Write a bundle of records and their data to `request.out` (see the module documentation for what is
     /// selected).
     pub async fn bundle_export(
         &self,
         request: BundleExportRequest,
     ) -> Result<BundleExportView, ApiError> {
-        let bundler = self.bundler.clone();
+        let bundler = self.bundler();
         let tasks = bundler.tasks.clone();
         tasks
             .spawn_blocking("bundle export", move || export(&bundler, &request))
@@ -178,13 +192,13 @@ impl Api {
         &self,
         request: BundleImportRequest,
     ) -> Result<BundleImportView, ApiError> {
-        let bundler = self.bundler.clone();
+        let bundler = self.bundler();
         let tasks = bundler.tasks.clone();
         let (view, starts) = tasks
             .spawn_blocking("bundle import", move || import(&bundler, &request.path))
             .await
             .map_err(|e| ApiError::internal("import task", e))??;
-        let bundler = self.bundler.clone();
+        let bundler = self.bundler();
         for start in starts {
             start_torrent(&bundler, start).await;
         }

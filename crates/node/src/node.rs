@@ -15,7 +15,6 @@ use tokio::sync::Notify;
 
 use crate::admission::Admission;
 use crate::api::Api;
-use crate::bundle::Bundler;
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::config::NodeConfig;
@@ -210,16 +209,6 @@ impl Node {
         resume_torrents(&fetcher).await;
         crate::mirroring::spawn(mirror);
         tracing::info!(node_id = %node_key.public(), %wire_addr, %bt_addr, "node started");
-        let bundler = Bundler {
-            tasks: tasks.clone(),
-            catalog: catalog.clone(),
-            admission: admission.clone(),
-            engine: engine.clone(),
-            dir: dir.paths().clone(),
-            network: config.network.clone(),
-            fetcher: fetcher.clone(),
-            discovery: discovery.clone(),
-        };
         let api = Api {
             token: token.into(),
             api_addr: config.api_addr,
@@ -242,7 +231,7 @@ impl Node {
             fetcher,
             publisher,
             peering,
-            bundler,
+            discovery: discovery.clone(),
         };
         Ok(Node {
             api,
