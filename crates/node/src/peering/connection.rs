@@ -11,8 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ConnectionError, OUTBOX, chain};
-use crate::peering::Peering;
+use super::Peering;
+use super::conduct::Misconduct;
+use super::{ConnectionError, OUTBOX};
 
 /// Messages read ahead of the connection task.
 const INBOX: usize = 8;
@@ -122,7 +123,7 @@ where
                 let message = match received {
                     Some(Ok(message)) => message,
                     Some(Err(error @ (WireError::MessageTooLarge { .. } | WireError::Message(_)))) => {
-                        return Err(link.misbehaved(chain(&error)));
+                        return Err(link.misbehaved(Misconduct::Malformed(error)));
                     }
                     Some(Err(error)) => return Err(error.into()),
                     None => return Ok(()),
@@ -130,7 +131,7 @@ where
                 let had_hello = exchange.peer_hello().is_some();
                 let actions = exchange
                     .handle(message)
-                    .map_err(|e| link.misbehaved(format!("protocol violation: {e}")))?;
+                    .map_err(|e| link.misbehaved(Misconduct::Protocol(e)))?;
                 if !had_hello && let Some(hello) = exchange.peer_hello() {
                     link.note_hello(hello.bt_port).await;
                 }

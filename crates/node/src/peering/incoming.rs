@@ -7,9 +7,9 @@ use kolokol_core::keys::NodeId;
 use kolokol_core::policy::Verdict;
 use kolokol_core::record::{RecordId, ValidationContext, validate_record};
 
+use super::Peering;
 use crate::admission::{Refusal, admit};
 use crate::clock::unix_now;
-use crate::peering::Peering;
 
 /// What became of one record from a peer.
 pub(super) struct Arrival {

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use crate::peers::MAX_CONNECTIONS;
 
 pub(crate) use conduct::MAX_BAD_RECORDS;
+use conduct::Misconduct;
 pub(crate) use views::peer_views;
 
 use connection::{Control, run_connection};
@@ -93,8 +94,12 @@ pub(crate) enum ConnectionError {
     #[error(transparent)]
     Reconcile(#[from] crate::reconciling::SessionError),
     /// The peer broke the protocol or kept sending invalid records; it is refused for `ban`.
-    #[error("{reason}; refused for {} s", .ban.as_secs())]
-    Misbehaved { reason: String, ban: Duration },
+    #[error("{misconduct}; refused for {} s", .ban.as_secs())]
+    Misbehaved {
+        #[source]
+        misconduct: Misconduct,
+        ban: Duration,
+    },
     #[error("connection to this node itself")]
     ToSelf,
     #[error(transparent)]

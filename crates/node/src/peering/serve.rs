@@ -13,6 +13,7 @@ use kolokol_wire::{ExchangeAction, Message, pack_records};
 use tokio::io::AsyncWrite;
 
 use super::ConnectionError;
+use super::conduct::Misconduct;
 use super::connection::Link;
 
 impl<W: AsyncWrite + Unpin> Link<W> {
@@ -134,7 +135,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         {
             Ok(outcome) => outcome,
             Err(error @ crate::reconciling::SessionError::Protocol(_)) => {
-                return Err(self.misbehaved(error.to_string()));
+                return Err(self.misbehaved(Misconduct::Reconciliation(error)));
             }
             Err(error) => return Err(error.into()),
         };
@@ -223,7 +224,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         }
         match own.disconnect {
             Some(Misbehaviour::InvalidRecords(count)) => {
-                Err(self.misbehaved(format!("sent {count} invalid records")))
+                Err(self.misbehaved(Misconduct::InvalidRecords(count)))
             }
             None => Ok(()),
         }

@@ -2,9 +2,9 @@
 
 use kolokol_core::keys::NodeId;
 
+use super::Peering;
 use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::peering::Peering;
 use crate::views::PeerView;
 
 pub(super) fn view_connected(peering: &Peering, addr: &str, id: NodeId) -> PeerView {
