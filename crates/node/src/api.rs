@@ -101,8 +101,7 @@ impl Api {
 
     pub async fn status(&self) -> Result<StatusView, ApiError> {
         let dht = self.dht.status().await;
-        let api = self;
-        let (records, peers_known, transfers) = api
+        let (records, peers_known, transfers) = self
             .catalog
             .run(|catalog| {
                 Ok((
@@ -113,23 +112,23 @@ impl Api {
             })
             .await?;
         Ok(StatusView {
-            node_id: api.node_key.public().to_string(),
-            author_id: api.author_key.public().to_string(),
-            network: api.network.clone(),
-            api_addr: api.api_addr.to_string(),
-            wire_addr: api.wire_addr.to_string(),
-            bt_addr: api.bt_addr.to_string(),
+            node_id: self.node_key.public().to_string(),
+            author_id: self.author_key.public().to_string(),
+            network: self.network.clone(),
+            api_addr: self.api_addr.to_string(),
+            wire_addr: self.wire_addr.to_string(),
+            bt_addr: self.bt_addr.to_string(),
             dht_addr: dht.local_addr.to_string(),
             dht_nodes: dht.routing_table_size,
-            reachable: api.peers.was_reached() || !dht.firewalled,
-            data_dir: api.dir.root().to_path_buf(),
+            reachable: self.peers.was_reached() || !dht.firewalled,
+            data_dir: self.dir.root().to_path_buf(),
             records,
-            peers_connected: api.peers.connected_count(),
+            peers_connected: self.peers.connected_count(),
             peers_known,
             transfers,
-            refused: api.admission.view(),
+            refused: self.admission.view(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            proxy_addr: api.proxy.proxy_addr().map(|a| a.to_string()),
+            proxy_addr: self.proxy.proxy_addr().map(|a| a.to_string()),
         })
     }
 
@@ -229,7 +228,7 @@ impl Api {
                 "{infohash:?} is not an infohash (40 hex characters)"
             ))
         })?;
-        crate::fetch::transfer_view(&self.catalog, &self.engine, &infohash, None).await
+        crate::views::transfer_view(&self.catalog, &self.engine, &infohash, None).await
     }
 
     /// Connect to a kolokol node at its wire address and remember it. Returns once the handshake succeeded; the

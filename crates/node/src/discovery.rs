@@ -128,7 +128,7 @@ fn spawn_rendezvous(discovery: Discovery, interval: Duration) {
     config.interval = interval;
     // Enough peers: one connected kolokol peer. The rendezvous is only the way in; the overlay's address exchange
     // with that peer finds the rest of the network.
-    // Weak: the rendezvous lives inside the DHT's task, which must not keep the peers registry alive.
+    // Weak: the rendezvous's own task does not keep the peers registry alive.
     let weak = Arc::downgrade(&discovery.peers);
     let enough_peers = Box::new(move || {
         weak.upgrade()

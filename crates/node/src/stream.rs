@@ -49,12 +49,11 @@ impl Api {
     pub async fn open_file(&self, record_id: &str, index: usize) -> Result<OpenFile, ApiError> {
         let record = self.record_for_file(record_id).await?;
         let entry = file_entry(&record, index)?.clone();
-        let api = self;
         let infohash = record.body().infohash;
-        if api.engine.progress(&infohash.0).is_none() {
-            crate::fetch::start_get(&api.fetcher, &record.id().to_string(), None).await?;
+        if self.engine.progress(&infohash.0).is_none() {
+            crate::fetch::start_get(&self.fetcher, &record.id().to_string(), None).await?;
         }
-        let reader = api
+        let reader = self
             .engine
             .open_stream_by_path(&infohash.0, &entry.path)
             .await

@@ -168,7 +168,7 @@ impl Api {
         let mut views = Vec::with_capacity(rows.len());
         for row in &rows {
             views.push(
-                crate::fetch::transfer_view(&self.catalog, &self.engine, &row.infohash, None)
+                crate::views::transfer_view(&self.catalog, &self.engine, &row.infohash, None)
                     .await?,
             );
         }
