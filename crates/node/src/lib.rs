@@ -26,6 +26,7 @@ mod mirroring;
 mod node;
 mod peering;
 mod peers;
+mod ports;
 mod proxy;
 mod publish;
 mod reconciling;

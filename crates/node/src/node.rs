@@ -2,15 +2,13 @@
 //! shuts them down in order.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kolokol_core::overlay::{Overlay, OverlayConfig};
 use kolokol_store::Catalog;
-use kolokol_transfer::{Engine, EngineConfig, RateLimits};
+use kolokol_transfer::Engine;
 use kolokol_wire::WireConfig;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::admission::Admission;
@@ -33,9 +31,6 @@ use crate::replicas::Replication;
 use crate::replication::Replicator;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
-
-const BT_PORT_KEY: &str = "bt_port";
-const WIRE_PORT_KEY: &str = "wire_port";
 
 /// How long shutdown waits for the node's tasks before it names the stragglers and goes on.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
@@ -74,7 +69,7 @@ impl Node {
         let wire_config = WireConfig::for_network(config.network.clone());
         wire_config.validate().map_err(StartError::NetworkName)?;
 
-        let wire_listener = bind_wire(&mut catalog, config.wire_listen).await?;
+        let wire_listener = crate::ports::bind_wire(&mut catalog, config.wire_listen).await?;
         let wire_addr = wire_listener
             .local_addr()
             .map_err(|source| StartError::WireListen {
@@ -84,7 +79,7 @@ impl Node {
         // Before the engine: a proxy address in use must stop the start before anything else is running.
         let proxy =
             crate::proxy::ProxyService::start(dir.root(), &mut catalog, &config.proxy).await?;
-        let engine = start_engine(&dir, &mut catalog, &config).await?;
+        let engine = crate::ports::start_engine(&dir, &mut catalog, &config).await?;
         let bt_addr = engine.listen_addr();
         let dht = crate::discovery::start_dht(
             &config.discovery,
@@ -277,101 +272,6 @@ impl Node {
     pub(crate) fn tasks(&self) -> Tasks {
         self.tasks.clone()
     }
-}
-
-async fn bind_wire(
-    catalog: &mut Catalog,
-    requested: Option<SocketAddr>,
-) -> Result<TcpListener, StartError> {
-    let (addr, chosen) = listen_addr(catalog, WIRE_PORT_KEY, requested)?;
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(error) if chosen && addr.port() != 0 => {
-            // The port kept from an earlier run is taken by something else: take a new one rather than not start.
-            tracing::warn!(%error, %addr, "kept wire port is busy; choosing another");
-            TcpListener::bind(SocketAddr::new(addr.ip(), 0))
-                .await
-                .map_err(|source| StartError::WireListen { addr, source })?
-        }
-        Err(source) => return Err(StartError::WireListen { addr, source }),
-    };
-    if chosen {
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::WireListen { addr, source })?
-            .port();
-        catalog.set_setting(WIRE_PORT_KEY, &port.to_string())?;
-    }
-    Ok(listener)
-}
-
-async fn start_engine(
-    dir: &DataDir,
-    catalog: &mut Catalog,
-    node_config: &NodeConfig,
-) -> Result<Engine, StartError> {
-    let (addr, chosen) = listen_addr(catalog, BT_PORT_KEY, node_config.bt_listen)?;
-    let limits = RateLimits {
-        upload: rate_limit(node_config.upload_limit)?,
-        download: rate_limit(node_config.download_limit)?,
-    };
-    let config = |listen| EngineConfig {
-        listen,
-        state_dir: dir.engine_dir(),
-        download_dir: dir.downloads_dir(),
-        limits,
-        stream_timeout: node_config.stream_timeout,
-    };
-    let engine = match Engine::start(config(addr)).await {
-        Ok(engine) => engine,
-        Err(error) if chosen && addr.port() != 0 => {
-            tracing::warn!(%error, %addr, "kept BitTorrent port is busy; choosing another");
-            Engine::start(config(SocketAddr::new(addr.ip(), free_port(addr)?))).await?
-        }
-        Err(error) => return Err(error.into()),
-    };
-    if chosen {
-        catalog.set_setting(BT_PORT_KEY, &engine.listen_addr().port().to_string())?;
-    }
-    Ok(engine)
-}
-
-/// A limit in bytes per second as the engine takes it (it refuses limits below its minimum).
-fn rate_limit(limit: Option<u64>) -> Result<Option<NonZeroU32>, StartError> {
-    limit
-        .map(|bytes| {
-            NonZeroU32::new(u32::try_from(bytes).unwrap_or(u32::MAX))
-                .ok_or(StartError::ZeroRateLimit)
-        })
-        .transpose()
-}
-
-/// The address to listen on, and whether the node chose it (so that it must be remembered for the next start).
-fn listen_addr(
-    catalog: &Catalog,
-    key: &str,
-    requested: Option<SocketAddr>,
-) -> Result<(SocketAddr, bool), StartError> {
-    if let Some(addr) = requested {
-        return Ok((addr, false));
-    }
-    let kept = catalog
-        .get_setting(key)?
-        .and_then(|port| port.parse::<u16>().ok())
-        .filter(|port| *port != 0);
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, kept.unwrap_or(0)));
-    match kept {
-        Some(_) => Ok((addr, true)),
-        None => Ok((SocketAddr::new(addr.ip(), free_port(addr)?), true)),
-    }
-}
-
-/// A port that is free for TCP right now (the engine binds it itself a moment later).
-fn free_port(addr: SocketAddr) -> Result<u16, StartError> {
-    std::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(StartError::NoFreePort)
 }
 
 /// Seed what was complete and resume what was downloading when the node last stopped.
