@@ -58,7 +58,7 @@ pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
-    SiteView,
+    SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
 pub use start_error::StartError;

@@ -1,6 +1,7 @@
 //! Why a node did not start.
 
-/// Errors starting a node.
+/// Errors starting a node. (A variant added with a source leaves the source out of its own message: the CLI prints
+/// the chain, joined by colons, as one line.)
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -8,21 +9,21 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] kolokol_store::StoreError),
     /// The blocking task that opens (and may migrate) the catalog did not finish.
-    #[error("opening the catalog: {0}")]
+    #[error("opening the catalog")]
     CatalogOpen(#[source] tokio::task::JoinError),
-    #[error("network name: {0}")]
+    #[error("network name")]
     NetworkName(#[source] kolokol_wire::ConfigError),
-    #[error("peer settings: {0}")]
+    #[error("peer settings")]
     PeerSettings(#[source] kolokol_core::overlay::OverlayConfigError),
-    #[error("record policy settings: {0}")]
+    #[error("record policy settings")]
     RecordPolicySettings(#[source] kolokol_core::policy::PolicyConfigError),
     #[error("a rate limit of 0 bytes per second would stop all transfers")]
     ZeroRateLimit,
-    #[error("cannot find a free port: {0}")]
+    #[error("cannot find a free port")]
     NoFreePort(#[source] std::io::Error),
     #[error("--dht {0}: the DHT is IPv4 only; give an IPv4 address")]
     DhtNotIpv4(std::net::SocketAddrV6),
-    #[error("cannot start the DHT: {0}")]
+    #[error("cannot start the DHT")]
     Dht(#[source] kolokol_discovery::DhtError),
     #[error("cannot start the BitTorrent engine: {0}")]
     Engine(#[from] kolokol_transfer::TransferError),
