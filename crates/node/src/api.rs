@@ -7,12 +7,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_discovery::Dht;
 use kolokol_store::{Media, SearchError, SearchQuery};
+use kolokol_transfer::Engine;
+use tokio::sync::Notify;
 
-use crate::context::Inner;
+use crate::admission::Admission;
+use crate::cache::Cache;
+use crate::catalog::CatalogService;
+use crate::data_dir::DataPaths;
+use crate::discovery::Discovery;
 use crate::error::ApiError;
+use crate::fetch::Fetcher;
+use crate::peering::Peering;
+use crate::peers::PeerRegistry;
+use crate::proxy::ProxyService;
 use crate::publish::PublishRequest;
+use crate::publish::Publisher;
+use crate::replicas::Replication;
+use crate::tasks::Tasks;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
@@ -38,37 +53,55 @@ pub struct SearchRequest {
 }
 
 /// A handle on a running node. Cheap to clone.
+///
+/// It holds the owners' handles and the drivers its calls reach, built once by `Node::start`.
 #[derive(Clone)]
 pub struct Api {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) token: Arc<str>,
+    pub(crate) api_addr: SocketAddr,
+    pub(crate) wire_addr: SocketAddr,
+    pub(crate) bt_addr: SocketAddr,
+    pub(crate) network: String,
+    pub(crate) node_key: Arc<Keypair>,
+    pub(crate) author_key: Arc<Keypair>,
+    pub(crate) dir: DataPaths,
+    pub(crate) tasks: Tasks,
+    pub(crate) catalog: Arc<CatalogService>,
+    pub(crate) peers: Arc<PeerRegistry>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) dht: Dht,
+    pub(crate) feeds_wake: Arc<Notify>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) replication: Arc<Replication>,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) proxy: Arc<ProxyService>,
+    pub(crate) fetcher: Fetcher,
+    pub(crate) publisher: Publisher,
+    pub(crate) peering: Peering,
+    pub(crate) discovery: Discovery,
 }
 
 impl Api {
-    pub(crate) fn new(inner: Arc<Inner>) -> Api {
-        Api { inner }
-    }
-
     /// The secret every state-changing API request must carry (also in the data directory's `api.token`).
     pub fn token(&self) -> &str {
-        &self.inner.token
+        &self.token
     }
 
     /// The address the API was bound to.
     pub fn api_addr(&self) -> SocketAddr {
-        self.inner.api_addr
+        self.api_addr
     }
 
     pub fn id(&self) -> IdView {
         IdView {
-            node_id: self.inner.node_key.public().to_string(),
-            author_id: self.inner.author_key.public().to_string(),
+            node_id: self.node_key.public().to_string(),
+            author_id: self.author_key.public().to_string(),
         }
     }
 
     pub async fn status(&self) -> Result<StatusView, ApiError> {
-        let dht = self.inner.dht.status().await;
-        let inner = &self.inner;
-        let (records, peers_known, transfers) = inner
+        let dht = self.dht.status().await;
+        let (records, peers_known, transfers) = self
             .catalog
             .run(|catalog| {
                 Ok((
@@ -79,42 +112,41 @@ impl Api {
             })
             .await?;
         Ok(StatusView {
-            node_id: inner.node_key.public().to_string(),
-            author_id: inner.author_key.public().to_string(),
-            network: inner.network.clone(),
-            api_addr: inner.api_addr.to_string(),
-            wire_addr: inner.wire_addr.to_string(),
-            bt_addr: inner.bt_addr.to_string(),
+            node_id: self.node_key.public().to_string(),
+            author_id: self.author_key.public().to_string(),
+            network: self.network.clone(),
+            api_addr: self.api_addr.to_string(),
+            wire_addr: self.wire_addr.to_string(),
+            bt_addr: self.bt_addr.to_string(),
             dht_addr: dht.local_addr.to_string(),
             dht_nodes: dht.routing_table_size,
-            reachable: inner.peers.was_reached() || !dht.firewalled,
-            data_dir: inner.dir.root().to_path_buf(),
+            reachable: self.peers.was_reached() || !dht.firewalled,
+            data_dir: self.dir.root().to_path_buf(),
             records,
-            peers_connected: inner.peers.connected_count(),
+            peers_connected: self.peers.connected_count(),
             peers_known,
             transfers,
-            refused: inner.admission.view(),
+            refused: self.admission.view(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            proxy_addr: inner.proxy.proxy_addr().map(|a| a.to_string()),
+            proxy_addr: self.proxy.proxy_addr().map(|a| a.to_string()),
         })
     }
 
     /// Publish files or directories: copy, hash, sign, store, seed, and tell connected peers.
     pub async fn publish(&self, request: PublishRequest) -> Result<PublishedView, ApiError> {
-        crate::publish::publish(&self.inner, request).await
+        crate::publish::publish(&self.publisher, request).await
     }
 
     /// Records in the catalog, newest first.
     pub async fn list(&self, limit: u32, offset: u64) -> Result<Vec<RecordView>, ApiError> {
         let page = self
-            .inner
             .catalog
             .run(move |c| c.list_records(limit.min(MAX_LIST), offset))
             .await?;
         Ok(page
             .records
             .iter()
-            .map(|r| RecordView::from_record_at(r, self.inner.api_addr))
+            .map(|r| RecordView::from_record_at(r, self.api_addr))
             .collect())
     }
 
@@ -150,7 +182,6 @@ impl Api {
             offset: request.offset.unwrap_or(0),
         };
         let found = self
-            .inner
             .catalog
             .run(move |c| Ok(c.search(&query)))
             .await?
@@ -160,7 +191,7 @@ impl Api {
             })?;
         Ok(found
             .iter()
-            .map(|r| RecordView::from_record_at(r, self.inner.api_addr))
+            .map(|r| RecordView::from_record_at(r, self.api_addr))
             .collect())
     }
 
@@ -171,13 +202,13 @@ impl Api {
                 "{id:?} is not a publication id (64 hex characters)"
             ))
         })?;
-        let record = self.inner.catalog.run(move |c| c.get_record(&id)).await?;
+        let record = self.catalog.run(move |c| c.get_record(&id)).await?;
         let record = record.ok_or_else(|| {
             ApiError::NotFound(format!(
                 "unknown publication {id}: it is not in this node's catalog"
             ))
         })?;
-        Ok(RecordView::from_record_at(&record, self.inner.api_addr))
+        Ok(RecordView::from_record_at(&record, self.api_addr))
     }
 
     /// Start downloading a publication (record id) or a magnet link into `out_dir` (default: the data directory).
@@ -187,7 +218,7 @@ impl Api {
         target: &str,
         out_dir: Option<PathBuf>,
     ) -> Result<TransferView, ApiError> {
-        crate::fetch::start_get(&self.inner, target, out_dir).await
+        crate::fetch::start_get(&self.fetcher, target, out_dir).await
     }
 
     /// Progress of a download or seed, by infohash.
@@ -197,29 +228,28 @@ impl Api {
                 "{infohash:?} is not an infohash (40 hex characters)"
             ))
         })?;
-        self.inner.transfer_view(&infohash, None).await
+        crate::views::transfer_view(&self.catalog, &self.engine, &infohash, None).await
     }
 
     /// Connect to a kolokol node at its wire address and remember it. Returns once the handshake succeeded; the
     /// catalog exchange goes on in the background.
     pub async fn peer_add(&self, addr: &str) -> Result<PeerView, ApiError> {
-        crate::peering::add_peer(&self.inner, addr).await
+        crate::peering::add_peer(&self.peering, addr).await
     }
 
     /// Follow an author: their feed head is polled in the DHT and the records it names are fetched from peers.
     pub async fn follow(&self, author: &str) -> Result<FollowView, ApiError> {
         let author = parse_author(author)?;
-        if author == self.inner.author_key.public() {
+        if author == self.author_key.public() {
             return Err(ApiError::Invalid(
                 "that is this node's own author id".into(),
             ));
         }
-        self.inner
-            .catalog
+        self.catalog
             .run(move |c| Ok(c.follow(&author, crate::clock::unix_now())))
             .await?
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
-        self.inner.feeds_wake.notify_one();
+        self.feeds_wake.notify_one();
         self.following()
             .await?
             .into_iter()
@@ -230,7 +260,7 @@ impl Api {
     /// Stop following an author (their records stay in the catalog).
     pub async fn unfollow(&self, author: &str) -> Result<(), ApiError> {
         let author = parse_author(author)?;
-        if self.inner.catalog.run(move |c| c.unfollow(&author)).await? {
+        if self.catalog.run(move |c| c.unfollow(&author)).await? {
             Ok(())
         } else {
             Err(ApiError::NotFound(format!("not following {author}")))
@@ -240,7 +270,6 @@ impl Api {
     /// Followed authors.
     pub async fn following(&self) -> Result<Vec<FollowView>, ApiError> {
         let views = self
-            .inner
             .catalog
             .run(|catalog| {
                 catalog
@@ -266,30 +295,28 @@ impl Api {
     /// records from peers from now on.
     pub async fn block(&self, author: &str) -> Result<BlockedView, ApiError> {
         let author = parse_author(author)?;
-        if author == self.inner.author_key.public() {
+        if author == self.author_key.public() {
             return Err(ApiError::Invalid(
                 "that is this node's own author id".into(),
             ));
         }
         let purge = self
-            .inner
             .catalog
             .run(move |c| c.block_author(&author, crate::clock::unix_now()))
             .await?;
-        let data_root = self.inner.dir.root().to_path_buf();
+        let data_root = self.dir.root().to_path_buf();
         let mut removed_data = 0;
         for row in &purge.orphaned_torrents {
             // Data inside the data directory goes; a copy the user saved elsewhere with `get -o` stays.
             let inside = row.output_dir.starts_with(&data_root);
-            self.inner.cache.forget(&row.infohash);
-            self.inner.replication.forget(&row.infohash);
-            if let Err(error) = self.inner.engine.remove(&row.infohash.0, inside).await {
+            self.cache.forget(&row.infohash);
+            self.replication.forget(&row.infohash);
+            if let Err(error) = self.engine.remove(&row.infohash.0, inside).await {
                 tracing::debug!(%error, infohash = %row.infohash, "engine had nothing to remove");
             }
             if inside {
                 let dir = row.output_dir.clone();
                 let _ = self
-                    .inner
                     .tasks
                     .spawn_blocking("remove a blocked author's data", move || {
                         std::fs::remove_dir_all(&dir)
@@ -310,12 +337,7 @@ impl Api {
     /// Lift a block (the author's records come back through sync).
     pub async fn unblock(&self, author: &str) -> Result<(), ApiError> {
         let author = parse_author(author)?;
-        if self
-            .inner
-            .catalog
-            .run(move |c| c.unblock_author(&author))
-            .await?
-        {
+        if self.catalog.run(move |c| c.unblock_author(&author)).await? {
             Ok(())
         } else {
             Err(ApiError::NotFound(format!("{author} is not blocked")))
@@ -325,7 +347,6 @@ impl Api {
     /// Blocked authors.
     pub async fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
         Ok(self
-            .inner
             .catalog
             .run(|c| c.blocked_authors())
             .await?
@@ -341,12 +362,12 @@ impl Api {
 
     /// Known and connected kolokol peers.
     pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
-        crate::peering::peer_views(&self.inner).await
+        crate::peering::peer_views(&self.peering).await
     }
 
     /// The local proxy, the bridges this node uses, and its own bridge.
     pub fn proxy(&self) -> crate::proxy::ProxyApi {
-        crate::proxy::ProxyApi::new(self.inner.proxy.clone())
+        crate::proxy::ProxyApi::new(self.proxy.clone())
     }
 }
 

@@ -7,20 +7,46 @@
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use kolokol_core::keys::AuthorId;
+use kolokol_core::keys::Keypair;
 use kolokol_core::overlay::Source;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::{
     Dht, DhtConfig, FeedHead, Lan, LanConfig, LanInterfaces, Rendezvous, RendezvousConfig,
     ServerMode, next_feed_seq,
 };
+use kolokol_transfer::Engine;
 use kolokol_wire::Message;
+use tokio::sync::Notify;
 
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
 use crate::config::DiscoveryConfig;
-use crate::context::Inner;
+use crate::peers::PeerRegistry;
 use crate::start_error::StartError;
+use crate::tasks::Tasks;
+
+/// What discovery's tasks use: the DHT, the peers it feeds with addresses, the catalog (torrents to announce, feeds
+/// followed, the peer cache) and this node's keys and addresses. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Discovery {
+    pub tasks: Tasks,
+    pub catalog: Arc<CatalogService>,
+    pub peers: Arc<PeerRegistry>,
+    pub engine: Arc<Engine>,
+    pub dht: Dht,
+    /// Woken to poll followed authors' feeds at once (after `follow`).
+    pub feeds_wake: Arc<Notify>,
+    pub network: String,
+    pub node_key: Arc<Keypair>,
+    pub author_key: Arc<Keypair>,
+    pub wire_addr: SocketAddr,
+    pub bt_addr: SocketAddr,
+    /// When the node started: the overlay's clock.
+    pub started: Instant,
+}
 
 const DHT_PORT_KEY: &str = "dht_port";
 const FEED_SEQ_KEY: &str = "feed_seq";
@@ -47,9 +73,7 @@ pub(crate) async fn start_dht(
     let bind = match config.dht_listen {
         Some(SocketAddr::V4(addr)) => addr,
         Some(SocketAddr::V6(addr)) => {
-            return Err(StartError::Other(format!(
-                "--dht {addr}: the DHT is IPv4 only; give an IPv4 address"
-            )));
+            return Err(StartError::DhtNotIpv4(addr));
         }
         None => {
             let kept = catalog
@@ -78,9 +102,9 @@ pub(crate) async fn start_dht(
             tracing::warn!(%error, %bind, "kept DHT port is busy; choosing another");
             Dht::start(dht_config(SocketAddrV4::new(*bind.ip(), 0)))
                 .await
-                .map_err(|e| StartError::Other(format!("cannot start the DHT: {e}")))?
+                .map_err(StartError::Dht)?
         }
-        Err(error) => return Err(StartError::Other(format!("cannot start the DHT: {error}"))),
+        Err(error) => return Err(StartError::Dht(error)),
     };
     if chosen {
         catalog.set_setting(DHT_PORT_KEY, &dht.local_addr().port().to_string())?;
@@ -89,52 +113,53 @@ pub(crate) async fn start_dht(
 }
 
 /// Spawn every discovery task.
-pub(crate) async fn spawn_all(inner: &Arc<Inner>, config: &DiscoveryConfig) {
-    spawn_rendezvous(inner.clone(), config.rendezvous_interval);
+pub(crate) async fn spawn_all(discovery: &Discovery, config: &DiscoveryConfig) {
+    spawn_rendezvous(discovery.clone(), config.rendezvous_interval);
     if config.lan {
-        spawn_lan(inner.clone(), &config.lan_interfaces).await;
+        spawn_lan(discovery.clone(), &config.lan_interfaces).await;
     }
-    spawn_announcer(inner.clone());
-    spawn_feed_poller(inner.clone(), config.feed_poll_interval);
-    spawn_state_saver(inner.clone());
+    spawn_announcer(discovery.clone());
+    spawn_feed_poller(discovery.clone(), config.feed_poll_interval);
+    spawn_state_saver(discovery.clone());
 }
 
-fn spawn_rendezvous(inner: Arc<Inner>, interval: Duration) {
-    let mut config = RendezvousConfig::new(inner.wire_addr.port());
+fn spawn_rendezvous(discovery: Discovery, interval: Duration) {
+    let mut config = RendezvousConfig::new(discovery.wire_addr.port());
     config.interval = interval;
     // Enough peers: one connected kolokol peer. The rendezvous is only the way in; the overlay's address exchange
     // with that peer finds the rest of the network.
-    let weak = Arc::downgrade(&inner);
+    // Weak: the rendezvous's own task does not keep the peers registry alive.
+    let weak = Arc::downgrade(&discovery.peers);
     let enough_peers = Box::new(move || {
         weak.upgrade()
-            .is_some_and(|inner| inner.peers.connected_count() >= ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS)
+            .is_some_and(|peers| peers.connected_count() >= ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS)
     });
-    let mut rendezvous = Rendezvous::spawn_with_peers(inner.dht.clone(), config, enough_peers);
-    let tasks = inner.tasks.clone();
+    let mut rendezvous = Rendezvous::spawn_with_peers(discovery.dht.clone(), config, enough_peers);
+    let tasks = discovery.tasks.clone();
     // Graceful: the rendezvous task is stopped and awaited before this one ends.
     tasks.spawn_graceful("rendezvous", async move {
         loop {
             let found = tokio::select! {
-                _ = inner.tasks.cancelled() => break,
+                _ = discovery.tasks.cancelled() => break,
                 found = rendezvous.next() => found,
             };
             let Some(addr) = found else { break };
-            if addr == inner.wire_addr {
+            if addr == discovery.wire_addr {
                 continue;
             }
-            inner
+            discovery
                 .peers
-                .heard_of(addr, Source::Dht, None, inner.elapsed());
+                .heard_of(addr, Source::Dht, None, discovery.started.elapsed());
         }
         rendezvous.stop().await;
     });
 }
 
-async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
+async fn spawn_lan(discovery: Discovery, interfaces: &[std::net::Ipv4Addr]) {
     let mut config = LanConfig::new(
-        &inner.network,
-        inner.node_key.public(),
-        inner.wire_addr.port(),
+        &discovery.network,
+        discovery.node_key.public(),
+        discovery.wire_addr.port(),
     );
     if !interfaces.is_empty() {
         config.interfaces = LanInterfaces::Only(interfaces.to_vec());
@@ -146,19 +171,19 @@ async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
             return;
         }
     };
-    let tasks = inner.tasks.clone();
+    let tasks = discovery.tasks.clone();
     // Graceful: the LAN sockets are closed before this one ends.
     tasks.spawn_graceful("lan discovery", async move {
         loop {
             let heard = tokio::select! {
-                _ = inner.tasks.cancelled() => break,
+                _ = discovery.tasks.cancelled() => break,
                 heard = lan.next() => heard,
             };
             let Some(peer) = heard else { break };
             tracing::debug!(addr = %peer.addr, node = %peer.node_id, "heard a kolokol node on the LAN");
-            inner
+            discovery
                 .peers
-                .heard_of(peer.addr, Source::Lan, Some(peer.node_id), inner.elapsed());
+                .heard_of(peer.addr, Source::Lan, Some(peer.node_id), discovery.started.elapsed());
         }
         lan.stop().await;
     });
@@ -166,12 +191,12 @@ async fn spawn_lan(inner: Arc<Inner>, interfaces: &[std::net::Ipv4Addr]) {
 
 /// Announce every complete torrent on the DHT now and every [`ANNOUNCE_INTERVAL`], so that any BitTorrent client
 /// (and any kolokol node) finds this node as a seeder. Announcements that fail are tried again within the round.
-fn spawn_announcer(inner: Arc<Inner>) {
-    let tasks = inner.tasks.clone();
+fn spawn_announcer(discovery: Discovery) {
+    let tasks = discovery.tasks.clone();
     tasks.spawn("torrent announcer", async move {
         loop {
             let round_ends = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
-            let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+            let rows = match discovery.catalog.run(|c| c.list_torrents()).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::debug!(%error, "cannot list torrents to announce");
@@ -183,10 +208,10 @@ fn spawn_announcer(inner: Arc<Inner>) {
                 .filter(|r| r.state == kolokol_store::TorrentState::Complete)
                 .map(|r| r.infohash)
                 .collect();
-            let failed = announce_each(&inner, complete).await;
-            announce_until_done(&inner, failed, round_ends).await;
+            let failed = announce_each(&discovery, complete).await;
+            announce_until_done(&discovery, failed, round_ends).await;
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
+                _ = discovery.tasks.cancelled() => return,
                 _ = tokio::time::sleep_until(round_ends) => {}
             }
         }
@@ -199,36 +224,36 @@ fn spawn_announcer(inner: Arc<Inner>) {
 /// from part of it. It is then tried again with back-off until it succeeds, for up to [`ANNOUNCE_INTERVAL`] (when the
 /// announcer's next round takes over): otherwise a downloader that is not a direct kolokol peer of the only seeder
 /// finds nobody that has the data for that long.
-pub(crate) async fn announce_torrent(inner: &Arc<Inner>, infohash: InfoHash) {
-    let failed = announce_each(inner, vec![infohash]).await;
+pub(crate) async fn announce_torrent(discovery: &Discovery, infohash: InfoHash) {
+    let failed = announce_each(discovery, vec![infohash]).await;
     if failed.is_empty() {
         return;
     }
-    let inner = inner.clone();
+    let discovery = discovery.clone();
     let give_up = tokio::time::Instant::now() + ANNOUNCE_INTERVAL;
-    let tasks = inner.tasks.clone();
+    let tasks = discovery.tasks.clone();
     tasks.spawn("torrent announce retry", async move {
-        announce_until_done(&inner, failed, give_up).await
+        announce_until_done(&discovery, failed, give_up).await
     });
 }
 
 /// Announce each torrent once, skipping those no longer complete here; returns the ones whose announcement failed.
-async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
+async fn announce_each(discovery: &Discovery, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
     let mut failed = Vec::new();
     for infohash in infohashes {
-        if inner.tasks.is_cancelled() {
+        if discovery.tasks.is_cancelled() {
             break;
         }
         let complete = matches!(
-            inner.catalog.run(move |c| c.get_torrent(&infohash)).await,
+            discovery.catalog.run(move |c| c.get_torrent(&infohash)).await,
             Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete
         );
         if !complete {
             continue;
         }
-        match inner
+        match discovery
             .dht
-            .announce_peer(infohash, inner.bt_addr.port())
+            .announce_peer(infohash, discovery.bt_addr.port())
             .await
         {
             Ok(()) => tracing::debug!(%infohash, "announced on the DHT"),
@@ -244,7 +269,7 @@ async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash
 /// Try failed announcements again, waiting longer each time, until each has succeeded, `give_up` has come or the node
 /// stops.
 async fn announce_until_done(
-    inner: &Inner,
+    discovery: &Discovery,
     mut pending: Vec<InfoHash>,
     give_up: tokio::time::Instant,
 ) {
@@ -254,38 +279,40 @@ async fn announce_until_done(
             return;
         }
         tokio::select! {
-            _ = inner.tasks.cancelled() => return,
+            _ = discovery.tasks.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(ANNOUNCE_RETRY_MAX);
-        pending = announce_each(inner, pending).await;
+        pending = announce_each(discovery, pending).await;
     }
 }
 
 /// While a download runs, ask the DHT for its peers now and then and give new ones to the engine.
-pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
-    let tasks = inner.tasks.clone();
+pub(crate) fn spawn_peer_lookup(discovery: Discovery, infohash: InfoHash) {
+    let tasks = discovery.tasks.clone();
     tasks.spawn("dht peer lookup", async move {
         loop {
-            let finished = inner
+            let finished = discovery
                 .engine
                 .progress(&infohash.0)
                 .is_none_or(|p| p.finished);
-            if finished || inner.tasks.is_cancelled() {
+            if finished || discovery.tasks.is_cancelled() {
                 return;
             }
-            let peers = inner.dht.get_peers(infohash).await;
-            let peers: Vec<SocketAddr> =
-                peers.into_iter().filter(|p| *p != inner.bt_addr).collect();
+            let peers = discovery.dht.get_peers(infohash).await;
+            let peers: Vec<SocketAddr> = peers
+                .into_iter()
+                .filter(|p| *p != discovery.bt_addr)
+                .collect();
             if !peers.is_empty() {
-                match inner.engine.add_peers(&infohash.0, peers).await {
+                match discovery.engine.add_peers(&infohash.0, peers).await {
                     Ok(0) => {}
                     Ok(new) => tracing::info!(%infohash, new, "peers found through the DHT"),
                     Err(error) => tracing::debug!(%error, %infohash, "cannot add DHT peers"),
                 }
             }
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
+                _ = discovery.tasks.cancelled() => return,
                 _ = tokio::time::sleep(PEER_LOOKUP_INTERVAL) => {}
             }
         }
@@ -293,12 +320,12 @@ pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
 }
 
 /// After a publish: put the author's feed head (latest record, record count) in the DHT.
-pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
-    let tasks = inner.tasks.clone();
+pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId) {
+    let tasks = discovery.tasks.clone();
     tasks.spawn("feed head put", async move {
-        let author = inner.author_key.public();
+        let author = discovery.author_key.public();
         // Count, next sequence number and its saving are one job: two puts cannot take the same number.
-        let taken = inner
+        let taken = discovery
             .catalog
             .run(move |catalog| {
                 let count = catalog.count_author_records(&author)?.max(1);
@@ -317,9 +344,9 @@ pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
                 return;
             }
         };
-        match inner
+        match discovery
             .dht
-            .put_feed(&inner.author_key, FeedHead { latest, count }, seq)
+            .put_feed(&discovery.author_key, FeedHead { latest, count }, seq)
             .await
         {
             Ok(put) => {
@@ -331,22 +358,22 @@ pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
 }
 
 /// Read every followed author's feed head now and every `interval`; fetch what it names from connected peers.
-fn spawn_feed_poller(inner: Arc<Inner>, interval: Duration) {
-    let tasks = inner.tasks.clone();
+fn spawn_feed_poller(discovery: Discovery, interval: Duration) {
+    let tasks = discovery.tasks.clone();
     tasks.spawn("feed poller", async move {
         loop {
-            poll_feeds(&inner).await;
+            poll_feeds(&discovery).await;
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
-                _ = inner.feeds_wake.notified() => {}
+                _ = discovery.tasks.cancelled() => return,
+                _ = discovery.feeds_wake.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
             }
         }
     });
 }
 
-async fn poll_feeds(inner: &Arc<Inner>) {
-    let follows = match inner.catalog.run(|c| c.following()).await {
+async fn poll_feeds(discovery: &Discovery) {
+    let follows = match discovery.catalog.run(|c| c.following()).await {
         Ok(follows) => follows,
         Err(error) => {
             tracing::debug!(%error, "cannot list followed authors");
@@ -354,24 +381,24 @@ async fn poll_feeds(inner: &Arc<Inner>) {
         }
     };
     for follow in follows {
-        if inner.tasks.is_cancelled() {
+        if discovery.tasks.is_cancelled() {
             return;
         }
-        poll_feed(inner, follow.author, follow.last_seq).await;
+        poll_feed(discovery, follow.author, follow.last_seq).await;
     }
 }
 
-async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) {
-    let Some(entry) = inner.dht.get_feed(author).await else {
-        follow_checked(inner, author, None).await;
+async fn poll_feed(discovery: &Discovery, author: AuthorId, last_seq: Option<i64>) {
+    let Some(entry) = discovery.dht.get_feed(author).await else {
+        follow_checked(discovery, author, None).await;
         return;
     };
     if last_seq.is_some_and(|seen| entry.seq <= seen) {
-        follow_checked(inner, author, None).await;
+        follow_checked(discovery, author, None).await;
         return;
     }
     let latest = entry.head.latest;
-    let have = inner
+    let have = discovery
         .catalog
         .run(move |catalog| {
             Ok((
@@ -391,26 +418,26 @@ async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) 
         // The record the head names must be the author's own; a head pointing elsewhere is ignored.
         Some(record) if record.body().author != author => {
             tracing::warn!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
-            follow_checked(inner, author, None).await;
+            follow_checked(discovery, author, None).await;
         }
         Some(_) if have_count >= entry.head.count => {
-            follow_checked(inner, author, Some(entry.seq)).await;
+            follow_checked(discovery, author, Some(entry.seq)).await;
         }
         _ => {
             tracing::info!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
                 "feed head names records we lack; fetching them from peers");
-            inner.peers.request(Message::Fetch {
+            discovery.peers.request(Message::Fetch {
                 ids: vec![entry.head.latest],
             });
-            inner.peers.request(Message::FetchAuthor { author });
-            follow_checked(inner, author, None).await;
+            discovery.peers.request(Message::FetchAuthor { author });
+            follow_checked(discovery, author, None).await;
         }
     }
 }
 
 /// Note that a followed author's feed was checked (and up to which sequence number, if it was caught up with).
-async fn follow_checked(inner: &Inner, author: AuthorId, seq: Option<i64>) {
-    let noted = inner
+async fn follow_checked(discovery: &Discovery, author: AuthorId, seq: Option<i64>) {
+    let noted = discovery
         .catalog
         .run(move |c| c.follow_checked(&author, seq, unix_now()))
         .await;
@@ -419,27 +446,27 @@ async fn follow_checked(inner: &Inner, author: AuthorId, seq: Option<i64>) {
     }
 }
 
-fn spawn_state_saver(inner: Arc<Inner>) {
-    let tasks = inner.tasks.clone();
+fn spawn_state_saver(discovery: Discovery) {
+    let tasks = discovery.tasks.clone();
     tasks.spawn("discovery state saver", async move {
         loop {
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
+                _ = discovery.tasks.cancelled() => return,
                 _ = tokio::time::sleep(SAVE_INTERVAL) => {}
             }
-            save_state(&inner).await;
+            save_state(&discovery).await;
         }
     });
 }
 
 /// Save the DHT routing table and the overlay's good addresses (the peer cache).
-pub(crate) async fn save_state(inner: &Inner) {
-    match inner.dht.save_state().await {
+pub(crate) async fn save_state(discovery: &Discovery) {
+    match discovery.dht.save_state().await {
         Ok(n) => tracing::debug!(nodes = n, "DHT routing table saved"),
         Err(error) => tracing::warn!(%error, "cannot save the DHT routing table"),
     }
-    let cacheable = inner.peers.cacheable(200);
-    let saved = inner
+    let cacheable = discovery.peers.cacheable(200);
+    let saved = discovery
         .catalog
         .run(move |catalog| {
             for addr in cacheable {

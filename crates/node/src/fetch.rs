@@ -8,12 +8,31 @@ use std::sync::Arc;
 use kolokol_core::magnet::Magnet;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::Engine;
 use kolokol_transfer::FetchSource;
 
+use crate::cache::Cache;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
-use crate::context::Inner;
+use crate::data_dir::DataPaths;
+use crate::discovery::Discovery;
 use crate::error::ApiError;
+use crate::peers::PeerRegistry;
+use crate::tasks::Tasks;
 use crate::views::{TransferView, torrent_name};
+
+/// What downloads use: the engine that runs them, the catalog that remembers them, the peers whose BitTorrent
+/// addresses it offers, the cache (what the viewer asked for) and discovery (DHT lookups and announcements).
+#[derive(Clone)]
+pub(crate) struct Fetcher {
+    pub tasks: Tasks,
+    pub catalog: Arc<CatalogService>,
+    pub engine: Arc<Engine>,
+    pub peers: Arc<PeerRegistry>,
+    pub cache: Arc<Cache>,
+    pub dir: DataPaths,
+    pub discovery: Discovery,
+}
 
 /// What `get` was asked for.
 enum Target {
@@ -37,13 +56,13 @@ fn parse_target(target: &str) -> Result<Target, ApiError> {
 
 /// Start (or join) a download; returns at once with where the data will be.
 pub(crate) async fn start_get(
-    inner: &Arc<Inner>,
+    fetcher: &Fetcher,
     target: &str,
     out_dir: Option<PathBuf>,
 ) -> Result<TransferView, ApiError> {
     let (infohash, record_id, name, magnet_peers) = match parse_target(target)? {
         Target::Record(id) => {
-            let record = inner.catalog.run(move |c| c.get_record(&id)).await?;
+            let record = fetcher.catalog.run(move |c| c.get_record(&id)).await?;
             let record = record.ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "unknown publication {id}: it is not in this node's catalog"
@@ -55,7 +74,7 @@ pub(crate) async fn start_get(
         }
         Target::Magnet(magnet) => {
             let infohash = magnet.infohash;
-            let record = inner
+            let record = fetcher
                 .catalog
                 .run(move |c| c.records_by_infohash(&infohash))
                 .await?
@@ -80,8 +99,11 @@ pub(crate) async fn start_get(
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", dir.display())))?;
     }
 
-    inner.cache.requested(&inner.catalog, &infohash).await;
-    let existing = inner.catalog.run(move |c| c.get_torrent(&infohash)).await?;
+    fetcher.cache.requested(&fetcher.catalog, &infohash).await;
+    let existing = fetcher
+        .catalog
+        .run(move |c| c.get_torrent(&infohash))
+        .await?;
     if let Some(row) = existing {
         if let Some(dir) = &out_dir
             && dir != &row.output_dir
@@ -92,57 +114,75 @@ pub(crate) async fn start_get(
                     row.output_dir.display()
                 )));
             }
-            copy_complete(inner, &row, dir).await?;
-            let mut view = inner.transfer_view(&infohash, record_id).await?;
+            copy_complete(fetcher, &row, dir).await?;
+            let mut view = crate::views::transfer_view(
+                &fetcher.catalog,
+                &fetcher.engine,
+                &infohash,
+                record_id,
+            )
+            .await?;
             view.path = Some(dir.join(&row.name));
             return Ok(view);
         }
-        if inner.engine.progress(&infohash.0).is_none() {
-            resume(inner, &row, &[]).await?;
+        if fetcher.engine.progress(&infohash.0).is_none() {
+            resume(fetcher, &row, &[]).await?;
         }
-        return inner.transfer_view(&infohash, record_id).await;
+        return crate::views::transfer_view(
+            &fetcher.catalog,
+            &fetcher.engine,
+            &infohash,
+            record_id,
+        )
+        .await;
     }
 
-    begin(inner, infohash, name, out_dir, magnet_peers).await?;
-    inner.transfer_view(&infohash, record_id).await
+    begin(fetcher, infohash, name, out_dir, magnet_peers).await?;
+    crate::views::transfer_view(&fetcher.catalog, &fetcher.engine, &infohash, record_id).await
 }
 
 /// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
 /// (a replica fetches from its publisher). Joins a download already running.
 pub(crate) async fn start_download(
-    inner: &Arc<Inner>,
+    fetcher: &Fetcher,
     record: &kolokol_core::record::SignedRecord,
     extra_peers: Vec<SocketAddr>,
 ) -> Result<(), ApiError> {
     let body = record.body();
     let infohash = body.infohash;
-    let existing = inner.catalog.run(move |c| c.get_torrent(&infohash)).await?;
+    let existing = fetcher
+        .catalog
+        .run(move |c| c.get_torrent(&infohash))
+        .await?;
     if let Some(row) = existing {
-        if inner.engine.progress(&body.infohash.0).is_none() {
-            resume(inner, &row, &extra_peers).await?;
+        if fetcher.engine.progress(&body.infohash.0).is_none() {
+            resume(fetcher, &row, &extra_peers).await?;
         } else if !extra_peers.is_empty() {
-            let _ = inner.engine.add_peers(&body.infohash.0, extra_peers).await;
+            let _ = fetcher
+                .engine
+                .add_peers(&body.infohash.0, extra_peers)
+                .await;
         }
         return Ok(());
     }
     let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
-    begin(inner, body.infohash, name, None, extra_peers).await
+    begin(fetcher, body.infohash, name, None, extra_peers).await
 }
 
 /// A new download: its row in the catalog (so it resumes after a restart), the engine, and the watch that records
 /// its completion.
 async fn begin(
-    inner: &Arc<Inner>,
+    fetcher: &Fetcher,
     infohash: InfoHash,
     name: Option<String>,
     out_dir: Option<PathBuf>,
     extra_peers: Vec<SocketAddr>,
 ) -> Result<(), ApiError> {
     let output_dir =
-        out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
+        out_dir.unwrap_or_else(|| fetcher.dir.downloads_dir().join(infohash.to_string()));
     fs::create_dir_all(&output_dir)
         .map_err(|e| ApiError::internal("creating the download folder", e))?;
-    let mut peers = inner.peers.bt_addrs();
+    let mut peers = fetcher.peers.bt_addrs();
     peers.extend(extra_peers);
     let uri = Magnet {
         infohash,
@@ -160,20 +200,20 @@ async fn begin(
         added_at: unix_now(),
     };
     let stored = row.clone();
-    inner.catalog.run(move |c| c.put_torrent(&stored)).await?;
-    inner
+    fetcher.catalog.run(move |c| c.put_torrent(&stored)).await?;
+    fetcher
         .engine
         .fetch(FetchSource::Magnet(uri), &output_dir, peers)
         .await
         .map_err(|e| ApiError::internal("starting the download", e))?;
-    watch(inner.clone(), infohash);
-    crate::discovery::spawn_peer_lookup(inner.clone(), infohash);
+    watch(fetcher.clone(), infohash);
+    crate::discovery::spawn_peer_lookup(fetcher.discovery.clone(), infohash);
     Ok(())
 }
 
 /// A kolokol peer told us its BitTorrent address: every download still in progress may find data there.
-pub(crate) async fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketAddr) {
-    let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+pub(crate) async fn offer_peer_to_downloads(fetcher: &Fetcher, bt_addr: SocketAddr) {
+    let rows = match fetcher.catalog.run(|c| c.list_torrents()).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::debug!(%error, "cannot list downloads to offer a peer to");
@@ -186,10 +226,10 @@ pub(crate) async fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketA
         .map(|row| row.infohash)
         .collect();
     for infohash in downloading {
-        let inner = inner.clone();
-        let tasks = inner.tasks.clone();
+        let fetcher = fetcher.clone();
+        let tasks = fetcher.tasks.clone();
         tasks.spawn("offer a peer to a download", async move {
-            if let Err(error) = inner.engine.add_peers(&infohash.0, vec![bt_addr]).await {
+            if let Err(error) = fetcher.engine.add_peers(&infohash.0, vec![bt_addr]).await {
                 tracing::debug!(%error, %infohash, "cannot offer a peer to a download");
             }
         });
@@ -198,15 +238,15 @@ pub(crate) async fn offer_peer_to_downloads(inner: &Arc<Inner>, bt_addr: SocketA
 
 /// Start the engine on a torrent known from an earlier run (at start-up, or when `get` asks again).
 pub(crate) async fn resume(
-    inner: &Arc<Inner>,
+    fetcher: &Fetcher,
     row: &TorrentRow,
     extra_peers: &[SocketAddr],
 ) -> Result<(), ApiError> {
-    let mut peers = inner.peers.bt_addrs();
+    let mut peers = fetcher.peers.bt_addrs();
     peers.extend_from_slice(extra_peers);
     match (&row.torrent, row.state) {
         (Some(torrent), TorrentState::Complete) => {
-            inner
+            fetcher
                 .engine
                 .seed(torrent, &row.output_dir)
                 .await
@@ -225,30 +265,30 @@ pub(crate) async fn resume(
                     .to_uri(),
                 ),
             };
-            inner
+            fetcher
                 .engine
                 .fetch(source, &row.output_dir, peers)
                 .await
                 .map_err(|e| ApiError::internal("resuming the download", e))?;
-            watch(inner.clone(), row.infohash);
-            crate::discovery::spawn_peer_lookup(inner.clone(), row.infohash);
+            watch(fetcher.clone(), row.infohash);
+            crate::discovery::spawn_peer_lookup(fetcher.discovery.clone(), row.infohash);
         }
     }
     Ok(())
 }
 
 /// Follow a download until it completes, then record the metainfo and the new state so it resumes as a seed.
-fn watch(inner: Arc<Inner>, infohash: InfoHash) {
-    let cancel = inner.tasks.token().clone();
-    let tasks = inner.tasks.clone();
+fn watch(fetcher: Fetcher, infohash: InfoHash) {
+    let cancel = fetcher.tasks.token().clone();
+    let tasks = fetcher.tasks.clone();
     tasks.spawn("download watch", async move {
         // Keep the metainfo as soon as it is known: a download interrupted by a crash or a restart then resumes from
         // its verified pieces at once, even before (or without) a peer that could hand out the metadata again.
         let keep_metainfo = async {
             loop {
-                if let Some(torrent) = inner.engine.torrent_bytes(&infohash.0) {
-                    let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
-                    let kept = inner
+                if let Some(torrent) = fetcher.engine.torrent_bytes(&infohash.0) {
+                    let name = fetcher.engine.progress(&infohash.0).and_then(|p| p.name);
+                    let kept = fetcher
                         .catalog
                         .run(move |c| {
                             c.update_torrent(
@@ -267,7 +307,7 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         };
-        let finished = inner.engine.wait_finished(&infohash.0);
+        let finished = fetcher.engine.wait_finished(&infohash.0);
         tokio::pin!(finished);
         let early = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -283,10 +323,10 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
         };
         match result {
             Ok(()) => {
-                let torrent = inner.engine.torrent_bytes(&infohash.0);
-                let name = inner.engine.progress(&infohash.0).and_then(|p| p.name);
-                sync_download(&inner, &infohash, name.as_deref()).await;
-                let updated = inner
+                let torrent = fetcher.engine.torrent_bytes(&infohash.0);
+                let name = fetcher.engine.progress(&infohash.0).and_then(|p| p.name);
+                sync_download(&fetcher, &infohash, name.as_deref()).await;
+                let updated = fetcher
                     .catalog
                     .run(move |c| {
                         c.update_torrent(
@@ -298,10 +338,10 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                     })
                     .await;
                 // Every connected peer learns that this node now holds it complete.
-                inner.peers.request(kolokol_wire::Message::Holding {
+                fetcher.peers.request(kolokol_wire::Message::Holding {
                     infohashes: vec![infohash.0],
                 });
-                crate::discovery::announce_torrent(&inner, infohash).await;
+                crate::discovery::announce_torrent(&fetcher.discovery, infohash).await;
                 match updated {
                     Ok(()) => tracing::info!(%infohash, "download complete and verified"),
                     Err(error) => {
@@ -316,14 +356,14 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
 
 /// Puts a finished download's files on disk before the catalog calls it complete (see `durable`). If that fails, the
 /// download is still recorded complete: after a power cut its data is then only sampled at the next start.
-async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
+async fn sync_download(fetcher: &Fetcher, infohash: &InfoHash, name: Option<&str>) {
     let infohash = *infohash;
-    let row = inner.catalog.run(move |c| c.get_torrent(&infohash)).await;
+    let row = fetcher.catalog.run(move |c| c.get_torrent(&infohash)).await;
     let (Ok(Some(row)), Some(name)) = (row, name) else {
         return;
     };
     let path = row.output_dir.join(name);
-    let synced = inner
+    let synced = fetcher
         .tasks
         .spawn_blocking("sync a download", move || {
             crate::durable::sync_tree_and_parent(&path)
@@ -337,10 +377,10 @@ async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
 }
 
 /// `get -o DIR` of data this node already holds: copy the verified files there.
-async fn copy_complete(inner: &Inner, row: &TorrentRow, dir: &Path) -> Result<(), ApiError> {
+async fn copy_complete(fetcher: &Fetcher, row: &TorrentRow, dir: &Path) -> Result<(), ApiError> {
     let from = row.output_dir.join(&row.name);
     let to = dir.join(&row.name);
-    inner
+    fetcher
         .tasks
         .spawn_blocking("copy a download", move || copy_tree(&from, &to))
         .await

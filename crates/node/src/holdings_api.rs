@@ -39,8 +39,7 @@ impl Api {
                 "{id:?} is not a publication id (64 hex characters)"
             ))
         })?;
-        self.inner
-            .catalog
+        self.catalog
             .run(move |c| c.get_record(&id))
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("unknown publication {id}")))
@@ -50,15 +49,14 @@ impl Api {
     pub async fn replicas(&self, id: &str) -> Result<ReplicaView, ApiError> {
         let record = self.record(id).await?;
         let infohash = record.body().infohash;
-        let holders = self.inner.replication.holders(&infohash);
+        let holders = self.replication.holders(&infohash);
         let (row, entry) = self
-            .inner
             .catalog
             .run(move |c| Ok((c.get_torrent(&infohash)?, c.cache_entry(&infohash)?)))
             .await?;
         let local = match row {
             Some(row) if row.state == TorrentState::Complete => Some("complete".to_owned()),
-            Some(_) => Some(match self.inner.engine.progress(&infohash.0) {
+            Some(_) => Some(match self.engine.progress(&infohash.0) {
                 Some(p) if p.total_bytes > 0 => {
                     format!("downloading {}%", p.have_bytes * 100 / p.total_bytes)
                 }
@@ -72,7 +70,7 @@ impl Api {
             infohash: infohash.to_string(),
             full_copies: holders.len(),
             holders: holders.iter().map(ToString::to_string).collect(),
-            announced: !self.inner.replication.is_held_back(&record.id()),
+            announced: !self.replication.is_held_back(&record.id()),
             local,
             pinned,
         })
@@ -83,16 +81,15 @@ impl Api {
         let record = self.record(id).await?;
         let infohash = record.body().infohash;
         let held = self
-            .inner
             .catalog
             .run(move |c| {
                 c.set_pinned(&infohash, true)?;
                 Ok(c.get_torrent(&infohash)?.is_some())
             })
             .await?;
-        self.inner.cache.pinned(&infohash, true);
+        self.cache.pinned(&infohash, true);
         if !held {
-            crate::fetch::start_download(&self.inner, &record, Vec::new()).await?;
+            crate::fetch::start_download(&self.fetcher, &record, Vec::new()).await?;
         }
         Ok(PinView {
             id: record.id().to_string(),
@@ -105,11 +102,10 @@ impl Api {
     pub async fn unpin(&self, id: &str) -> Result<PinView, ApiError> {
         let record = self.record(id).await?;
         let infohash = record.body().infohash;
-        self.inner
-            .catalog
+        self.catalog
             .run(move |c| c.set_pinned(&infohash, false))
             .await?;
-        self.inner.cache.pinned(&infohash, false);
+        self.cache.pinned(&infohash, false);
         Ok(PinView {
             id: record.id().to_string(),
             infohash: infohash.to_string(),

@@ -15,7 +15,6 @@ mod cache;
 mod catalog;
 mod clock;
 mod config;
-mod context;
 mod data_dir;
 mod discovery;
 mod durable;
@@ -27,6 +26,7 @@ mod mirroring;
 mod node;
 mod peering;
 mod peers;
+mod ports;
 mod proxy;
 mod publish;
 mod reconciling;
@@ -58,7 +58,7 @@ pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
-    SiteView,
+    SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
 pub use start_error::StartError;

@@ -5,13 +5,34 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::InfoHash;
 use kolokol_core::replication::cache::{CacheAction, Candidate};
 use kolokol_store::TorrentState;
+use kolokol_transfer::Engine;
 
+use crate::cache::Cache;
 use crate::catalog::CatalogError;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
-use crate::context::Inner;
+use crate::data_dir::DataPaths;
+use crate::fetch::Fetcher;
+use crate::replicas::Replication;
+use crate::tasks::Tasks;
+
+/// What mirror mode uses: the cache policy, the catalog, the engine and the downloads it starts (through the
+/// fetcher), the replication owner (what is held for others is never evicted). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Mirror {
+    pub tasks: Tasks,
+    pub cache: Arc<Cache>,
+    pub catalog: Arc<CatalogService>,
+    pub engine: Arc<Engine>,
+    pub replication: Arc<Replication>,
+    pub author_key: Arc<Keypair>,
+    pub dir: DataPaths,
+    pub fetcher: Fetcher,
+}
 
 /// How often the policy is run without a wake-up.
 const ROUND: Duration = Duration::from_secs(5);
@@ -22,40 +43,40 @@ const MIRROR_WINDOW: u32 = 500;
 const MIRROR_STALL: Duration = Duration::from_secs(180);
 
 /// Run the policy for the node's lifetime.
-pub(crate) fn spawn(inner: Arc<Inner>) {
-    let tasks = inner.tasks.clone();
+pub(crate) fn spawn(mirror: Mirror) {
+    let tasks = mirror.tasks.clone();
     tasks.spawn("cache policy", async move {
         loop {
-            if let Err(error) = round(&inner).await {
+            if let Err(error) = round(&mirror).await {
                 tracing::warn!(%error, "cache round failed");
             }
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
-                _ = inner.cache.woken() => {}
+                _ = mirror.tasks.cancelled() => return,
+                _ = mirror.cache.woken() => {}
                 _ = tokio::time::sleep(ROUND) => {}
             }
         }
     });
 }
 
-async fn round(inner: &Arc<Inner>) -> Result<(), CatalogError> {
-    sync_held(inner).await?;
-    if inner.cache.is_mirror() {
-        offer_catalog(inner).await?;
+async fn round(mirror: &Mirror) -> Result<(), CatalogError> {
+    sync_held(mirror).await?;
+    if mirror.cache.is_mirror() {
+        offer_catalog(mirror).await?;
     }
-    let actions = inner.cache.policy().next_actions(unix_now());
+    let actions = mirror.cache.policy().next_actions(unix_now());
     for action in actions {
         match action {
-            CacheAction::Fetch(infohash) => fetch(inner, infohash).await,
-            CacheAction::Evict(infohash) => evict(inner, infohash).await,
+            CacheAction::Fetch(infohash) => fetch(mirror, infohash).await,
+            CacheAction::Evict(infohash) => evict(mirror, infohash).await,
         }
     }
     Ok(())
 }
 
 /// Tell the policy about held torrents it does not know yet (downloads the user started, replicas, imports).
-async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
-    let (rows, entries) = inner
+async fn sync_held(mirror: &Mirror) -> Result<(), CatalogError> {
+    let (rows, entries) = mirror
         .catalog
         .run(|c| Ok((c.list_torrents()?, c.cache_entries()?)))
         .await?;
@@ -63,14 +84,14 @@ async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
         entries.into_iter().map(|e| (e.infohash, e)).collect();
     let mut new_rows = Vec::new();
     {
-        let mut known = inner.cache.known();
+        let mut known = mirror.cache.known();
         for row in rows {
             match known.get(&row.infohash) {
                 Some(state) if *state == row.state => {}
                 Some(_) => {
                     // A download finished (the policy's own fetches are also reported by their watcher; twice is
                     // fine).
-                    inner
+                    mirror
                         .cache
                         .policy()
                         .fetch_finished(&row.infohash, true, unix_now());
@@ -84,7 +105,7 @@ async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
         return Ok(());
     }
     let infohashes: Vec<InfoHash> = new_rows.iter().map(|r| r.infohash).collect();
-    let records = inner
+    let records = mirror
         .catalog
         .run(move |c| {
             infohashes
@@ -93,12 +114,12 @@ async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let own = inner.author_key.public();
-    let data_root = inner.dir.root().to_path_buf();
-    let mut known = inner.cache.known();
+    let own = mirror.author_key.public();
+    let data_root = mirror.dir.root().to_path_buf();
+    let mut known = mirror.cache.known();
     for (row, records) in new_rows.into_iter().zip(records) {
         let size = records.first().map(|r| r.body().total_size()).or_else(|| {
-            inner
+            mirror
                 .engine
                 .progress(&row.infohash.0)
                 .map(|p| p.total_bytes)
@@ -118,7 +139,7 @@ async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
         let entry = entries.get(&row.infohash);
         let pinned = entry.is_some_and(|e| e.pinned);
         let last = entry.map_or(row.added_at, |e| e.last_requested.max(row.added_at));
-        let mut policy = inner.cache.policy();
+        let mut policy = mirror.cache.policy();
         match row.state {
             TorrentState::Complete => policy.held(row.infohash, size, pinned, last),
             TorrentState::Downloading => {
@@ -134,16 +155,16 @@ async fn sync_held(inner: &Inner) -> Result<(), CatalogError> {
 }
 
 /// A mirror considers the newest publications of the catalog, with what it knows of their holders.
-async fn offer_catalog(inner: &Inner) -> Result<(), CatalogError> {
-    let (page, following) = inner
+async fn offer_catalog(mirror: &Mirror) -> Result<(), CatalogError> {
+    let (page, following) = mirror
         .catalog
         .run(|c| Ok((c.list_records(MIRROR_WINDOW, 0)?, c.following()?)))
         .await?;
     let followed: HashSet<_> = following.into_iter().map(|f| f.author).collect();
-    let mut policy = inner.cache.policy();
+    let mut policy = mirror.cache.policy();
     for record in &page.records {
         let body = record.body();
-        let holders = inner.replication.holders(&body.infohash).len();
+        let holders = mirror.replication.holders(&body.infohash).len();
         policy.offer(Candidate {
             infohash: body.infohash,
             size: body.total_size(),
@@ -155,56 +176,56 @@ async fn offer_catalog(inner: &Inner) -> Result<(), CatalogError> {
     Ok(())
 }
 
-async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
-    let record = inner
+async fn fetch(mirror: &Mirror, infohash: InfoHash) {
+    let record = mirror
         .catalog
         .run(move |c| c.records_by_infohash(&infohash))
         .await
         .ok()
         .and_then(|r| r.into_iter().next());
     let Some(record) = record else {
-        inner
+        mirror
             .cache
             .policy()
             .fetch_finished(&infohash, false, unix_now());
         return;
     };
-    if let Err(error) = crate::fetch::start_download(inner, &record, Vec::new()).await {
+    if let Err(error) = crate::fetch::start_download(&mirror.fetcher, &record, Vec::new()).await {
         tracing::warn!(%error, %infohash, "mirror cannot start a download");
-        inner
+        mirror
             .cache
             .policy()
             .fetch_finished(&infohash, false, unix_now());
         return;
     }
     tracing::info!(%infohash, title = %record.body().title, "mirroring");
-    let inner = inner.clone();
-    let tasks = inner.tasks.clone();
+    let mirror = mirror.clone();
+    let tasks = mirror.tasks.clone();
     tasks.spawn("mirror download watch", async move {
         let ok = tokio::select! {
-            _ = inner.tasks.cancelled() => return,
-            result = inner.engine.wait_finished(&infohash.0) => result.is_ok(),
-            _ = stalled(&inner, infohash) => false,
+            _ = mirror.tasks.cancelled() => return,
+            result = mirror.engine.wait_finished(&infohash.0) => result.is_ok(),
+            _ = stalled(&mirror, infohash) => false,
         };
         if !ok {
             tracing::info!(%infohash, "mirror gives up a download that makes no progress");
-            remove_data(&inner, infohash).await;
+            remove_data(&mirror, infohash).await;
         }
-        inner
+        mirror
             .cache
             .policy()
             .fetch_finished(&infohash, ok, unix_now());
-        inner.cache.wake();
+        mirror.cache.wake();
     });
 }
 
 /// Returns once a download has gained no verified byte for [`MIRROR_STALL`].
-async fn stalled(inner: &Inner, infohash: InfoHash) {
+async fn stalled(mirror: &Mirror, infohash: InfoHash) {
     let mut best = 0;
     let mut since = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let have = inner
+        let have = mirror
             .engine
             .progress(&infohash.0)
             .map_or(0, |p| p.have_bytes);
@@ -218,25 +239,25 @@ async fn stalled(inner: &Inner, infohash: InfoHash) {
 }
 
 /// Remove a publication's data from this node; its record stays in the catalog.
-async fn evict(inner: &Arc<Inner>, infohash: InfoHash) {
-    if remove_data(inner, infohash).await {
+async fn evict(mirror: &Mirror, infohash: InfoHash) {
+    if remove_data(mirror, infohash).await {
         tracing::info!(%infohash, "evicted (over the cache quota)");
     }
 }
 
 /// Stop a torrent and delete its data inside the data directory and its row. Returns whether there was one.
-async fn remove_data(inner: &Inner, infohash: InfoHash) -> bool {
-    let row = match inner.catalog.run(move |c| c.get_torrent(&infohash)).await {
+async fn remove_data(mirror: &Mirror, infohash: InfoHash) -> bool {
+    let row = match mirror.catalog.run(move |c| c.get_torrent(&infohash)).await {
         Ok(Some(row)) => row,
         _ => return false,
     };
-    let inside = row.output_dir.starts_with(inner.dir.root());
-    if let Err(error) = inner.engine.remove(&infohash.0, inside).await {
+    let inside = row.output_dir.starts_with(mirror.dir.root());
+    if let Err(error) = mirror.engine.remove(&infohash.0, inside).await {
         tracing::debug!(%error, %infohash, "engine had nothing to remove");
     }
     if inside {
         let dir = row.output_dir.clone();
-        let removed = inner
+        let removed = mirror
             .tasks
             .spawn_blocking("remove evicted data", move || std::fs::remove_dir_all(&dir))
             .await;
@@ -244,13 +265,13 @@ async fn remove_data(inner: &Inner, infohash: InfoHash) -> bool {
             tracing::debug!(%infohash, "evicted data was not fully removed");
         }
     }
-    if let Err(error) = inner
+    if let Err(error) = mirror
         .catalog
         .run(move |c| c.delete_torrent(&infohash))
         .await
     {
         tracing::warn!(%error, %infohash, "cannot forget an evicted torrent");
     }
-    inner.cache.known().remove(&infohash);
+    mirror.cache.known().remove(&infohash);
     true
 }

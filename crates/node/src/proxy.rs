@@ -24,7 +24,7 @@ use kolokol_proxy::{
 use kolokol_store::Catalog;
 
 pub use api::ProxyApi;
-pub use saved::{MAX_BRIDGES, MAX_INVITATIONS, SavedError};
+pub use saved::{MAX_BRIDGES, MAX_INVITATIONS, SavedError, SavedFileDamage};
 use saved::{SavedBridge, SavedInvitation};
 pub use views::{
     BridgeServerView, BridgeView, InvitationInfoView, InvitationView, ProxyStatusView, SiteView,

@@ -8,17 +8,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::{
     FileEntry, InfoHash, MAX_THUMBNAIL_BYTES, RecordBody, Thumbnail, sign_record,
     sign_record_with_work,
 };
 use kolokol_store::{TorrentRow, TorrentState};
+use kolokol_transfer::Engine;
 use rand::RngCore;
 
+use crate::admission::Admission;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
-use crate::context::Inner;
+use crate::data_dir::DataPaths;
 use crate::error::ApiError;
+use crate::replication::Replicator;
+use crate::tasks::Tasks;
 use crate::views::{PublishedView, magnet_of};
+
+/// What publishing uses: the author key, the content directory, the engine that hashes and seeds, admission (a
+/// publish passes the same rules), and replication (push before announcing). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    pub tasks: Tasks,
+    pub catalog: Arc<CatalogService>,
+    pub author_key: Arc<Keypair>,
+    pub dir: DataPaths,
+    pub engine: Arc<Engine>,
+    pub admission: Arc<Admission>,
+    pub network: String,
+    pub replicator: Replicator,
+}
 
 /// Upper bound on the number of files in one publication (the record's own cap).
 const MAX_FILES: usize = kolokol_core::record::MAX_FILES;
@@ -44,7 +64,7 @@ pub struct PublishRequest {
 }
 
 pub(crate) async fn publish(
-    inner: &Arc<Inner>,
+    publisher: &Publisher,
     request: PublishRequest,
 ) -> Result<PublishedView, ApiError> {
     let sources = check_sources(&request.paths)?;
@@ -53,22 +73,22 @@ pub(crate) async fn publish(
         None => None,
     };
     // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
-    let mut draft = draft_body(inner, &request, placeholder_files(), InfoHash([0; 20]));
+    let mut draft = draft_body(publisher, &request, placeholder_files(), InfoHash([0; 20]));
     draft.thumbnail = thumbnail.clone();
-    sign_record(draft, &inner.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    sign_record(draft, &publisher.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
-    let staging = inner
+    let staging = publisher
         .dir
         .content_dir()
         .join(format!(".staging-{}", random_hex()));
-    let result = stage_and_publish(inner, &request, &sources, &staging, thumbnail).await;
+    let result = stage_and_publish(publisher, &request, &sources, &staging, thumbnail).await;
     // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
 async fn stage_and_publish(
-    inner: &Arc<Inner>,
+    publisher: &Publisher,
     request: &PublishRequest,
     sources: &[PathBuf],
     staging: &Path,
@@ -80,7 +100,7 @@ async fn stage_and_publish(
         let sources = sources.to_vec();
         let root = root.clone();
         let scrub = !request.keep_metadata;
-        inner
+        publisher
             .tasks
             .spawn_blocking("copy for publishing", move || {
                 let warnings = copy_sources(&sources, &root, scrub)?;
@@ -92,19 +112,19 @@ async fn stage_and_publish(
             .await
             .map_err(|e| ApiError::internal("copy task", e))??
     };
-    let created = inner
+    let created = publisher
         .engine
         .create_torrent(&root)
         .await
         .map_err(|e| ApiError::internal("hashing the files", e))?;
     let infohash = InfoHash(created.infohash);
-    let final_dir = inner.dir.content_dir().join(infohash.to_string());
+    let final_dir = publisher.dir.content_dir().join(infohash.to_string());
     if final_dir.exists() {
         // The same bytes were published before: keep the copy that is already seeding.
         tracing::info!(%infohash, "content already present, reusing it");
     } else {
         fs::rename(staging, &final_dir).map_err(|e| ApiError::internal("storing the files", e))?;
-        crate::durable::sync_dir(&inner.dir.content_dir())
+        crate::durable::sync_dir(&publisher.dir.content_dir())
             .map_err(|e| ApiError::internal("storing the files", e))?;
     }
 
@@ -126,13 +146,13 @@ async fn stage_and_publish(
             }
         })
         .collect();
-    let mut body = draft_body(inner, request, files, infohash);
+    let mut body = draft_body(publisher, request, files, infohash);
     body.thumbnail = thumbnail;
     let record = {
         // The proof-of-work search takes about a second at the default difficulty: off the async threads.
-        let key = inner.author_key.clone();
-        let bits = inner.admission.work_bits();
-        inner
+        let key = publisher.author_key.clone();
+        let bits = publisher.admission.work_bits();
+        publisher
             .tasks
             .spawn_blocking("sign with work", move || {
                 sign_record_with_work(body, &key, bits)
@@ -151,16 +171,16 @@ async fn stage_and_publish(
         added_at: unix_now(),
     };
     let (stored, stored_row) = (record.clone(), row.clone());
-    inner
+    publisher
         .catalog
         .run(move |c| c.insert_published(&stored, &stored_row, unix_now()))
         .await?;
-    if let Err(error) = inner.engine.seed(&created.torrent, &final_dir).await {
+    if let Err(error) = publisher.engine.seed(&created.torrent, &final_dir).await {
         // The record is stored; seeding is retried at the next start. Say so rather than fail the publish.
         tracing::warn!(%error, %infohash, "could not start seeding");
     }
     // Announced at once, or only once a peer holds a full replica (publisher push).
-    let announced = crate::replication::after_publish(inner, &record).await;
+    let announced = crate::replication::after_publish(&publisher.replicator, &record).await;
     tracing::info!(id = %record.id(), %infohash, announced, "published");
     Ok(PublishedView {
         id: record.id().to_string(),
@@ -173,14 +193,14 @@ async fn stage_and_publish(
 }
 
 fn draft_body(
-    inner: &Inner,
+    publisher: &Publisher,
     request: &PublishRequest,
     files: Vec<FileEntry>,
     infohash: InfoHash,
 ) -> RecordBody {
     RecordBody {
-        network: inner.network.clone(),
-        author: inner.author_key.public(),
+        network: publisher.network.clone(),
+        author: publisher.author_key.public(),
         created: unix_now(),
         title: request.title.clone(),
         description: request.description.clone(),

@@ -10,7 +10,8 @@ use kolokol_core::reconcile::{
 };
 use kolokol_core::record::RecordId;
 
-use crate::context::Inner;
+use crate::catalog::CatalogService;
+use crate::record_policy::RecordPolicyOwner;
 
 /// The reconciliation sessions of one connection: at most one we started and one the peer started.
 #[derive(Default)]
@@ -45,19 +46,26 @@ pub(crate) enum SessionError {
     Config(#[from] ReconcileConfigError),
 }
 
-async fn snapshot(inner: &Inner) -> Result<VecStorage, SessionError> {
-    let items = inner.catalog.run(|c| c.reconcile_items()).await?;
+async fn snapshot(
+    catalog: &CatalogService,
+    policy: &RecordPolicyOwner,
+) -> Result<VecStorage, SessionError> {
+    let items = catalog.run(|c| c.reconcile_items()).await?;
     // Records published here that wait for a replica are not offered yet (publisher push; the record policy knows
     // which).
-    let items = inner.policy.without_held_back(items, |(_, id)| *id);
+    let items = policy.without_held_back(items, |(_, id)| *id);
     VecStorage::from_items(items.into_iter().map(|(t, id)| Item::new(t, id)))
         .map_err(SessionError::from)
 }
 
 impl Sessions {
     /// Start a session: our first frame.
-    pub async fn start(&mut self, inner: &Inner) -> Result<(u64, Vec<u8>), SessionError> {
-        let storage = snapshot(inner).await?;
+    pub async fn start(
+        &mut self,
+        catalog: &CatalogService,
+        policy: &RecordPolicyOwner,
+    ) -> Result<(u64, Vec<u8>), SessionError> {
+        let storage = snapshot(catalog, policy).await?;
         let mut initiator = Initiator::new(ReconcileConfig::default())?;
         let frame = initiator.initiate(&storage)?;
         let session = rand::random();
@@ -68,7 +76,8 @@ impl Sessions {
     /// A frame from the peer: an answer in our session, or a message of theirs (a new id starts a new one).
     pub async fn handle(
         &mut self,
-        inner: &Inner,
+        catalog: &CatalogService,
+        policy: &RecordPolicyOwner,
         session: u64,
         frame: &[u8],
     ) -> Result<Outcome, SessionError> {
@@ -101,7 +110,7 @@ impl Sessions {
             Some(theirs) if !fresh => theirs,
             slot => {
                 let responder = Responder::new(ReconcileConfig::default())?;
-                slot.insert((session, responder, snapshot(inner).await?))
+                slot.insert((session, responder, snapshot(catalog, policy).await?))
             }
         };
         let reply = responder.handle(storage, frame)?;

@@ -9,24 +9,42 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::policy::{InEvent, Misbehaviour, OutEvent};
 use kolokol_core::record::RecordId;
 use kolokol_wire::Message;
+use kolokol_wire::WireConfig;
 use kolokol_wire::message::MAX_FETCH_IDS;
 
-use crate::context::Inner;
+use crate::catalog::CatalogService;
+use crate::peers::PeerRegistry;
+use crate::record_policy::RecordPolicyOwner;
+use crate::tasks::Tasks;
+
+/// What carrying out the record policy's decisions uses: the policy, the peers to write to, the catalog records are
+/// read from. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Relayer {
+    pub tasks: Tasks,
+    pub catalog: Arc<CatalogService>,
+    pub peers: Arc<PeerRegistry>,
+    pub policy: Arc<RecordPolicyOwner>,
+    pub wire_config: WireConfig,
+    /// When the node started: the policy's clock.
+    pub started: Instant,
+}
 
 /// The longest the timer task sleeps without looking at the policy again.
 const MAX_TIMER_SLEEP: Duration = Duration::from_secs(30);
 
 /// Feed events to the policy at the node's current time and return its decisions.
 pub(crate) fn feed(
-    inner: &Inner,
+    relayer: &Relayer,
     events: impl IntoIterator<Item = InEvent<NodeId>>,
 ) -> Vec<OutEvent<NodeId>> {
-    inner.policy.handle(events, inner.elapsed())
+    relayer.policy.handle(events, relayer.started.elapsed())
 }
 
 /// What the connection with the current peer must do itself after [`carry_out`].
@@ -50,7 +68,7 @@ struct Batch {
 /// drops them, and reconciliation repairs what a lost push misses); those to `current` are returned for its
 /// connection to write in order.
 pub(crate) async fn carry_out(
-    inner: &Inner,
+    relayer: &Relayer,
     current: Option<&NodeId>,
     decisions: Vec<OutEvent<NodeId>>,
 ) -> OwnPart {
@@ -69,42 +87,42 @@ pub(crate) async fn carry_out(
                 OutEvent::Request { from, id } => batches.entry(from).or_default().fetch.push(id),
                 OutEvent::StartReconcile { peer } => {
                     // Gone meanwhile: the policy may pick another.
-                    if !inner.peers.reconcile_with(&peer) {
-                        more.extend(feed(inner, [InEvent::ReconcileEnded { peer }]));
+                    if !relayer.peers.reconcile_with(&peer) {
+                        more.extend(feed(relayer, [InEvent::ReconcileEnded { peer }]));
                     }
                 }
                 OutEvent::Disconnect { peer, reason } => {
                     if current == Some(&peer) {
                         own.disconnect = Some(reason);
                     } else {
-                        inner.peers.cut_off(&peer, inner.elapsed());
+                        relayer.peers.cut_off(&peer, relayer.started.elapsed());
                     }
                 }
-                OutEvent::ScheduleTimer { .. } => inner.policy.wake_timer(),
+                OutEvent::ScheduleTimer { .. } => relayer.policy.wake_timer(),
             }
         }
         queue = more;
     }
     for (peer, batch) in batches {
-        let messages = messages_of(inner, batch).await;
+        let messages = messages_of(relayer, batch).await;
         if current == Some(&peer) {
             own.messages.extend(messages);
         } else {
             for message in messages {
-                inner.peers.send_to(&peer, message);
+                relayer.peers.send_to(&peer, message);
             }
         }
     }
     own
 }
 
-async fn messages_of(inner: &Inner, batch: Batch) -> Vec<Message> {
+async fn messages_of(relayer: &Relayer, batch: Batch) -> Vec<Message> {
     let mut messages = Vec::new();
     if !batch.records.is_empty() {
         let ids = batch.records;
-        match inner.catalog.run(move |c| c.record_bytes(&ids)).await {
+        match relayer.catalog.run(move |c| c.record_bytes(&ids)).await {
             Ok(found) => {
-                match kolokol_wire::pack_records(found, inner.wire_config.max_message_bytes) {
+                match kolokol_wire::pack_records(found, relayer.wire_config.max_message_bytes) {
                     Ok(packed) => messages.extend(packed),
                     Err(error) => tracing::warn!(%error, "cannot pack records for a peer"),
                 }
@@ -123,29 +141,29 @@ async fn messages_of(inner: &Inner, batch: Batch) -> Vec<Message> {
 
 /// Feed events and carry out what the policy decides, for callers that are not a connection (publishing, the
 /// timer, a connection's start and end).
-pub(crate) async fn report(inner: &Inner, events: impl IntoIterator<Item = InEvent<NodeId>>) {
-    let decisions = feed(inner, events);
-    carry_out(inner, None, decisions).await;
+pub(crate) async fn report(relayer: &Relayer, events: impl IntoIterator<Item = InEvent<NodeId>>) {
+    let decisions = feed(relayer, events);
+    carry_out(relayer, None, decisions).await;
 }
 
 /// Wake the policy when it asked to be and carry out what it decides then.
-pub(crate) fn spawn_timer(inner: Arc<Inner>) {
-    let tasks = inner.tasks.clone();
+pub(crate) fn spawn_timer(relayer: Relayer) {
+    let tasks = relayer.tasks.clone();
     tasks.spawn("record policy timer", async move {
         loop {
-            let now = inner.elapsed();
-            let sleep = inner
+            let now = relayer.started.elapsed();
+            let sleep = relayer
                 .policy
                 .next_wakeup()
                 .map_or(MAX_TIMER_SLEEP, |at| at.saturating_sub(now))
                 .min(MAX_TIMER_SLEEP);
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
+                _ = relayer.tasks.cancelled() => return,
                 // A new wake-up time: look again.
-                _ = inner.policy.timer_woken() => continue,
+                _ = relayer.policy.timer_woken() => continue,
                 _ = tokio::time::sleep(sleep) => {}
             }
-            report(&inner, [InEvent::Tick]).await;
+            report(&relayer, [InEvent::Tick]).await;
         }
     });
 }

@@ -18,14 +18,43 @@ use kolokol_core::policy::InEvent;
 use kolokol_core::record::{InfoHash, RecordId, SignedRecord, ValidationContext, validate_record};
 use kolokol_core::replication::push::{PublisherPush, PushAction, PushConfig};
 use kolokol_store::TorrentState;
+use kolokol_transfer::Engine;
 use kolokol_wire::Message;
 use kolokol_wire::message::MAX_HOLDING;
 use tokio::sync::mpsc;
 
+use crate::admission::Admission;
+use crate::cache::Cache;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
-use crate::context::Inner;
+use crate::discovery::Discovery;
 use crate::error::ApiError;
+use crate::fetch::Fetcher;
+use crate::peers::PeerRegistry;
+use crate::record_policy::RecordPolicyOwner;
+use crate::relaying::Relayer;
+use crate::replicas::Replication;
 use crate::replicas::{PushEvent, ReplicationSlot};
+use crate::tasks::Tasks;
+
+/// What publisher push and replica bookkeeping use: the replication owner, the peers asked to hold a record, the
+/// catalog and admission (records pushed to this node), the engine and the cache (data held for others), and the
+/// drivers it hands work to. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Replicator {
+    pub tasks: Tasks,
+    pub replication: Arc<Replication>,
+    pub catalog: Arc<CatalogService>,
+    pub peers: Arc<PeerRegistry>,
+    pub policy: Arc<RecordPolicyOwner>,
+    pub admission: Arc<Admission>,
+    pub engine: Arc<Engine>,
+    pub cache: Arc<Cache>,
+    pub network: String,
+    pub discovery: Discovery,
+    pub fetcher: Fetcher,
+    pub relayer: Relayer,
+}
 
 /// Complete publications listed to a peer right after connecting (the newest ones).
 const HOLDING_ON_CONNECT: usize = 1024;
@@ -37,22 +66,28 @@ const HELD_BACK_KEY: &str = "held_back";
 
 /// After a publish: announce at once, or hold the record back and ask peers to replicate first. Returns whether the
 /// publication was announced already.
-pub(crate) async fn after_publish(inner: &Arc<Inner>, record: &SignedRecord) -> bool {
-    hold_back_or_announce(inner, record, unix_now()).await
+pub(crate) async fn after_publish(replicator: &Replicator, record: &SignedRecord) -> bool {
+    hold_back_or_announce(replicator, record, unix_now()).await
 }
 
 /// [`after_publish`] for a push that began at `started` (earlier, if an earlier run of the node began it).
-async fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, started: u64) -> bool {
-    let config = &inner.replication.config;
+async fn hold_back_or_announce(
+    replicator: &Replicator,
+    record: &SignedRecord,
+    started: u64,
+) -> bool {
+    let config = &replicator.replication.config;
     if config.replicas == 0 {
-        announce(inner, record).await;
+        announce(replicator, record).await;
         return true;
     }
     let infohash = record.body().infohash;
-    let events = inner.replication.hold_back(record.id(), infohash, started);
+    let events = replicator
+        .replication
+        .hold_back(record.id(), infohash, started);
     // The record policy keeps it from peers (no push, no offer, no answer) until it is released.
     crate::relaying::report(
-        inner,
+        &replicator.relayer,
         [InEvent::Published {
             id: record.id(),
             hold_back: true,
@@ -63,28 +98,34 @@ async fn hold_back_or_announce(inner: &Arc<Inner>, record: &SignedRecord, starte
         // The same bytes published again while the first push still runs: that push announces both.
         return false;
     };
-    save_held_back(inner).await;
+    save_held_back(replicator).await;
     let push_config = PushConfig {
         replicas_wanted: config.replicas,
         announce_timeout_secs: config.announce_timeout.as_secs(),
         ask_timeout_secs: config.ask_timeout.as_secs().max(1),
     };
-    inner.tasks.spawn(
+    replicator.tasks.spawn(
         "publisher push",
-        drive_push(inner.clone(), record.clone(), push_config, started, events),
+        drive_push(
+            replicator.clone(),
+            record.clone(),
+            push_config,
+            started,
+            events,
+        ),
     );
     false
 }
 
 /// Make a publication known: push its record to the connected peers, put the author's feed head and announce the
 /// torrent in the DHT.
-async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
+async fn announce(replicator: &Replicator, record: &SignedRecord) {
     let infohash = record.body().infohash;
-    inner.replication.end_push(&infohash);
-    let held = inner.replication.held_back_ids();
+    replicator.replication.end_push(&infohash);
+    let held = replicator.replication.held_back_ids();
     // Every held-back record of this infohash goes out together (the same bytes published twice).
     let own = record.id();
-    let others: Vec<SignedRecord> = inner
+    let others: Vec<SignedRecord> = replicator
         .catalog
         .run(move |catalog| {
             let mut others = Vec::new();
@@ -105,14 +146,14 @@ async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
     let released: Vec<RecordId> = std::iter::once(own)
         .chain(others.iter().map(|r| r.id()))
         .collect();
-    inner.replication.release(&released);
-    save_held_back(inner).await;
+    replicator.replication.release(&released);
+    save_held_back(replicator).await;
     // The record policy sends it (and any held-back twin) to its pick of the connected peers: released if it was
     // held back, published now if not (`--replicas 0`).
     let events: Vec<InEvent<NodeId>> = released
         .iter()
         .map(|&id| {
-            if inner.policy.is_held_back(&id) {
+            if replicator.policy.is_held_back(&id) {
                 InEvent::Released { id }
             } else {
                 InEvent::Published {
@@ -122,21 +163,21 @@ async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
             }
         })
         .collect();
-    crate::relaying::report(inner, events).await;
+    crate::relaying::report(&replicator.relayer, events).await;
     // The publisher holds every piece too: peers count it among the full copies.
-    broadcast_holding(inner, infohash);
-    crate::discovery::spawn_feed_put(inner.clone(), record.id());
-    let inner = inner.clone();
-    let tasks = inner.tasks.clone();
+    broadcast_holding(replicator, infohash);
+    crate::discovery::spawn_feed_put(replicator.discovery.clone(), record.id());
+    let replicator = replicator.clone();
+    let tasks = replicator.tasks.clone();
     tasks.spawn("announce a publication", async move {
-        crate::discovery::announce_torrent(&inner, infohash).await
+        crate::discovery::announce_torrent(&replicator.discovery, infohash).await
     });
     tracing::info!(id = %record.id(), %infohash, "publication announced");
 }
 
-async fn save_held_back(inner: &Inner) {
-    let saved = inner.replication.held_back_text();
-    let written = inner
+async fn save_held_back(replicator: &Replicator) {
+    let saved = replicator.replication.held_back_text();
+    let written = replicator
         .catalog
         .run(move |c| c.set_setting(HELD_BACK_KEY, &saved))
         .await;
@@ -147,8 +188,11 @@ async fn save_held_back(inner: &Inner) {
 
 /// At start: publications still held back when the node stopped are held back again and peers are asked again; the
 /// announce time-out still counts from when the push first began.
-pub(crate) async fn resume_held_back(inner: &Arc<Inner>) {
-    let saved = inner.catalog.run(|c| c.get_setting(HELD_BACK_KEY)).await;
+pub(crate) async fn resume_held_back(replicator: &Replicator) {
+    let saved = replicator
+        .catalog
+        .run(|c| c.get_setting(HELD_BACK_KEY))
+        .await;
     let saved = match saved {
         Ok(saved) => saved.unwrap_or_default(),
         Err(error) => {
@@ -157,17 +201,17 @@ pub(crate) async fn resume_held_back(inner: &Arc<Inner>) {
         }
     };
     for (id, started) in crate::replicas::parse_held_back(&saved, unix_now()) {
-        let record = inner.catalog.run(move |c| c.get_record(&id)).await;
+        let record = replicator.catalog.run(move |c| c.get_record(&id)).await;
         if let Ok(Some(record)) = record {
             tracing::info!(%id, started, "publication still waits for a replica; asking peers again");
-            hold_back_or_announce(inner, &record, started).await;
+            hold_back_or_announce(replicator, &record, started).await;
         }
     }
-    save_held_back(inner).await;
+    save_held_back(replicator).await;
 }
 
 async fn drive_push(
-    inner: Arc<Inner>,
+    replicator: Replicator,
     record: SignedRecord,
     config: PushConfig,
     started: u64,
@@ -180,9 +224,9 @@ async fn drive_push(
     loop {
         let now = unix_now();
         tokio::select! {
-            _ = inner.tasks.cancelled() => return,
+            _ = replicator.tasks.cancelled() => return,
             _ = tick.tick() => {
-                push.peers_available(&inner.peers.connected_ids(), now);
+                push.peers_available(&replicator.peers.connected_ids(), now);
                 push.tick(now);
             }
             event = events.recv() => match event {
@@ -197,7 +241,7 @@ async fn drive_push(
                     let message = Message::Replicate {
                         record: record.bytes().to_vec(),
                     };
-                    if inner.peers.send_to(&peer, message) {
+                    if replicator.peers.send_to(&peer, message) {
                         tracing::info!(%peer, %infohash, "asked a peer to replicate");
                     } else {
                         push.peer_gone(&peer, unix_now());
@@ -206,12 +250,12 @@ async fn drive_push(
                 PushAction::Announce => {
                     if !announced {
                         announced = true;
-                        announce(&inner, &record).await;
+                        announce(&replicator, &record).await;
                     }
                 }
                 PushAction::Done => {
                     tracing::info!(%infohash, replicas = push.full_replicas(), "publisher push finished");
-                    inner.replication.end_push(&infohash);
+                    replicator.replication.end_push(&infohash);
                     return;
                 }
             }
@@ -220,26 +264,29 @@ async fn drive_push(
 }
 
 /// A peer holds complete copies of these publications.
-pub(crate) fn on_holding(inner: &Inner, from: &NodeId, infohashes: Vec<[u8; 20]>) {
+pub(crate) fn on_holding(replicator: &Replicator, from: &NodeId, infohashes: Vec<[u8; 20]>) {
     for infohash in infohashes {
-        if let Some(push) = inner.replication.note_holder(InfoHash(infohash), *from) {
+        if let Some(push) = replicator
+            .replication
+            .note_holder(InfoHash(infohash), *from)
+        {
             let _ = push.try_send(PushEvent::Holding(*from));
         }
     }
 }
 
 /// A peer will not replicate a publication of ours.
-pub(crate) fn on_declined(inner: &Inner, from: &NodeId, infohash: [u8; 20]) {
-    let push = inner.replication.push_of(&InfoHash(infohash));
+pub(crate) fn on_declined(replicator: &Replicator, from: &NodeId, infohash: [u8; 20]) {
+    let push = replicator.replication.push_of(&InfoHash(infohash));
     if let Some(push) = push {
         let _ = push.try_send(PushEvent::Declined(*from));
     }
 }
 
 /// A publisher asks us to replicate. Returns false when the record itself is invalid (held against the peer).
-pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u8>) -> bool {
+pub(crate) async fn on_replicate(replicator: &Replicator, from: &NodeId, bytes: Vec<u8>) -> bool {
     let ctx = ValidationContext {
-        network: inner.network.clone(),
+        network: replicator.network.clone(),
         now_unix: unix_now(),
     };
     let record = match validate_record(&bytes, &ctx) {
@@ -252,16 +299,16 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
     let infohash = record.body().infohash;
     let decline = |reason: &str| {
         tracing::info!(peer = %from, %infohash, reason, "declined to replicate");
-        inner.peers.send_to(
+        replicator.peers.send_to(
             from,
             Message::Decline {
                 infohash: infohash.0,
             },
         );
     };
-    let rules = inner.admission.rules(true);
+    let rules = replicator.admission.rules(true);
     let judged = record.clone();
-    let admitted = inner
+    let admitted = replicator
         .catalog
         .run(move |catalog| {
             let admitted = crate::admission::admit(catalog, rules, &judged, unix_now());
@@ -279,15 +326,15 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
             return true;
         }
     };
-    if record.body().total_size() > inner.cache.quota() {
+    if record.body().total_size() > replicator.cache.quota() {
         decline("larger than this node's cache quota");
         return true;
     }
     if let Some(row) = existing
         && row.state == TorrentState::Complete
     {
-        store_replicated(inner, &record).await;
-        inner.peers.send_to(
+        store_replicated(replicator, &record).await;
+        replicator.peers.send_to(
             from,
             Message::Holding {
                 infohashes: vec![infohash.0],
@@ -295,7 +342,7 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
         );
         return true;
     }
-    match inner.replication.start_replicating(infohash) {
+    match replicator.replication.start_replicating(infohash) {
         ReplicationSlot::Taken => {}
         ReplicationSlot::AlreadyRunning => return true,
         ReplicationSlot::Full => {
@@ -303,28 +350,29 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
             return true;
         }
     }
-    let source = inner.peers.bt_addr_of(from);
-    inner
-        .tasks
-        .spawn("replicate", replicate(inner.clone(), *from, record, source));
+    let source = replicator.peers.bt_addr_of(from);
+    replicator.tasks.spawn(
+        "replicate",
+        replicate(replicator.clone(), *from, record, source),
+    );
     true
 }
 
 async fn replicate(
-    inner: Arc<Inner>,
+    replicator: Replicator,
     from: NodeId,
     record: SignedRecord,
     source: Option<SocketAddr>,
 ) {
     let infohash = record.body().infohash;
     tracing::info!(peer = %from, %infohash, "replicating a fresh publication");
-    let outcome = fetch_replica(&inner, &record, source).await;
-    inner.replication.end_replicating(&infohash);
+    let outcome = fetch_replica(&replicator, &record, source).await;
+    replicator.replication.end_replicating(&infohash);
     match outcome {
         Ok(()) => {
-            store_replicated(&inner, &record).await;
+            store_replicated(&replicator, &record).await;
             // `fetch`'s completion already told every connected peer; the publisher may have reconnected since.
-            inner.peers.send_to(
+            replicator.peers.send_to(
                 &from,
                 Message::Holding {
                     infohashes: vec![infohash.0],
@@ -334,7 +382,7 @@ async fn replicate(
         }
         Err(error) => {
             tracing::warn!(peer = %from, %infohash, %error, "replication failed");
-            inner.peers.send_to(
+            replicator.peers.send_to(
                 &from,
                 Message::Decline {
                     infohash: infohash.0,
@@ -345,18 +393,21 @@ async fn replicate(
 }
 
 async fn fetch_replica(
-    inner: &Arc<Inner>,
+    replicator: &Replicator,
     record: &SignedRecord,
     source: Option<SocketAddr>,
 ) -> Result<(), ApiError> {
     let infohash = record.body().infohash;
-    crate::fetch::start_download(inner, record, source.into_iter().collect()).await?;
+    crate::fetch::start_download(&replicator.fetcher, record, source.into_iter().collect()).await?;
     // Finished means the download task has synced the data to disk and the catalog calls it complete (`fetch`): only
     // then is this node a full copy, and only then may it say so (`Holding`) or report it in `status`.
     let wait = async {
-        inner.engine.wait_finished(&infohash.0).await?;
+        replicator.engine.wait_finished(&infohash.0).await?;
         loop {
-            let row = inner.catalog.run(move |c| c.get_torrent(&infohash)).await;
+            let row = replicator
+                .catalog
+                .run(move |c| c.get_torrent(&infohash))
+                .await;
             if let Ok(Some(row)) = row
                 && row.state == TorrentState::Complete
             {
@@ -365,7 +416,7 @@ async fn fetch_replica(
             tokio::time::sleep(COMPLETION_POLL).await;
         }
     };
-    match tokio::time::timeout(inner.replication.config.ask_timeout, wait).await {
+    match tokio::time::timeout(replicator.replication.config.ask_timeout, wait).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(ApiError::internal("downloading the replica", error)),
         Err(_) => Err(ApiError::Unreachable(
@@ -376,9 +427,9 @@ async fn fetch_replica(
 
 /// The replica is complete: the record joins our catalog (only now, so that we are a full seeder before anyone learns
 /// of the publication from us).
-async fn store_replicated(inner: &Inner, record: &SignedRecord) {
+async fn store_replicated(replicator: &Replicator, record: &SignedRecord) {
     let stored = record.clone();
-    let inserted = inner
+    let inserted = replicator
         .catalog
         .run(move |c| c.insert_record(&stored, unix_now()))
         .await;
@@ -392,15 +443,15 @@ async fn store_replicated(inner: &Inner, record: &SignedRecord) {
 }
 
 /// Tell every connected peer that this node now holds a publication complete.
-pub(crate) fn broadcast_holding(inner: &Inner, infohash: InfoHash) {
-    inner.peers.request(Message::Holding {
+pub(crate) fn broadcast_holding(replicator: &Replicator, infohash: InfoHash) {
+    replicator.peers.request(Message::Holding {
         infohashes: vec![infohash.0],
     });
 }
 
 /// The `Holding` messages listing what this node holds complete (the newest first), for a newly connected peer.
-pub(crate) async fn holding_messages(inner: &Inner) -> Vec<Message> {
-    let rows = match inner.catalog.run(|c| c.list_torrents()).await {
+pub(crate) async fn holding_messages(replicator: &Replicator) -> Vec<Message> {
+    let rows = match replicator.catalog.run(|c| c.list_torrents()).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::debug!(%error, "cannot list what this node holds");
@@ -412,7 +463,7 @@ pub(crate) async fn holding_messages(inner: &Inner) -> Vec<Message> {
         .filter(|row| row.state == TorrentState::Complete)
         .collect();
     complete.sort_by_key(|row| std::cmp::Reverse(row.added_at));
-    let held_back: HashSet<InfoHash> = inner.replication.pushing();
+    let held_back: HashSet<InfoHash> = replicator.replication.pushing();
     let infohashes: Vec<[u8; 20]> = complete
         .into_iter()
         .filter(|row| !held_back.contains(&row.infohash))

@@ -3,6 +3,7 @@
 //! torrent, fetched from peers as the reader asks for them.
 
 use kolokol_core::record::{FileEntry, RecordId, SignedRecord};
+
 pub use kolokol_transfer::FileStream;
 use kolokol_transfer::TransferError;
 
@@ -48,12 +49,11 @@ impl Api {
     pub async fn open_file(&self, record_id: &str, index: usize) -> Result<OpenFile, ApiError> {
         let record = self.record_for_file(record_id).await?;
         let entry = file_entry(&record, index)?.clone();
-        let inner = &self.inner;
         let infohash = record.body().infohash;
-        if inner.engine.progress(&infohash.0).is_none() {
-            crate::fetch::start_get(inner, &record.id().to_string(), None).await?;
+        if self.engine.progress(&infohash.0).is_none() {
+            crate::fetch::start_get(&self.fetcher, &record.id().to_string(), None).await?;
         }
-        let reader = inner
+        let reader = self
             .engine
             .open_stream_by_path(&infohash.0, &entry.path)
             .await
@@ -90,7 +90,7 @@ impl Api {
                 "{record_id:?} is not a publication id (64 hex characters)"
             ))
         })?;
-        let record = self.inner.catalog.run(move |c| c.get_record(&id)).await?;
+        let record = self.catalog.run(move |c| c.get_record(&id)).await?;
         record.ok_or_else(|| {
             ApiError::NotFound(format!(
                 "unknown publication {id}: it is not in this node's catalog"

@@ -73,8 +73,7 @@ impl Api {
             .map_err(|e| ApiError::internal("creating the uploads folder", e))?;
         let pending = {
             let root = root.clone();
-            self.inner
-                .tasks
+            self.tasks
                 .spawn_blocking("uploads cleanup", move || remove_stale_uploads(&root))
                 .await
                 .map_err(|e| ApiError::internal("uploads cleanup", e))?
@@ -159,16 +158,19 @@ impl Api {
     }
 
     fn uploads_dir(&self) -> PathBuf {
-        self.inner.dir.root().join("uploads")
+        self.dir.root().join("uploads")
     }
 
     /// Every download and seed this node knows, newest first.
     pub async fn transfers(&self) -> Result<Vec<TransferView>, ApiError> {
-        let mut rows = self.inner.catalog.run(|c| c.list_torrents()).await?;
+        let mut rows = self.catalog.run(|c| c.list_torrents()).await?;
         rows.sort_by_key(|r| std::cmp::Reverse(r.added_at));
         let mut views = Vec::with_capacity(rows.len());
         for row in &rows {
-            views.push(self.inner.transfer_view(&row.infohash, None).await?);
+            views.push(
+                crate::views::transfer_view(&self.catalog, &self.engine, &row.infohash, None)
+                    .await?,
+            );
         }
         Ok(views)
     }
@@ -180,7 +182,6 @@ impl Api {
             .parse()
             .map_err(|_| ApiError::Invalid(format!("{id:?} is not a publication id")))?;
         let record = self
-            .inner
             .catalog
             .run(move |c| c.get_record(&id))
             .await?
@@ -190,9 +191,8 @@ impl Api {
 
     /// Space used by the data directory and free on its disk.
     pub async fn storage(&self) -> StorageView {
-        let root = self.inner.dir.root().to_path_buf();
-        self.inner
-            .tasks
+        let root = self.dir.root().to_path_buf();
+        self.tasks
             .spawn_blocking("storage use", move || StorageView {
                 used_bytes: used_bytes(&root),
                 free_bytes: fs4::available_space(&root).ok(),

@@ -4,8 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use kolokol_core::magnet::Magnet;
-use kolokol_core::record::SignedRecord;
+use kolokol_core::record::{InfoHash, RecordId, SignedRecord};
+use kolokol_transfer::Engine;
 use serde::{Deserialize, Serialize};
+
+use crate::catalog::CatalogService;
+use crate::error::ApiError;
 
 /// `status`: who and where this node is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,4 +222,73 @@ pub struct PeerView {
 /// The last component of a record's '/'-separated path.
 pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// What the engine and the catalog know of one torrent.
+pub(crate) async fn transfer_view(
+    catalog: &CatalogService,
+    engine: &Engine,
+    infohash: &InfoHash,
+    id: Option<RecordId>,
+) -> Result<TransferView, ApiError> {
+    let infohash = *infohash;
+    let (row, first_id) = catalog
+        .run(move |catalog| {
+            let row = catalog.get_torrent(&infohash)?;
+            let first = match id {
+                Some(_) => None,
+                None => catalog
+                    .records_by_infohash(&infohash)?
+                    .first()
+                    .map(|r| r.id()),
+            };
+            Ok((row, first))
+        })
+        .await?;
+    let progress = engine.progress(&infohash.0);
+    if row.is_none() && progress.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no download or seed of {infohash} on this node"
+        )));
+    }
+    let id = id.or(first_id);
+    let name = progress
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .or_else(|| row.as_ref().map(|r| r.name.clone()));
+    let path = match (&row, &name) {
+        (Some(row), Some(name)) => Some(row.output_dir.join(name)),
+        _ => None,
+    };
+    let complete_in_store = row
+        .as_ref()
+        .is_some_and(|r| r.state == kolokol_store::TorrentState::Complete);
+    Ok(TransferView {
+        infohash: infohash.to_string(),
+        id: id.map(|id| id.to_string()),
+        name,
+        path,
+        state: progress
+            .as_ref()
+            .map_or_else(|| "stopped".to_owned(), |p| state_name(p.state).to_owned()),
+        total_bytes: progress.as_ref().map_or(0, |p| p.total_bytes),
+        have_bytes: progress.as_ref().map_or(0, |p| p.have_bytes),
+        finished: progress.as_ref().map_or(complete_in_store, |p| p.finished),
+        peers: progress.as_ref().map_or(0, |p| p.peers as usize),
+        download_bps: progress.as_ref().map_or(0, |p| p.download_rate),
+        upload_bps: progress.as_ref().map_or(0, |p| p.upload_rate),
+        error: progress.and_then(|p| p.error),
+    })
+}
+
+fn state_name(state: kolokol_transfer::TorrentState) -> &'static str {
+    use kolokol_transfer::TorrentState::*;
+    match state {
+        Resolving => "resolving",
+        Checking => "checking",
+        Downloading => "downloading",
+        Seeding => "seeding",
+        Paused => "paused",
+        Failed => "failed",
+    }
 }

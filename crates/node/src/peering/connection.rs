@@ -10,8 +10,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ConnectionError, OUTBOX, chain};
-use crate::context::Inner;
+use super::Peering;
+use super::conduct::Misconduct;
+use super::{ConnectionError, OUTBOX};
 
 /// Messages read ahead of the connection task.
 const INBOX: usize = 8;
@@ -28,7 +29,7 @@ pub(super) struct Control {
 /// One live connection, as the policy handlers (`serve.rs`) see it: where to write, whom to, and the per-connection
 /// state they keep.
 pub(super) struct Link<W> {
-    pub inner: Arc<Inner>,
+    pub peering: Peering,
     pub writer: WireWriter<W>,
     pub remote_id: NodeId,
     /// The address we dialled (outbound) or the remote socket address (inbound).
@@ -47,7 +48,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
 /// Drive one connection until it ends. The reader runs in its own task (a wire read is not cancel-safe), feeding a
 /// small bounded channel; this task owns the writer, the exchange and the keepalive.
 pub(super) async fn run_connection<R, W>(
-    inner: &Arc<Inner>,
+    peering: &Peering,
     mut reader: WireReader<R>,
     writer: WireWriter<W>,
     remote_id: NodeId,
@@ -65,7 +66,7 @@ where
     } = control;
     let (inbox_tx, mut inbox) = mpsc::channel(INBOX);
     let read_cancel = cancel.clone();
-    inner.tasks.spawn("connection reader", async move {
+    peering.tasks.spawn("connection reader", async move {
         loop {
             let message = tokio::select! {
                 _ = read_cancel.cancelled() => return,
@@ -79,7 +80,7 @@ where
     });
 
     let mut link = Link {
-        inner: inner.clone(),
+        peering: peering.clone(),
         writer,
         remote_id,
         addr: addr.to_owned(),
@@ -88,11 +89,11 @@ where
     };
     // The catalog travels by range reconciliation (O(d log n) bytes for d differences), which the record policy has
     // the dialing side start as soon as the peer's hello has opened the connection.
-    let mut exchange = Exchange::new().with_bt_port(inner.peers.bt_port());
+    let mut exchange = Exchange::new().with_bt_port(peering.peers.bt_port());
     for message in exchange.start() {
         link.send(&message).await?;
     }
-    let mut keepalive = tokio::time::interval(inner.wire_config.keepalive_interval());
+    let mut keepalive = tokio::time::interval(peering.wire_config.keepalive_interval());
     keepalive.tick().await;
     let mut nonce = 0u64;
     loop {
@@ -120,7 +121,7 @@ where
                 let message = match received {
                     Some(Ok(message)) => message,
                     Some(Err(error @ (WireError::MessageTooLarge { .. } | WireError::Message(_)))) => {
-                        return Err(link.misbehaved(chain(&error)));
+                        return Err(link.misbehaved(Misconduct::Malformed(error)));
                     }
                     Some(Err(error)) => return Err(error.into()),
                     None => return Ok(()),
@@ -128,7 +129,7 @@ where
                 let had_hello = exchange.peer_hello().is_some();
                 let actions = exchange
                     .handle(message)
-                    .map_err(|e| link.misbehaved(format!("protocol violation: {e}")))?;
+                    .map_err(|e| link.misbehaved(Misconduct::Protocol(e)))?;
                 if !had_hello && let Some(hello) = exchange.peer_hello() {
                     link.note_hello(hello.bt_port).await;
                 }

@@ -7,9 +7,9 @@ use kolokol_core::keys::NodeId;
 use kolokol_core::policy::Verdict;
 use kolokol_core::record::{RecordId, ValidationContext, validate_record};
 
+use super::Peering;
 use crate::admission::{Refusal, admit};
 use crate::clock::unix_now;
-use crate::context::Inner;
 
 /// What became of one record from a peer.
 pub(super) struct Arrival {
@@ -25,13 +25,13 @@ pub(super) struct Arrival {
 /// not held against the peer; a record this node could not check or store (a database error: admission fails
 /// closed) is [`Verdict::Unchecked`], which the policy does not remember, so it can be fetched again.
 pub(super) async fn store_incoming(
-    inner: &Inner,
+    peering: &Peering,
     from: &NodeId,
     records: Vec<Vec<u8>>,
 ) -> Vec<Arrival> {
     let now_unix = unix_now();
     let ctx = ValidationContext {
-        network: inner.network.clone(),
+        network: peering.network.clone(),
         now_unix,
     };
     let mut arrivals = Vec::with_capacity(records.len());
@@ -40,7 +40,7 @@ pub(super) async fn store_incoming(
         match validate_record(&bytes, &ctx) {
             Ok(record) => valid.push(record),
             Err(error) => {
-                inner.admission.invalid();
+                peering.admission.invalid();
                 tracing::warn!(peer = %from, %error, "refused an invalid record");
                 arrivals.push(Arrival {
                     id: RecordId::of_signed_bytes(&bytes),
@@ -59,8 +59,8 @@ pub(super) async fn store_incoming(
         .map(|r| (r.id(), age_of(r.body().created)))
         .collect();
     // Admission and storage of the whole batch are one job on the catalog thread.
-    let rules = inner.admission.rules(true);
-    let judged = inner
+    let rules = peering.admission.rules(true);
+    let judged = peering
         .catalog
         .run(move |catalog| {
             let now = unix_now();
@@ -92,7 +92,7 @@ pub(super) async fn store_incoming(
             // Admission refusals (blocked, rate, cap) are not held against the peer: it cannot know this node's
             // limits and blocks.
             Err(refusal) => {
-                inner.admission.refused(refusal);
+                peering.admission.refused(refusal);
                 tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
                 verdict_of(refusal)
             }

@@ -32,7 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::peers::MAX_CONNECTIONS;
+
 pub(crate) use conduct::MAX_BAD_RECORDS;
+use conduct::Misconduct;
 pub(crate) use views::peer_views;
 
 use connection::{Control, run_connection};
@@ -40,10 +42,39 @@ use views::view_connected;
 
 use crate::peers::Steering;
 
+use crate::admission::Admission;
+use crate::catalog::CatalogService;
 use crate::clock::unix_now;
-use crate::context::Inner;
 use crate::error::ApiError;
+use crate::fetch::Fetcher;
+use crate::peers::PeerRegistry;
+use crate::record_policy::RecordPolicyOwner;
+use crate::relaying::Relayer;
+use crate::replication::Replicator;
+use crate::tasks::Tasks;
 use crate::views::PeerView;
+use kolokol_core::keys::Keypair;
+use kolokol_wire::WireConfig;
+use std::time::Instant;
+
+/// What the listener, the dialer and every connection use: the peers registry, the catalog served and stored into,
+/// admission and the record policy, and the drivers a connection hands work to. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Peering {
+    pub tasks: Tasks,
+    pub peers: Arc<PeerRegistry>,
+    pub catalog: Arc<CatalogService>,
+    pub admission: Arc<Admission>,
+    pub policy: Arc<RecordPolicyOwner>,
+    pub node_key: Arc<Keypair>,
+    pub network: String,
+    pub wire_config: WireConfig,
+    /// When the node started: the overlay's and the policy's clock.
+    pub started: Instant,
+    pub relayer: Relayer,
+    pub replicator: Replicator,
+    pub fetcher: Fetcher,
+}
 
 /// Messages waiting to be sent on one connection.
 const OUTBOX: usize = 64;
@@ -63,8 +94,12 @@ pub(crate) enum ConnectionError {
     #[error(transparent)]
     Reconcile(#[from] crate::reconciling::SessionError),
     /// The peer broke the protocol or kept sending invalid records; it is refused for `ban`.
-    #[error("{reason}; refused for {} s", .ban.as_secs())]
-    Misbehaved { reason: String, ban: Duration },
+    #[error("{misconduct}; refused for {} s", .ban.as_secs())]
+    Misbehaved {
+        #[source]
+        misconduct: Misconduct,
+        ban: Duration,
+    },
     #[error("connection to this node itself")]
     ToSelf,
     #[error(transparent)]
@@ -72,12 +107,12 @@ pub(crate) enum ConnectionError {
 }
 
 /// Accept kolokol connections until shutdown.
-pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
-    let tasks = inner.tasks.clone();
+pub(crate) fn spawn_listener(peering: Peering, listener: TcpListener) {
+    let tasks = peering.tasks.clone();
     tasks.spawn("wire listener", async move {
         loop {
             let accepted = tokio::select! {
-                _ = inner.tasks.cancelled() => return,
+                _ = peering.tasks.cancelled() => return,
                 accepted = listener.accept() => accepted,
             };
             let (stream, remote) = match accepted {
@@ -89,40 +124,40 @@ pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
                     continue;
                 }
             };
-            if inner.peers.connected_count() >= MAX_CONNECTIONS {
+            if peering.peers.connected_count() >= MAX_CONNECTIONS {
                 tracing::debug!(%remote, "connection limit reached; refusing");
                 continue;
             }
-            let Some(permit) = inner.peers.try_handshake() else {
+            let Some(permit) = peering.peers.try_handshake() else {
                 tracing::debug!(%remote, "too many handshakes in progress; refusing");
                 continue;
             };
-            if !inner.peers.begin_handshake(remote.ip()) {
+            if !peering.peers.begin_handshake(remote.ip()) {
                 tracing::debug!(%remote, "too many handshakes in progress from this address; refusing");
                 continue;
             }
-            let inner = inner.clone();
-            let tasks = inner.tasks.clone();
+            let peering = peering.clone();
+            let tasks = peering.tasks.clone();
             tasks.spawn("inbound handshake", async move {
                 let result =
-                    handshake(stream, Role::Responder, &inner.node_key, &inner.wire_config).await;
-                inner.peers.end_handshake(remote.ip());
+                    handshake(stream, Role::Responder, &peering.node_key, &peering.wire_config).await;
+                peering.peers.end_handshake(remote.ip());
                 drop(permit);
                 match result {
-                    Ok((_, _, remote_id)) if inner.peers.bans().is_banned(&remote_id, inner.elapsed()) => {
+                    Ok((_, _, remote_id)) if peering.peers.bans().is_banned(&remote_id, peering.started.elapsed()) => {
                         tracing::debug!(%remote, peer = %remote_id, "refusing a banned peer");
                     }
                     Ok((reader, writer, remote_id)) => {
-                        if let Err(refusal) = inner
+                        if let Err(refusal) = peering
                             .peers.overlay()
-                            .inbound_connected(remote_id, inner.elapsed())
+                            .inbound_connected(remote_id, peering.started.elapsed())
                         {
                             tracing::debug!(%remote, ?refusal, "inbound connection not kept");
                             return;
                         }
-                        inner.peers.reached();
+                        peering.peers.reached();
                         if let Err(error) = start_connection(
-                            &inner,
+                            &peering,
                             reader,
                             writer,
                             remote_id,
@@ -143,8 +178,8 @@ pub(crate) fn spawn_listener(inner: Arc<Inner>, listener: TcpListener) {
 
 /// Put the peers remembered from earlier runs into the overlay, then dial what the overlay says, whenever it may
 /// have something new to say (an address was heard, a connection closed, a backoff expired).
-pub(crate) async fn spawn_dialer(inner: Arc<Inner>) {
-    let known = match inner.catalog.run(|c| c.list_peers()).await {
+pub(crate) async fn spawn_dialer(peering: Peering) {
+    let known = match peering.catalog.run(|c| c.list_peers()).await {
         Ok(known) => known,
         Err(error) => {
             tracing::warn!(%error, "cannot read the remembered peers");
@@ -158,27 +193,32 @@ pub(crate) async fn spawn_dialer(inner: Arc<Inner>) {
             } else {
                 Source::Cache
             };
-            let _ = inner
-                .peers
-                .overlay()
-                .heard_of(addr, source, peer.node_id, inner.elapsed());
+            let _ = peering.peers.overlay().heard_of(
+                addr,
+                source,
+                peer.node_id,
+                peering.started.elapsed(),
+            );
         }
     }
-    let tasks = inner.tasks.clone();
+    let tasks = peering.tasks.clone();
     tasks.spawn("dialer", async move {
         loop {
-            let now = inner.elapsed();
+            let now = peering.started.elapsed();
             let (dials, wakeup) = {
-                let mut overlay = inner.peers.overlay();
+                let mut overlay = peering.peers.overlay();
                 let dials = overlay.dials(now);
                 (dials, overlay.next_wakeup(now))
             };
             for addr in dials {
-                let inner = inner.clone();
-                let tasks = inner.tasks.clone();
+                let peering = peering.clone();
+                let tasks = peering.tasks.clone();
                 tasks.spawn("dial", async move {
-                    if let Err(error) = dial(&inner, addr, false).await {
-                        inner.peers.overlay().dial_failed(&addr, inner.elapsed());
+                    if let Err(error) = dial(&peering, addr, false).await {
+                        peering
+                            .peers
+                            .overlay()
+                            .dial_failed(&addr, peering.started.elapsed());
                         tracing::info!(%addr, %error, "dial failed");
                     }
                 });
@@ -187,8 +227,8 @@ pub(crate) async fn spawn_dialer(inner: Arc<Inner>) {
                 .map_or(REDIAL_INTERVAL, |at| at.saturating_sub(now))
                 .clamp(Duration::from_millis(50), REDIAL_INTERVAL);
             tokio::select! {
-                _ = inner.tasks.cancelled() => return,
-                _ = inner.peers.dialer_woken() => {}
+                _ = peering.tasks.cancelled() => return,
+                _ = peering.peers.dialer_woken() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
@@ -196,24 +236,25 @@ pub(crate) async fn spawn_dialer(inner: Arc<Inner>) {
 }
 
 /// `peer add`: connect now, remember the address, and report the peer.
-pub(crate) async fn add_peer(inner: &Arc<Inner>, addr: &str) -> Result<PeerView, ApiError> {
+pub(crate) async fn add_peer(peering: &Peering, addr: &str) -> Result<PeerView, ApiError> {
     let addr = addr.trim();
     let resolved = resolve(addr).await?;
     let canonical = resolved.to_string();
     let remembered = canonical.clone();
-    inner
+    peering
         .catalog
         .run(move |c| c.add_peer(&remembered, true))
         .await?;
-    let _ = inner
-        .peers
-        .overlay()
-        .heard_of(resolved, Source::User, None, inner.elapsed());
-    if let Some(id) = inner.peers.is_connected_to(&canonical) {
-        return Ok(view_connected(inner, &canonical, id));
+    let _ =
+        peering
+            .peers
+            .overlay()
+            .heard_of(resolved, Source::User, None, peering.started.elapsed());
+    if let Some(id) = peering.peers.is_connected_to(&canonical) {
+        return Ok(view_connected(peering, &canonical, id));
     }
-    let id = dial(inner, resolved, true).await?;
-    Ok(view_connected(inner, &canonical, id))
+    let id = dial(peering, resolved, true).await?;
+    Ok(view_connected(peering, &canonical, id))
 }
 
 async fn resolve(addr: &str) -> Result<SocketAddr, ApiError> {
@@ -234,13 +275,13 @@ async fn resolve(addr: &str) -> Result<SocketAddr, ApiError> {
 
 /// Connect, handshake and start the connection tasks. Returns the peer's node id. `by_user`: the user asked for
 /// this connection, so it is kept even when the overlay has no room for it.
-async fn dial(inner: &Arc<Inner>, addr: SocketAddr, by_user: bool) -> Result<NodeId, ApiError> {
+async fn dial(peering: &Peering, addr: SocketAddr, by_user: bool) -> Result<NodeId, ApiError> {
     let text = addr.to_string();
-    let result = dial_inner(inner, addr, by_user).await;
+    let result = dial_inner(peering, addr, by_user).await;
     let noted = match &result {
         Ok(id) => {
             let id = *id;
-            inner
+            peering
                 .catalog
                 .run(move |catalog| {
                     catalog.add_peer(&text, by_user)?;
@@ -250,7 +291,7 @@ async fn dial(inner: &Arc<Inner>, addr: SocketAddr, by_user: bool) -> Result<Nod
         }
         Err(error) => {
             let error = error.to_string();
-            inner
+            peering
                 .catalog
                 .run(move |catalog| catalog.peer_failed(&text, &error))
                 .await
@@ -263,11 +304,11 @@ async fn dial(inner: &Arc<Inner>, addr: SocketAddr, by_user: bool) -> Result<Nod
 }
 
 async fn dial_inner(
-    inner: &Arc<Inner>,
+    peering: &Peering,
     addr: SocketAddr,
     by_user: bool,
 ) -> Result<NodeId, ApiError> {
-    if inner.peers.connected_count() >= MAX_CONNECTIONS {
+    if peering.peers.connected_count() >= MAX_CONNECTIONS {
         return Err(ApiError::Unreachable(format!(
             "already connected to {MAX_CONNECTIONS} peers, the most this node keeps"
         )));
@@ -276,7 +317,7 @@ async fn dial_inner(
         .await
         .map_err(|_| ApiError::Unreachable(format!("cannot connect to {addr}: timed out")))?
         .map_err(|e| ApiError::Unreachable(format!("cannot connect to {addr}: {e}")))?;
-    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &inner.node_key, &inner.wire_config)
+    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &peering.node_key, &peering.wire_config)
         .await
         .map_err(|e| {
             ApiError::Unreachable(format!(
@@ -284,24 +325,32 @@ async fn dial_inner(
                 chain(&e)
             ))
         })?;
-    if remote_id == inner.node_key.public() {
-        inner.peers.overlay().forget(&addr);
+    if remote_id == peering.node_key.public() {
+        peering.peers.overlay().forget(&addr);
         return Err(ApiError::Invalid(format!("{addr} is this node itself")));
     }
-    if inner.peers.bans().is_banned(&remote_id, inner.elapsed()) {
+    if peering
+        .peers
+        .bans()
+        .is_banned(&remote_id, peering.started.elapsed())
+    {
         return Err(ApiError::Unreachable(format!(
             "{addr} misbehaved earlier and is refused for a while"
         )));
     }
-    if inner.peers.is_connected(&remote_id) {
+    if peering.peers.is_connected(&remote_id) {
         // Already connected to that node through another address: keep the existing connection.
-        inner.peers.overlay().dial_failed(&addr, inner.elapsed());
+        peering
+            .peers
+            .overlay()
+            .dial_failed(&addr, peering.started.elapsed());
         return Ok(remote_id);
     }
-    let admitted = inner
-        .peers
-        .overlay()
-        .outbound_connected(addr, remote_id, inner.elapsed());
+    let admitted =
+        peering
+            .peers
+            .overlay()
+            .outbound_connected(addr, remote_id, peering.started.elapsed());
     if let Err(refusal) = admitted
         && !by_user
     {
@@ -309,14 +358,14 @@ async fn dial_inner(
             "{addr}: not kept ({refusal:?})"
         )));
     }
-    start_connection(inner, reader, writer, remote_id, addr.to_string(), true)
+    start_connection(peering, reader, writer, remote_id, addr.to_string(), true)
         .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
     Ok(remote_id)
 }
 
 /// Register a connection that finished its handshake and spawn its tasks.
 fn start_connection<R, W>(
-    inner: &Arc<Inner>,
+    peering: &Peering,
     reader: WireReader<R>,
     writer: WireWriter<W>,
     remote_id: NodeId,
@@ -327,28 +376,28 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    if remote_id == inner.node_key.public() {
+    if remote_id == peering.node_key.public() {
         return Err(ConnectionError::ToSelf);
     }
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
     let reconcile_now = Arc::new(tokio::sync::Notify::new());
-    let cancel = inner.tasks.token().child_token();
+    let cancel = peering.tasks.token().child_token();
     let steering = Steering {
         outbox: outbox_tx,
         reconcile_now: reconcile_now.clone(),
         cancel: cancel.clone(),
     };
-    let serial = inner
+    let serial = peering
         .peers
         .register(remote_id, addr.clone(), outbound, steering)?;
     tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
-    let inner = inner.clone();
-    let tasks = inner.tasks.clone();
+    let peering = peering.clone();
+    let tasks = peering.tasks.clone();
     // Graceful: the connection shuts its writer down and leaves the registry when the token fires.
     tasks.spawn_graceful("connection", async move {
         // The policy may ask for a reconciliation at once (we dialled): it starts when the connection is open.
         crate::relaying::report(
-            &inner,
+            &peering.relayer,
             [InEvent::PeerUp {
                 peer: remote_id,
                 outbound,
@@ -356,7 +405,7 @@ where
         )
         .await;
         let result = run_connection(
-            &inner,
+            &peering,
             reader,
             writer,
             remote_id,
@@ -369,8 +418,12 @@ where
         )
         .await;
         cancel.cancel();
-        if inner.peers.unregister(&remote_id, serial, inner.elapsed()) {
-            crate::relaying::report(&inner, [InEvent::PeerDown { peer: remote_id }]).await;
+        if peering
+            .peers
+            .unregister(&remote_id, serial, peering.started.elapsed())
+        {
+            crate::relaying::report(&peering.relayer, [InEvent::PeerDown { peer: remote_id }])
+                .await;
         }
         match result {
             Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),

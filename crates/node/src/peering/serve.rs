@@ -4,7 +4,6 @@
 //! messages. One named handler per action.
 
 use std::net::SocketAddr;
-
 use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
@@ -14,6 +13,7 @@ use kolokol_wire::{ExchangeAction, Message, pack_records};
 use tokio::io::AsyncWrite;
 
 use super::ConnectionError;
+use super::conduct::Misconduct;
 use super::connection::Link;
 
 impl<W: AsyncWrite + Unpin> Link<W> {
@@ -30,11 +30,19 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             }
             ExchangeAction::Replicate(record) => self.on_replicate(record).await,
             ExchangeAction::Declined(infohash) => {
-                crate::replication::on_declined(&self.inner, &self.remote_id, infohash);
+                crate::replication::on_declined(
+                    &self.peering.replicator,
+                    &self.remote_id,
+                    infohash,
+                );
                 Ok(())
             }
             ExchangeAction::Holding(infohashes) => {
-                crate::replication::on_holding(&self.inner, &self.remote_id, infohashes);
+                crate::replication::on_holding(
+                    &self.peering.replicator,
+                    &self.remote_id,
+                    infohashes,
+                );
                 Ok(())
             }
             ExchangeAction::Opened => self.on_opened().await,
@@ -45,32 +53,37 @@ impl<W: AsyncWrite + Unpin> Link<W> {
     /// refused and counts what is invalid.
     async fn on_records_received(&mut self, records: Vec<Vec<u8>>) -> Result<(), ConnectionError> {
         let from = self.remote_id;
-        let arrivals = super::incoming::store_incoming(&self.inner, &from, records).await;
+        let arrivals = super::incoming::store_incoming(&self.peering, &from, records).await;
         let events = arrivals.into_iter().map(|arrival| InEvent::Received {
             from,
             id: arrival.id,
             age: arrival.age,
             verdict: arrival.verdict,
         });
-        let decisions = crate::relaying::feed(&self.inner, events);
+        let decisions = crate::relaying::feed(&self.peering.relayer, events);
         self.carry_out(decisions).await
     }
 
     /// The peer asked for records by id: the policy answers (never a held-back record).
     async fn serve_fetch(&mut self, ids: Vec<RecordId>) -> Result<(), ConnectionError> {
         let from = self.remote_id;
-        let decisions = crate::relaying::feed(&self.inner, [InEvent::Requested { from, ids }]);
+        let decisions =
+            crate::relaying::feed(&self.peering.relayer, [InEvent::Requested { from, ids }]);
         self.carry_out(decisions).await
     }
 
     /// The peer announced records by id (`have`): the policy fetches those the store lacks.
     async fn on_announced(&mut self, ids: Vec<RecordId>) -> Result<(), ConnectionError> {
-        let missing = self.inner.catalog.run(move |c| c.missing_ids(&ids)).await?;
+        let missing = self
+            .peering
+            .catalog
+            .run(move |c| c.missing_ids(&ids))
+            .await?;
         let from = self.remote_id;
         let events = missing
             .into_iter()
             .map(|id| InEvent::Announced { from, id });
-        let decisions = crate::relaying::feed(&self.inner, events);
+        let decisions = crate::relaying::feed(&self.peering.relayer, events);
         self.carry_out(decisions).await
     }
 
@@ -79,7 +92,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         author: kolokol_core::keys::AuthorId,
     ) -> Result<(), ConnectionError> {
         let found = self
-            .inner
+            .peering
             .catalog
             .run(move |c| {
                 c.author_record_bytes(&author, kolokol_wire::message::MAX_AUTHOR_RECORDS as u32)
@@ -87,7 +100,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             .await?;
         // Held-back publications are not served.
         let found = self
-            .inner
+            .peering
             .policy
             .without_held_back(found, |bytes| RecordId::of_signed_bytes(bytes));
         self.send_records(found).await
@@ -95,10 +108,14 @@ impl<W: AsyncWrite + Unpin> Link<W> {
 
     async fn on_reconcile(&mut self, session: u64, frame: &[u8]) -> Result<(), ConnectionError> {
         // A peer that breaks the reconciliation protocol is disconnected, like any violation.
-        let outcome = match self.sessions.handle(&self.inner, session, frame).await {
+        let outcome = match self
+            .sessions
+            .handle(&self.peering.catalog, &self.peering.policy, session, frame)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(error @ crate::reconciling::SessionError::Protocol(_)) => {
-                return Err(self.misbehaved(error.to_string()));
+                return Err(self.misbehaved(Misconduct::Reconciliation(error)));
             }
             Err(error) => return Err(error.into()),
         };
@@ -108,7 +125,7 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         // A hostile peer can make reconciliation name records we hold: only what we lack is needed.
         let need = outcome.need;
         let need = self
-            .inner
+            .peering
             .catalog
             .run(move |c| c.missing_ids(&need))
             .await?;
@@ -121,13 +138,14 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         if outcome.ours_ended {
             events.push(InEvent::ReconcileEnded { peer });
         }
-        let decisions = crate::relaying::feed(&self.inner, events);
+        let decisions = crate::relaying::feed(&self.peering.relayer, events);
         self.carry_out(decisions).await
     }
 
     async fn on_replicate(&mut self, record: Vec<u8>) -> Result<(), ConnectionError> {
         let id = RecordId::of_signed_bytes(&record);
-        if crate::replication::on_replicate(&self.inner, &self.remote_id, record).await {
+        if crate::replication::on_replicate(&self.peering.replicator, &self.remote_id, record).await
+        {
             return Ok(());
         }
         // An invalid record counts against the peer like one pushed.
@@ -137,13 +155,13 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             age: Duration::ZERO,
             verdict: Verdict::Invalid,
         };
-        let decisions = crate::relaying::feed(&self.inner, [event]);
+        let decisions = crate::relaying::feed(&self.peering.relayer, [event]);
         self.carry_out(decisions).await
     }
 
     async fn on_opened(&mut self) -> Result<(), ConnectionError> {
         tracing::info!(peer = %self.remote_id, "connection open");
-        for message in crate::replication::holding_messages(&self.inner).await {
+        for message in crate::replication::holding_messages(&self.peering.replicator).await {
             self.send(&message).await?;
         }
         for message in std::mem::take(&mut self.deferred) {
@@ -154,13 +172,19 @@ impl<W: AsyncWrite + Unpin> Link<W> {
 
     /// Start a reconciliation session (the record policy asked for one with this peer).
     pub async fn start_reconcile(&mut self) -> Result<(), ConnectionError> {
-        match self.sessions.start(&self.inner).await {
+        match self
+            .sessions
+            .start(&self.peering.catalog, &self.peering.policy)
+            .await
+        {
             Ok((session, frame)) => self.send(&Message::Reconcile { session, frame }).await,
             Err(error) => {
                 tracing::warn!(%error, "cannot start a reconciliation");
                 let peer = self.remote_id;
-                let decisions =
-                    crate::relaying::feed(&self.inner, [InEvent::ReconcileEnded { peer }]);
+                let decisions = crate::relaying::feed(
+                    &self.peering.relayer,
+                    [InEvent::ReconcileEnded { peer }],
+                );
                 self.carry_out(decisions).await
             }
         }
@@ -172,13 +196,15 @@ impl<W: AsyncWrite + Unpin> Link<W> {
         if decisions.is_empty() {
             return Ok(());
         }
-        let own = crate::relaying::carry_out(&self.inner, Some(&self.remote_id), decisions).await;
+        let own =
+            crate::relaying::carry_out(&self.peering.relayer, Some(&self.remote_id), decisions)
+                .await;
         for message in &own.messages {
             self.send(message).await?;
         }
         match own.disconnect {
             Some(Misbehaviour::InvalidRecords(count)) => {
-                Err(self.misbehaved(format!("sent {count} invalid records")))
+                Err(self.misbehaved(Misconduct::InvalidRecords(count)))
             }
             None => Ok(()),
         }
@@ -193,12 +219,12 @@ impl<W: AsyncWrite + Unpin> Link<W> {
             return;
         };
         let bt_addr = SocketAddr::new(addr.ip(), bt_port);
-        self.inner.peers.set_bt_addr(&self.remote_id, bt_addr);
-        crate::fetch::offer_peer_to_downloads(&self.inner, bt_addr).await;
+        self.peering.peers.set_bt_addr(&self.remote_id, bt_addr);
+        crate::fetch::offer_peer_to_downloads(&self.peering.fetcher, bt_addr).await;
     }
 
     async fn send_records(&mut self, records: Vec<Vec<u8>>) -> Result<(), ConnectionError> {
-        for message in pack_records(records, self.inner.wire_config.max_message_bytes)? {
+        for message in pack_records(records, self.peering.wire_config.max_message_bytes)? {
             self.send(&message).await?;
         }
         Ok(())

@@ -2,13 +2,13 @@
 
 use kolokol_core::keys::NodeId;
 
+use super::Peering;
 use crate::clock::unix_now;
-use crate::context::Inner;
 use crate::error::ApiError;
 use crate::views::PeerView;
 
-pub(super) fn view_connected(inner: &Inner, addr: &str, id: NodeId) -> PeerView {
-    let connections = inner.peers.connections();
+pub(super) fn view_connected(peering: &Peering, addr: &str, id: NodeId) -> PeerView {
+    let connections = peering.peers.connections();
     let peer = connections.iter().find(|c| c.id == id);
     PeerView {
         addr: addr.to_owned(),
@@ -23,9 +23,9 @@ pub(super) fn view_connected(inner: &Inner, addr: &str, id: NodeId) -> PeerView 
 }
 
 /// Every known peer (from the catalog) and every connected one.
-pub(crate) async fn peer_views(inner: &Inner) -> Result<Vec<PeerView>, ApiError> {
-    let known = inner.catalog.run(|c| c.list_peers()).await?;
-    let connections = inner.peers.connections();
+pub(crate) async fn peer_views(peering: &Peering) -> Result<Vec<PeerView>, ApiError> {
+    let known = peering.catalog.run(|c| c.list_peers()).await?;
+    let connections = peering.peers.connections();
     let mut views = Vec::new();
     let mut shown = std::collections::HashSet::new();
     for row in known {

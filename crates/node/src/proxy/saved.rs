@@ -46,14 +46,59 @@ pub enum SavedError {
     Write(#[from] IdentityError),
     #[error("{path} is larger than {MAX_FILE_BYTES} bytes; it is not a file kolokol wrote")]
     TooLarge { path: String },
-    #[error("{path} is damaged: {reason}")]
-    Damaged { path: String, reason: String },
+    /// (The damage is in the message rather than a source, as for `ProxyStartError`: the CLI prints the chain.)
+    #[error("{path} is damaged: {damage}")]
+    Damaged {
+        path: String,
+        damage: SavedFileDamage,
+    },
     #[error("cannot encode {path}: {source}")]
     Encode {
         path: String,
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// What is wrong with a saved file. Each cause is part of the message, not a source (see [`SavedError::Damaged`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SavedFileDamage {
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("expected 128 hex characters")]
+    BridgeKeyText,
+    #[error("{0}")]
+    BridgeKey(kolokol_proxy::BridgeKeyError),
+    #[error("no key could be generated: {0}")]
+    BridgeKeyGeneration(kolokol_proxy::BridgeKeyError),
+    #[error("more than {MAX_BRIDGES} bridges")]
+    TooManyBridges,
+    #[error("bridge {index}: {cause}")]
+    Bridge {
+        index: usize,
+        cause: kolokol_proxy::InvitationError,
+    },
+    #[error("bridge {0} is listed twice")]
+    BridgeTwice(usize),
+    #[error("more than {MAX_INVITATIONS} invitations")]
+    TooManyInvitations,
+    #[error("invitation {0}: the secret is not 64 hex characters")]
+    InvitationSecret(usize),
+    #[error("invitation {0}: the id does not match the secret")]
+    InvitationId(usize),
+    #[error("invitation {index}: {cause}")]
+    InvitationHost {
+        index: usize,
+        cause: kolokol_core::detour::HostError,
+    },
+    #[error("invitation {0}: port 0")]
+    InvitationPort(usize),
+    #[error("invitation {0} is listed twice")]
+    InvitationTwice(usize),
+    #[error("too many rules")]
+    TooManyRules,
+    #[error("{0}")]
+    Rule(kolokol_core::detour::RuleError),
 }
 
 /// A bridge the user added on this (client) node.
@@ -104,20 +149,20 @@ struct InvitationEntry {
 pub(crate) fn load_or_create_bridge_key(path: &Path) -> Result<BridgeKey, SavedError> {
     match read_capped(path)? {
         Some(bytes) => {
-            let damaged = |reason: String| SavedError::Damaged {
+            let damaged = |damage: SavedFileDamage| SavedError::Damaged {
                 path: path.display().to_string(),
-                reason,
+                damage,
             };
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| damaged("expected 128 hex characters".into()))?;
-            let raw = hex::decode(text.trim())
-                .map_err(|_| damaged("expected 128 hex characters".into()))?;
-            BridgeKey::from_bytes(&raw).map_err(|e| damaged(e.to_string()))
+            let text =
+                std::str::from_utf8(&bytes).map_err(|_| damaged(SavedFileDamage::BridgeKeyText))?;
+            let raw =
+                hex::decode(text.trim()).map_err(|_| damaged(SavedFileDamage::BridgeKeyText))?;
+            BridgeKey::from_bytes(&raw).map_err(|e| damaged(SavedFileDamage::BridgeKey(e)))
         }
         None => {
             let key = BridgeKey::generate().map_err(|e| SavedError::Damaged {
                 path: path.display().to_string(),
-                reason: format!("no key could be generated: {e}"),
+                damage: SavedFileDamage::BridgeKeyGeneration(e),
             })?;
             write_secret_file(path, hex::encode(key.to_bytes()).as_bytes())?;
             Ok(key)
@@ -130,19 +175,23 @@ pub(crate) fn load_bridges(path: &Path) -> Result<Vec<SavedBridge>, SavedError> 
     let Some(entries) = read_json::<Vec<BridgeEntry>>(path)? else {
         return Ok(Vec::new());
     };
-    let damaged = |reason: String| SavedError::Damaged {
+    let damaged = |damage: SavedFileDamage| SavedError::Damaged {
         path: path.display().to_string(),
-        reason,
+        damage,
     };
     if entries.len() > MAX_BRIDGES {
-        return Err(damaged(format!("more than {MAX_BRIDGES} bridges")));
+        return Err(damaged(SavedFileDamage::TooManyBridges));
     }
     let mut out: Vec<SavedBridge> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        let invitation = Invitation::parse(&entry.code)
-            .map_err(|e| damaged(format!("bridge {}: {e}", index + 1)))?;
+        let invitation = Invitation::parse(&entry.code).map_err(|cause| {
+            damaged(SavedFileDamage::Bridge {
+                index: index + 1,
+                cause,
+            })
+        })?;
         if out.iter().any(|b| b.invitation.secret == invitation.secret) {
-            return Err(damaged(format!("bridge {} is listed twice", index + 1)));
+            return Err(damaged(SavedFileDamage::BridgeTwice(index + 1)));
         }
         out.push(SavedBridge {
             invitation,
@@ -168,12 +217,12 @@ pub(crate) fn load_invitations(path: &Path) -> Result<Vec<SavedInvitation>, Save
     let Some(entries) = read_json::<Vec<InvitationEntry>>(path)? else {
         return Ok(Vec::new());
     };
-    let damaged = |reason: String| SavedError::Damaged {
+    let damaged = |damage: SavedFileDamage| SavedError::Damaged {
         path: path.display().to_string(),
-        reason,
+        damage,
     };
     if entries.len() > MAX_INVITATIONS {
-        return Err(damaged(format!("more than {MAX_INVITATIONS} invitations")));
+        return Err(damaged(SavedFileDamage::TooManyInvitations));
     }
     let mut out: Vec<SavedInvitation> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
@@ -181,23 +230,18 @@ pub(crate) fn load_invitations(path: &Path) -> Result<Vec<SavedInvitation>, Save
         let secret: [u8; 32] = hex::decode(entry.secret.trim())
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| {
-                damaged(format!(
-                    "invitation {n}: the secret is not 64 hex characters"
-                ))
-            })?;
+            .ok_or_else(|| damaged(SavedFileDamage::InvitationSecret(n)))?;
         let secret = InviteSecret::from_bytes(secret);
         if secret.id() != entry.id {
-            return Err(damaged(format!(
-                "invitation {n}: the id does not match the secret"
-            )));
+            return Err(damaged(SavedFileDamage::InvitationId(n)));
         }
-        let host = Host::parse(&entry.host).map_err(|e| damaged(format!("invitation {n}: {e}")))?;
+        let host = Host::parse(&entry.host)
+            .map_err(|cause| damaged(SavedFileDamage::InvitationHost { index: n, cause }))?;
         if entry.port == 0 {
-            return Err(damaged(format!("invitation {n}: port 0")));
+            return Err(damaged(SavedFileDamage::InvitationPort(n)));
         }
         if out.iter().any(|i| i.secret == secret) {
-            return Err(damaged(format!("invitation {n} is listed twice")));
+            return Err(damaged(SavedFileDamage::InvitationTwice(n)));
         }
         out.push(SavedInvitation {
             secret,
@@ -231,19 +275,20 @@ pub(crate) fn load_rules(path: &Path) -> Result<Vec<Rule>, SavedError> {
     let Some(entries) = read_json::<Vec<String>>(path)? else {
         return Ok(Vec::new());
     };
-    let damaged = |reason: String| SavedError::Damaged {
+    let damaged = |damage: SavedFileDamage| SavedError::Damaged {
         path: path.display().to_string(),
-        reason,
+        damage,
     };
     if entries.len() > kolokol_core::detour::MAX_RULES {
-        return Err(damaged("too many rules".into()));
+        return Err(damaged(SavedFileDamage::TooManyRules));
     }
     let rules = entries
         .iter()
-        .map(|text| Rule::parse(text).map_err(|e| damaged(e.to_string())))
+        .map(|text| Rule::parse(text).map_err(|e| damaged(SavedFileDamage::Rule(e))))
         .collect::<Result<Vec<Rule>, SavedError>>()?;
     // The same check the running proxy applies (no two rules for one pattern).
-    kolokol_core::detour::Rules::new(rules.clone()).map_err(|e| damaged(e.to_string()))?;
+    kolokol_core::detour::Rules::new(rules.clone())
+        .map_err(|e| damaged(SavedFileDamage::Rule(e)))?;
     Ok(rules)
 }
 
@@ -260,7 +305,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
         .map(Some)
         .map_err(|e| SavedError::Damaged {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            damage: SavedFileDamage::Json(e),
         })
 }
 
