@@ -62,6 +62,7 @@ mod create;
 mod engine;
 mod error;
 mod fastresume;
+pub mod fingerprint;
 pub mod metainfo;
 mod progress;
 mod resolve;
