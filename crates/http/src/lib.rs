@@ -14,6 +14,7 @@ mod guard;
 mod holdings_routes;
 mod proxy_routes;
 mod routes;
+mod torrent_routes;
 mod ui;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 
 pub use error::HttpError;
 pub use guard::TOKEN_HEADER;
+pub use torrent_routes::TORRENT_CONTENT_TYPE;
 pub use routes::router;
 
 /// Serve the API on `listener` until `shutdown` completes.

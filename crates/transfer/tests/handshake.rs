@@ -86,6 +86,34 @@ async fn read_message(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     }
 }
 
+/// Connects to `addr`, sends a plain handshake for `infohash` offering only BEP 10, and returns the 68-byte handshake
+/// and the extension handshake's dictionary that come back.
+async fn exchange(addr: std::net::SocketAddr, infohash: [u8; 20]) -> ([u8; 68], Vec<u8>) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut hello = vec![19u8];
+        hello.extend_from_slice(PSTR);
+        hello.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
+        hello.extend_from_slice(&infohash);
+        hello.extend_from_slice(b"-TR4060-abcdefghijkl");
+        stream.write_all(&hello).await.unwrap();
+
+        let mut answer = [0u8; 68];
+        stream.read_exact(&mut answer).await.unwrap();
+        let mut extended = None;
+        // The extension handshake comes first or after the bitfield (and a few other messages).
+        for _ in 0..8 {
+            let (id, payload) = read_message(&mut stream).await;
+            if id == 20 && payload.first() == Some(&0) {
+                extended = Some(payload[1..].to_vec());
+                break;
+            }
+        }
+        (answer, extended.expect("no extension handshake"))
+    };
+    timeout(Duration::from_secs(30), exchange).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshakes_name_transmission_and_nothing_of_kolokol_or_librqbit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -100,30 +128,7 @@ async fn handshakes_name_transmission_and_nothing_of_kolokol_or_librqbit() {
         .unwrap()
         .unwrap();
 
-    let exchange = async {
-        let mut stream = TcpStream::connect(seeder.listen_addr()).await.unwrap();
-        let mut hello = vec![19u8];
-        hello.extend_from_slice(PSTR);
-        // We offer only the extension protocol (BEP 10), like the seeder's own handshake will show.
-        hello.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
-        hello.extend_from_slice(&created.infohash);
-        hello.extend_from_slice(b"-TR4060-abcdefghijkl");
-        stream.write_all(&hello).await.unwrap();
-
-        let mut answer = [0u8; 68];
-        stream.read_exact(&mut answer).await.unwrap();
-        let mut extended = None;
-        // The extension handshake comes first or right after the bitfield.
-        for _ in 0..4 {
-            let (id, payload) = read_message(&mut stream).await;
-            if id == 20 && payload.first() == Some(&0) {
-                extended = Some(payload[1..].to_vec());
-                break;
-            }
-        }
-        (answer, extended.expect("no extension handshake"))
-    };
-    let (answer, extended) = timeout(Duration::from_secs(30), exchange).await.unwrap();
+    let (answer, extended) = exchange(seeder.listen_addr(), created.infohash).await;
 
     assert_eq!(answer[0], 19);
     assert_eq!(&answer[1..20], PSTR);
@@ -191,4 +196,68 @@ async fn handshakes_name_transmission_and_nothing_of_kolokol_or_librqbit() {
         );
     }
     seeder.shutdown().await;
+}
+
+/// For comparison, what a common client sends on the same probe: Debian's libtorrent (the engine of qBittorrent and
+/// Deluge). It names itself in `v` and sets the fast-extension and DHT bits that librqbit's handshake lacks (SECURITY.md
+/// §10 lists those differences).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_handshake_for_comparison() {
+    use kolokol_testkit::libtorrent::{self, PeerArgs, Seeder};
+    kolokol_testkit::peers::require_libtorrent();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let path = src.join("notes.txt");
+    common::random_file(&path, 100_000);
+    let torrent_path = tmp.path().join("notes.torrent");
+    libtorrent::make_torrent(&path, &torrent_path, 16).unwrap();
+    let torrent = std::fs::read(&torrent_path).unwrap();
+    let infohash = kolokol_transfer::metainfo::infohash_of(&torrent).unwrap();
+    let seeder = Seeder::start(&PeerArgs::seed(&torrent_path, &src).tcp_only()).unwrap();
+
+    // libtorrent closes connections for a torrent it has not finished adding yet: knock until it answers.
+    let mut attempt = 0;
+    let (answer, extended) = loop {
+        attempt += 1;
+        let probe = tokio::spawn(exchange(seeder.addr(), infohash));
+        match probe.await {
+            Ok(answer) => break answer,
+            Err(error) if attempt < 40 => {
+                println!("attempt {attempt}: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("libtorrent never answered: {error}\n{}", seeder.transcript()),
+        }
+    };
+    println!(
+        "libtorrent handshake: reserved {} peer id {:?}",
+        hex::encode(&answer[20..28]),
+        String::from_utf8_lossy(&answer[48..68])
+    );
+    println!(
+        "libtorrent extension handshake: {}",
+        String::from_utf8_lossy(&extended)
+    );
+    assert_eq!(&answer[28..48], &infohash);
+    assert_eq!(answer[25] & 0x10, 0x10, "extension protocol");
+    assert_eq!(answer[27] & 0x04, 0x04, "fast extension");
+    let mut pos = 0;
+    let Ben::Dict(dict) = decode(&extended, &mut pos) else {
+        panic!("extension handshake is not a dictionary")
+    };
+    let Some(Ben::Bytes(v)) = dict.get(&b"v"[..]) else {
+        panic!("libtorrent sent no v")
+    };
+    // (Our driver sets libtorrent's user agent to "kolokol-testkit/libtorrent-<version>"; a stock one says
+    // "libtorrent/<version>", qBittorrent "qBittorrent/<version>".)
+    assert!(
+        String::from_utf8_lossy(v).contains("libtorrent"),
+        "{}",
+        String::from_utf8_lossy(v)
+    );
+    assert_eq!(&answer[48..51], b"-LT", "libtorrent's peer id prefix");
+    for key in ["m", "metadata_size", "reqq", "upload_only", "yourip"] {
+        assert!(dict.contains_key(key.as_bytes()), "libtorrent sent no {key}");
+    }
+    drop(seeder);
 }
