@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 
 pub use error::HttpError;
 pub use guard::TOKEN_HEADER;
-pub use torrent_routes::TORRENT_CONTENT_TYPE;
 pub use routes::router;
+pub use torrent_routes::TORRENT_CONTENT_TYPE;
 
 /// Serve the API on `listener` until `shutdown` completes.
 pub async fn serve(

@@ -11,7 +11,10 @@ mod common;
 
 use common::{HOST, node};
 
-async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, header::HeaderMap, Vec<u8>) {
+async fn send(
+    router: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, header::HeaderMap, Vec<u8>) {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -52,14 +55,23 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
     let file = tmp.path().join("доклад.txt");
     std::fs::write(&file, vec![7u8; 50_000]).unwrap();
     let published = api
-        .publish(serde_json::from_value(serde_json::json!({ "paths": [file], "title": "t" })).unwrap())
+        .publish(
+            serde_json::from_value(serde_json::json!({ "paths": [file], "title": "t" })).unwrap(),
+        )
         .await
         .unwrap();
     let record = api.show(&published.id).await.unwrap();
 
-    let (status, headers, body) = send(&router, get(&format!("/api/v1/records/{}/torrent", published.id))).await;
+    let (status, headers, body) = send(
+        &router,
+        get(&format!("/api/v1/records/{}/torrent", published.id)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers[header::CONTENT_TYPE], kolokol_http::TORRENT_CONTENT_TYPE);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        kolokol_http::TORRENT_CONTENT_TYPE
+    );
     assert_eq!(headers["cross-origin-resource-policy"], "same-origin");
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
@@ -67,11 +79,19 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
         disposition.contains("filename*=UTF-8''%D0%B4%D0%BE%D0%BA%D0%BB%D0%B0%D0%B4.txt.torrent"),
         "{disposition}"
     );
-    assert!(body.starts_with(b"d4:infod"), "{}", String::from_utf8_lossy(&body));
+    assert!(
+        body.starts_with(b"d4:infod"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let info = &body[b"d4:info".len()..body.len() - 1];
     assert_eq!(hex::encode(sha1_of(info)), record.infohash);
 
-    let (status, _, _) = send(&router, get(&format!("/api/v1/records/{}/torrent", "ab".repeat(32)))).await;
+    let (status, _, _) = send(
+        &router,
+        get(&format!("/api/v1/records/{}/torrent", "ab".repeat(32))),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = send(&router, get("/api/v1/records/nonsense/torrent")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -81,7 +101,10 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8(page).unwrap();
     assert!(
-        page.contains(&format!("href=\"/api/v1/records/{}/torrent\"", published.id)),
+        page.contains(&format!(
+            "href=\"/api/v1/records/{}/torrent\"",
+            published.id
+        )),
         "no .torrent link on the page"
     );
 

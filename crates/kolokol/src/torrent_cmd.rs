@@ -28,7 +28,8 @@ fn is_record_id(text: &str) -> bool {
 
 /// Reads a .torrent file, refusing one larger than the node takes before reading it.
 pub fn read_torrent_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let meta = file
         .metadata()
         .with_context(|| format!("cannot read {}", path.display()))?;

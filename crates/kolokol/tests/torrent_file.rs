@@ -49,7 +49,11 @@ fn torrent_file_is_read_by_libtorrent_and_get_downloads_from_it() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&torrent).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "the file names the publication's files");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the file names the publication's files"
+        );
     }
     // Nothing but the info dictionary: no tracker, creator, date or comment naming kolokol or the machine.
     assert!(bytes.starts_with(b"d4:infod") && bytes.ends_with(b"ee"));
@@ -77,7 +81,10 @@ fn torrent_file_is_read_by_libtorrent_and_get_downloads_from_it() {
     let info = libtorrent::torrent_info(&torrent).unwrap();
     assert_eq!(info.infohash, infohash);
     assert_eq!(info.name, "листовка.pdf");
-    assert_eq!(info.files, vec![(3 * 1024 * 1024 + 777, "листовка.pdf".to_owned())]);
+    assert_eq!(
+        info.files,
+        vec![(3 * 1024 * 1024 + 777, "листовка.pdf".to_owned())]
+    );
     assert_eq!((info.trackers, info.creation_date), (0, 0));
     assert!(info.creator.is_empty() && info.comment.is_empty());
     let bt_addr = a.json(&["status"])["bt_addr"].as_str().unwrap().to_owned();
@@ -89,15 +96,30 @@ fn torrent_file_is_read_by_libtorrent_and_get_downloads_from_it() {
         .tcp_only()
         .verify(&file);
     let out = libtorrent::leech(&leech).unwrap();
-    assert!(out.passed(), "libtorrent leech failed:\n{}", out.transcript());
+    assert!(
+        out.passed(),
+        "libtorrent leech failed:\n{}",
+        out.transcript()
+    );
 
     // B knows A (and so its record) but has no data: it cannot write the .torrent yet, and says why.
     let b = NodeProcess::start(&tmp.path().join("b"));
-    let a_wire = a.json(&["status"])["wire_addr"].as_str().unwrap().to_owned();
+    let a_wire = a.json(&["status"])["wire_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     b.json(&["peer", "add", &a_wire]);
     wait_for(Duration::from_secs(30), || b.has_record(&id).then_some(()))
         .unwrap_or_else(|| panic!("record never reached B\nB log:\n{}", b.log()));
-    let missing = stderr_of(&b, &["torrent", &id, "-o", tmp.path().join("b.torrent").to_str().unwrap()]);
+    let missing = stderr_of(
+        &b,
+        &[
+            "torrent",
+            &id,
+            "-o",
+            tmp.path().join("b.torrent").to_str().unwrap(),
+        ],
+    );
     assert!(missing.contains("does not have the metadata"), "{missing}");
     assert!(!tmp.path().join("b.torrent").exists());
 
@@ -113,7 +135,10 @@ fn torrent_file_is_read_by_libtorrent_and_get_downloads_from_it() {
     ]);
     assert_eq!(got["id"], id.as_str(), "{got}");
     assert_eq!(got["infohash"], infohash.as_str());
-    assert_eq!(sha256_file(&out_dir.join("листовка.pdf")), sha256_file(&file));
+    assert_eq!(
+        sha256_file(&out_dir.join("листовка.pdf")),
+        sha256_file(&file)
+    );
     // Now B holds the metadata: its .torrent is byte for byte A's.
     let from_b = tmp.path().join("from-b.torrent");
     b.json(&["torrent", &id, "-o", from_b.to_str().unwrap()]);
@@ -157,15 +182,31 @@ fn bad_torrent_files_get_a_clear_error_and_change_nothing() {
     ];
     for (path, why) in &cases {
         let error = stderr_of(&a, &["get", path.to_str().unwrap(), "--timeout", "5"]);
-        assert!(error.contains(why), "{}: {error:?} should say {why:?}", path.display());
+        assert!(
+            error.contains(why),
+            "{}: {error:?} should say {why:?}",
+            path.display()
+        );
         assert!(error.lines().count() <= 2, "not one clear line: {error}");
     }
     assert_eq!(a.json(&["status"])["transfers"], 0);
     let downloads = a.data_dir.join("downloads");
     let empty = !downloads.exists() || std::fs::read_dir(&downloads).unwrap().next().is_none();
-    assert!(empty, "a refused .torrent left something in {}", downloads.display());
+    assert!(
+        empty,
+        "a refused .torrent left something in {}",
+        downloads.display()
+    );
     // Writing a .torrent of an unknown publication fails the same way.
-    let unknown = stderr_of(&a, &["torrent", &"ab".repeat(32), "-o", tmp.path().join("u.torrent").to_str().unwrap()]);
+    let unknown = stderr_of(
+        &a,
+        &[
+            "torrent",
+            &"ab".repeat(32),
+            "-o",
+            tmp.path().join("u.torrent").to_str().unwrap(),
+        ],
+    );
     assert!(unknown.contains("unknown publication"), "{unknown}");
     assert!(!Path::new(&tmp.path().join("u.torrent")).exists());
 }

@@ -92,7 +92,12 @@ pub(crate) async fn start_get_target(
                 .into_iter()
                 .next();
             torrent = Some(minimal.bytes);
-            (infohash, record.map(|r| r.id()), Some(minimal.name), Vec::new())
+            (
+                infohash,
+                record.map(|r| r.id()),
+                Some(minimal.name),
+                Vec::new(),
+            )
         }
     };
     if let Some(dir) = &out_dir {

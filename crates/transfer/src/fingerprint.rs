@@ -76,7 +76,9 @@ mod tests {
     fn nothing_names_kolokol_or_the_library() {
         for text in [CLIENT_NAME_AND_VERSION.as_bytes(), PEER_ID_PREFIX] {
             let lower = String::from_utf8_lossy(text).to_ascii_lowercase();
-            assert!(!lower.contains("kolokol") && !lower.contains("rqbit") && !lower.contains("rq"));
+            assert!(
+                !lower.contains("kolokol") && !lower.contains("rqbit") && !lower.contains("rq")
+            );
         }
     }
 }

@@ -226,7 +226,10 @@ async fn libtorrent_handshake_for_comparison() {
                 println!("attempt {attempt}: {error}");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(error) => panic!("libtorrent never answered: {error}\n{}", seeder.transcript()),
+            Err(error) => panic!(
+                "libtorrent never answered: {error}\n{}",
+                seeder.transcript()
+            ),
         }
     };
     println!(
@@ -257,7 +260,10 @@ async fn libtorrent_handshake_for_comparison() {
     );
     assert_eq!(&answer[48..51], b"-LT", "libtorrent's peer id prefix");
     for key in ["m", "metadata_size", "reqq", "upload_only", "yourip"] {
-        assert!(dict.contains_key(key.as_bytes()), "libtorrent sent no {key}");
+        assert!(
+            dict.contains_key(key.as_bytes()),
+            "libtorrent sent no {key}"
+        );
     }
     drop(seeder);
 }
