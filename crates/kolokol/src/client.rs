@@ -56,11 +56,10 @@ impl Client {
         self.send_raw(request).await
     }
 
-    /// `POST` of raw bytes with a content type, answered with JSON.
-    pub async fn post_bytes<Q: Serialize, T: DeserializeOwned>(
+    /// `POST` of raw bytes with a content type, answered with JSON. `path` may carry a query string (encoded).
+    pub async fn post_bytes<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &Q,
         content_type: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<T> {
@@ -69,7 +68,6 @@ impl Client {
             .post(format!("{}{path}", self.base))
             .header(kolokol_http::TOKEN_HEADER, self.token()?)
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .query(query)
             .body(body);
         let bytes = self.send_raw(request).await?;
         serde_json::from_slice(&bytes).context("the node's answer is not what this CLI expects")

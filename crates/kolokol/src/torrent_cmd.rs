@@ -55,12 +55,6 @@ pub fn read_torrent_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-#[derive(Serialize)]
-struct GetTorrentQuery<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    out_dir: Option<&'a Path>,
-}
-
 /// Hands a .torrent file to the node (which checks it again: bencode, layout, file names) and starts the download.
 pub async fn start_get(
     client: &Client,
@@ -69,13 +63,17 @@ pub async fn start_get(
     json: bool,
 ) -> anyhow::Result<TransferView> {
     let bytes = read_torrent_file(path)?;
+    let route = match out_dir {
+        Some(dir) => {
+            let dir = dir
+                .to_str()
+                .with_context(|| format!("{} is not a UTF-8 path", dir.display()))?;
+            format!("/get/torrent?out_dir={}", query_encode(dir))
+        }
+        None => "/get/torrent".to_owned(),
+    };
     let view: TransferView = client
-        .post_bytes(
-            "/get/torrent",
-            &GetTorrentQuery { out_dir },
-            kolokol_http::TORRENT_CONTENT_TYPE,
-            bytes,
-        )
+        .post_bytes(&route, kolokol_http::TORRENT_CONTENT_TYPE, bytes)
         .await
         .with_context(|| format!("{} was refused", path.display()))?;
     if view.id.is_none() && !json {
@@ -86,6 +84,19 @@ pub async fn start_get(
         );
     }
     Ok(view)
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn query_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `kolokol torrent ID -o FILE`.
@@ -154,5 +165,10 @@ mod tests {
         assert!(!is_torrent_file("magnet:?xt=urn:btih:x.torrent"));
         assert!(!is_torrent_file(&"ab".repeat(32)));
         assert!(!is_torrent_file("not-a-file-anywhere"));
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(query_encode("/tmp/a b&c=d/ё"), "/tmp/a%20b%26c%3Dd/%D1%91");
     }
 }

@@ -197,6 +197,20 @@ fn bad_torrent_files_get_a_clear_error_and_change_nothing() {
         "a refused .torrent left something in {}",
         downloads.display()
     );
+    // A valid .torrent that no record in the catalog has: downloaded all the same (here nobody seeds it), and the CLI
+    // says that no signed record vouches for it.
+    let orphan = write(
+        "orphan.torrent",
+        b"d8:announce20:http://tracker.test/4:infod6:lengthi10e4:name5:x.bin12:piece lengthi16384e6:pieces20:01234567890123456789ee",
+    );
+    let note = stderr_of(&a, &["get", orphan.to_str().unwrap(), "--timeout", "1"]);
+    assert!(
+        note.contains("no publication in this node's catalog has info-hash")
+            && note.contains("without a signed record"),
+        "{note}"
+    );
+    assert!(note.contains("not complete after 1 s"), "{note}");
+    assert_eq!(a.json(&["status"])["transfers"], 1);
     // Writing a .torrent of an unknown publication fails the same way.
     let unknown = stderr_of(
         &a,
