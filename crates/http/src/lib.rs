@@ -14,6 +14,7 @@ mod guard;
 mod holdings_routes;
 mod proxy_routes;
 mod routes;
+mod torrent_routes;
 mod ui;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 pub use error::HttpError;
 pub use guard::TOKEN_HEADER;
 pub use routes::router;
+pub use torrent_routes::TORRENT_CONTENT_TYPE;
 
 /// Serve the API on `listener` until `shutdown` completes.
 pub async fn serve(

@@ -39,6 +39,7 @@ pub fn router(api: Api) -> Router {
         .merge(crate::gateway::routes())
         .merge(crate::ui::routes())
         .merge(crate::holdings_routes::routes())
+        .merge(crate::torrent_routes::routes())
         .layer(middleware::from_fn_with_state(api.clone(), check_request))
         .with_state(api)
 }

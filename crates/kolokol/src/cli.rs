@@ -63,8 +63,11 @@ pub enum Command {
         /// Publication id.
         id: String,
     },
-    /// Download a publication (by id) or a magnet link, and wait until it is complete and verified.
+    /// Download a publication (by id), a magnet link or a .torrent file, and wait until it is complete and verified.
     Get(GetArgs),
+    /// Write a publication's .torrent file (for any BitTorrent client). The node must hold the publication's metadata:
+    /// it does for what it published or downloaded.
+    Torrent(TorrentArgs),
     /// Manage kolokol peers.
     #[command(subcommand)]
     Peer(PeerCommand),
@@ -271,8 +274,17 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TorrentArgs {
+    /// Publication id.
+    pub id: String,
+    /// The file to write (`-` for standard output). An existing file is not overwritten.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct GetArgs {
-    /// A publication id or a magnet link.
+    /// A publication id, a magnet link, or a .torrent file (a path that ends in .torrent or names an existing file).
     pub target: String,
     /// Download into this directory instead of the node's data directory.
     #[arg(short = 'o', long = "output")]

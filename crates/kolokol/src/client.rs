@@ -50,22 +50,48 @@ impl Client {
         self.send(request).await
     }
 
+    /// `GET` of a route that answers raw bytes (a .torrent file).
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send_raw(request).await
+    }
+
+    /// `POST` of raw bytes with a content type, answered with JSON. `path` may carry a query string (encoded).
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(kolokol_http::TOKEN_HEADER, self.token()?)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let bytes = self.send_raw(request).await?;
+        serde_json::from_slice(&bytes).context("the node's answer is not what this CLI expects")
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        match (&self.token, &self.token_error) {
+            (Some(token), _) => Ok(token.clone()),
+            (None, Some(error)) => {
+                bail!("{error}; is --data-dir the running node's data directory?")
+            }
+            (None, None) => bail!("no API token"),
+        }
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        let token = match (&self.token, &self.token_error) {
-            (Some(token), _) => token.clone(),
-            (None, Some(error)) => {
-                bail!("{error}; is --data-dir the running node's data directory?")
-            }
-            (None, None) => bail!("no API token"),
-        };
         let request = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(kolokol_http::TOKEN_HEADER, token)
+            .header(kolokol_http::TOKEN_HEADER, self.token()?)
             .json(body);
         self.send(request).await
     }
@@ -74,6 +100,12 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
+        let bytes = self.send_raw(request).await?;
+        serde_json::from_slice(&bytes).context("the node's answer is not what this CLI expects")
+    }
+
+    /// Sends a request; the body of a successful answer, or the node's error message.
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Vec<u8>> {
         let response = request.send().await.map_err(|error| {
             if error.is_connect() {
                 anyhow!(
@@ -96,6 +128,6 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
             bail!("{message}");
         }
-        serde_json::from_slice(&bytes).context("the node's answer is not what this CLI expects")
+        Ok(bytes.to_vec())
     }
 }

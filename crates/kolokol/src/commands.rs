@@ -178,6 +178,7 @@ pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Resul
         Command::Bridge(command) => crate::proxy_cmd::bridge(client, command, json).await,
         Command::Proxy(command) => crate::proxy_cmd::proxy(client, command, json).await,
         Command::Bundle(command) => crate::bundle_cmd::run(client, command, json).await,
+        Command::Torrent(args) => crate::torrent_cmd::write(client, args, json).await,
         Command::Peers => {
             let peers: Vec<PeerView> = client.get("/peers").await?;
             print(json, &peers, || {
@@ -241,12 +242,17 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
 
 async fn get(client: &Client, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let out_dir = args.output.as_deref().map(absolute).transpose()?;
-    let started: TransferView = client
-        .post(
-            "/get",
-            &serde_json::json!({ "target": args.target, "out_dir": out_dir }),
-        )
-        .await?;
+    let started: TransferView = if crate::torrent_cmd::is_torrent_file(&args.target) {
+        let path = PathBuf::from(args.target.trim());
+        crate::torrent_cmd::start_get(client, &path, out_dir.as_deref(), json).await?
+    } else {
+        client
+            .post(
+                "/get",
+                &serde_json::json!({ "target": args.target, "out_dir": out_dir }),
+            )
+            .await?
+    };
     let deadline = args
         .timeout
         .map(|t| Instant::now() + Duration::from_secs(t));

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod commands;
 mod proxy_cmd;
+mod torrent_cmd;
 mod up;
 
 use std::io::Write;

@@ -35,9 +35,11 @@ pub(crate) struct Fetcher {
 }
 
 /// What `get` was asked for.
-enum Target {
+pub(crate) enum Target {
     Record(RecordId),
     Magnet(Magnet),
+    /// A checked .torrent file (`torrent_file.rs`), in its minimal form.
+    Torrent(kolokol_transfer::metainfo::MinimalTorrent),
 }
 
 fn parse_target(target: &str) -> Result<Target, ApiError> {
@@ -60,7 +62,17 @@ pub(crate) async fn start_get(
     target: &str,
     out_dir: Option<PathBuf>,
 ) -> Result<TransferView, ApiError> {
-    let (infohash, record_id, name, magnet_peers) = match parse_target(target)? {
+    start_get_target(fetcher, parse_target(target)?, out_dir).await
+}
+
+/// [`start_get`] of a target already parsed.
+pub(crate) async fn start_get_target(
+    fetcher: &Fetcher,
+    target: Target,
+    out_dir: Option<PathBuf>,
+) -> Result<TransferView, ApiError> {
+    let mut torrent = None;
+    let (infohash, record_id, name, magnet_peers) = match target {
         Target::Record(id) => {
             let record = fetcher.catalog.run(move |c| c.get_record(&id)).await?;
             let record = record.ok_or_else(|| {
@@ -85,6 +97,25 @@ pub(crate) async fn start_get(
                 record.map(|r| r.id()),
                 magnet.name.clone(),
                 magnet.peers.clone(),
+            )
+        }
+        Target::Torrent(minimal) => {
+            // The info-hash is the SHA-1 of the file's info dictionary, so a record with this info-hash signed
+            // exactly these files: that is the check against the catalog. With no such record the torrent is
+            // downloaded all the same, as a magnet link would be, and the view says so by having no id.
+            let infohash = InfoHash(minimal.infohash);
+            let record = fetcher
+                .catalog
+                .run(move |c| c.records_by_infohash(&infohash))
+                .await?
+                .into_iter()
+                .next();
+            torrent = Some(minimal.bytes);
+            (
+                infohash,
+                record.map(|r| r.id()),
+                Some(minimal.name),
+                Vec::new(),
             )
         }
     };
@@ -137,7 +168,7 @@ pub(crate) async fn start_get(
         .await;
     }
 
-    begin(fetcher, infohash, name, out_dir, magnet_peers).await?;
+    begin(fetcher, infohash, name, out_dir, magnet_peers, torrent).await?;
     crate::views::transfer_view(&fetcher.catalog, &fetcher.engine, &infohash, record_id).await
 }
 
@@ -166,17 +197,19 @@ pub(crate) async fn start_download(
         return Ok(());
     }
     let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
-    begin(fetcher, body.infohash, name, None, extra_peers).await
+    begin(fetcher, body.infohash, name, None, extra_peers, None).await
 }
 
 /// A new download: its row in the catalog (so it resumes after a restart), the engine, and the watch that records
-/// its completion.
+/// its completion. With `torrent` (a checked minimal .torrent) the metadata is known at once; otherwise it comes from
+/// peers (BEP 9).
 async fn begin(
     fetcher: &Fetcher,
     infohash: InfoHash,
     name: Option<String>,
     out_dir: Option<PathBuf>,
     extra_peers: Vec<SocketAddr>,
+    torrent: Option<Vec<u8>>,
 ) -> Result<(), ApiError> {
     let output_dir =
         out_dir.unwrap_or_else(|| fetcher.dir.downloads_dir().join(infohash.to_string()));
@@ -194,16 +227,20 @@ async fn begin(
     let row = TorrentRow {
         infohash,
         name: name.unwrap_or_else(|| infohash.to_string()),
-        torrent: None,
+        torrent: torrent.clone(),
         output_dir: output_dir.clone(),
         state: TorrentState::Downloading,
         added_at: unix_now(),
     };
     let stored = row.clone();
     fetcher.catalog.run(move |c| c.put_torrent(&stored)).await?;
+    let source = match torrent {
+        Some(bytes) => FetchSource::Torrent(bytes),
+        None => FetchSource::Magnet(uri),
+    };
     fetcher
         .engine
-        .fetch(FetchSource::Magnet(uri), &output_dir, peers)
+        .fetch(source, &output_dir, peers)
         .await
         .map_err(|e| ApiError::internal("starting the download", e))?;
     watch(fetcher.clone(), infohash);

@@ -37,6 +37,7 @@ mod replication;
 mod start_error;
 mod stream;
 mod tasks;
+mod torrent_file;
 pub mod units;
 mod upload;
 mod views;
@@ -63,6 +64,7 @@ pub use proxy::{
 pub use publish::PublishRequest;
 pub use start_error::StartError;
 pub use stream::{FileInfo, FileStream, OpenFile};
+pub use torrent_file::{MAX_TORRENT_FILE_BYTES, TorrentFile};
 pub use upload::{
     MAX_PENDING_UPLOADS, MAX_UPLOAD_BYTES, StorageView, Upload, UploadPublishRequest,
 };

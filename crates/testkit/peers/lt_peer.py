@@ -3,6 +3,9 @@
 
   lt_peer.py make-torrent FILE OUT [--piece-kib 256]
       libtorrent's own torrent creator (v1, no tracker). Prints `INFOHASH <40 hex>`.
+  lt_peer.py torrent-info T
+      Reads T with libtorrent's parser. Prints `INFOHASH <40 hex>`, `NAME <name>`, `CREATOR <text>`,
+      `COMMENT <text>`, `CREATION_DATE <unix or 0>`, `TRACKERS <count>`, then `FILE <size> <path>` per file.
   lt_peer.py seed --torrent T --save DIR --port P [--lifetime 120] [--tcp-only] [--dht-bootstrap H:P,...]
       Seeds T from DIR. Prints `LISTENING 127.0.0.1:P` once it accepts peers; exits after --lifetime seconds.
   lt_peer.py leech (--torrent T | --magnet M) --save DIR --port P [--peer H:P]... [--dht-bootstrap H:P,...]
@@ -41,6 +44,21 @@ def make_torrent(args):
         out.write(encoded)
     info = lt.torrent_info(args.out)
     print(f"INFOHASH {info.info_hashes().v1}", flush=True)
+    return 0
+
+
+def torrent_info(args):
+    info = lt.torrent_info(args.torrent)
+    print(f"INFOHASH {info.info_hashes().v1}")
+    print(f"NAME {info.name()}")
+    print(f"CREATOR {info.creator()}")
+    print(f"COMMENT {info.comment()}")
+    print(f"CREATION_DATE {info.creation_date()}")
+    print(f"TRACKERS {len(list(info.trackers()))}")
+    files = info.files()
+    for index in range(files.num_files()):
+        print(f"FILE {files.file_size(index)} {files.file_path(index)}")
+    sys.stdout.flush()
     return 0
 
 
@@ -113,6 +131,8 @@ def main():
     made.add_argument("file")
     made.add_argument("out")
     made.add_argument("--piece-kib", type=int, default=256)
+    read = commands.add_parser("torrent-info")
+    read.add_argument("torrent")
     for name in ("seed", "leech"):
         peer = commands.add_parser(name)
         peer.add_argument("--torrent")
@@ -126,7 +146,7 @@ def main():
         peer.add_argument("--timeout", type=float, default=120)
         peer.add_argument("--verify")
     args = parser.parse_args()
-    return {"make-torrent": make_torrent, "seed": seed, "leech": leech}[args.command](args)
+    return {"make-torrent": make_torrent, "torrent-info": torrent_info, "seed": seed, "leech": leech}[args.command](args)
 
 
 if __name__ == "__main__":

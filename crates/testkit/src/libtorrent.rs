@@ -37,6 +37,64 @@ pub fn make_torrent(file: &Path, out: &Path, piece_kib: u32) -> Result<String, P
     }
 }
 
+/// A .torrent file as libtorrent's parser reads it (`lt_peer.py torrent-info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TorrentInfo {
+    /// v1 info-hash, 40 hex characters.
+    pub infohash: String,
+    pub name: String,
+    pub creator: String,
+    pub comment: String,
+    /// Unix time, 0 when the file has none.
+    pub creation_date: i64,
+    pub trackers: usize,
+    /// (size, path inside the torrent) per file.
+    pub files: Vec<(u64, String)>,
+}
+
+/// Reads `torrent` with libtorrent; an error if libtorrent refuses it.
+pub fn torrent_info(torrent: &Path) -> Result<TorrentInfo, PeerError> {
+    let what = "lt_peer.py torrent-info";
+    let output = peers::python("lt_peer.py")
+        .arg("torrent-info")
+        .arg(torrent)
+        .output()
+        .map_err(|source| PeerError::Spawn {
+            what: what.into(),
+            source,
+        })?;
+    let outcome = Outcome { output };
+    let failed = || PeerError::Failed {
+        what: what.into(),
+        output: outcome.transcript(),
+    };
+    if !outcome.output.status.success() {
+        return Err(failed());
+    }
+    let mut info = TorrentInfo::default();
+    for line in outcome.stdout().lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "INFOHASH" => info.infohash = value.to_owned(),
+            "NAME" => info.name = value.to_owned(),
+            "CREATOR" => info.creator = value.to_owned(),
+            "COMMENT" => info.comment = value.to_owned(),
+            "CREATION_DATE" => info.creation_date = value.parse().map_err(|_| failed())?,
+            "TRACKERS" => info.trackers = value.parse().map_err(|_| failed())?,
+            "FILE" => {
+                let (size, path) = value.split_once(' ').ok_or_else(failed)?;
+                info.files
+                    .push((size.parse().map_err(|_| failed())?, path.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    if info.infohash.len() != 40 {
+        return Err(failed());
+    }
+    Ok(info)
+}
+
 /// What one `lt_peer.py seed` or `leech` run does. Build with [`PeerArgs::seed`] or a `leech_*` constructor.
 #[derive(Clone, Debug)]
 pub struct PeerArgs {

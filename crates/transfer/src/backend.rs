@@ -48,6 +48,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// - TCP only, bound exactly to the configured address: uTP would bind a UDP socket too, and
 ///   librqbit's uTP is slower than TCP on loopback. Outgoing connections use TCP as well.
 /// - No SOCKS proxy, no blocklist/allowlist URLs (both would be fetched over HTTP).
+/// - A Transmission peer id and client name in the handshakes (`fingerprint.rs`), new each start.
 ///
 /// Peers still exchange peer lists with each other (ut_pex) for public torrents; that is part of
 /// the BitTorrent swarm, not a public service, and librqbit has no switch for it.
@@ -90,6 +91,9 @@ pub(crate) async fn start_session(
             download_bps: download_limit,
         },
         runtime_worker_threads: Some(BLOCKING_PERMITS),
+        // The handshakes name a common client, not kolokol or rqbit (see `fingerprint.rs`).
+        peer_id: Some(Id20::new(crate::fingerprint::new_peer_id())),
+        client_name_and_version: Some(crate::fingerprint::CLIENT_NAME_AND_VERSION.to_owned()),
         ..Default::default()
     };
     let session = guarded("start", "-", Session::new_with_opts(download_dir, opts))

@@ -22,7 +22,8 @@
 //! - no local service discovery (BEP 14 multicast) and no UPnP port mapping;
 //! - one TCP listener bound exactly to [`EngineConfig::listen`], no uTP socket; outgoing
 //!   connections are TCP too, and several peers may share one IP (e.g. 127.0.0.1);
-//! - no proxy, blocklist or allowlist URL (each would be fetched over HTTP).
+//! - no proxy, blocklist or allowlist URL (each would be fetched over HTTP);
+//! - a peer id and client name (`v`) of Transmission 4.0.6, not of rqbit or kolokol ([`fingerprint`]).
 //!
 //! Peers come from [`Engine::fetch`]'s list, the magnet's `x.pe` parameters, or
 //! [`Engine::add_peers`]. librqbit accepts peers only when a torrent is added, so `add_peers`
@@ -30,8 +31,9 @@
 //!
 //! Known limits of librqbit 9.1 that settings cannot remove: every session binds one UDP socket on
 //! `[::]:<random port>` for its UDP tracker client (checked with strace: nothing is ever sent on
-//! it while trackers are off, but the port is open); the client announces itself as rqbit in the
-//! extended handshake; ut_pex cannot be turned off for public torrents; a peer that sends one bad
+//! it while trackers are off, but the port is open); the handshake's reserved bits and the extension
+//! handshake's keys are librqbit's own (the peer id and client name say Transmission, see [`fingerprint`]); ut_pex
+//! cannot be turned off for public torrents; a peer that sends one bad
 //! piece is dropped and retried only after 10 s, then 60 s, then 6 min (so a swarm with a single
 //! damaged seeder stalls, though it never accepts the bad data).
 //!
@@ -62,6 +64,7 @@ mod create;
 mod engine;
 mod error;
 mod fastresume;
+pub mod fingerprint;
 pub mod metainfo;
 mod progress;
 mod resolve;

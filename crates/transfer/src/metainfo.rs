@@ -61,6 +61,27 @@ pub fn infohash_of(torrent: &[u8]) -> Result<[u8; 20], MetainfoError> {
     TorrentMeta::parse(torrent).map(|t| t.infohash)
 }
 
+/// A checked .torrent in the only form kolokol writes and keeps: `d4:info<info>e`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinimalTorrent {
+    pub infohash: [u8; 20],
+    /// The torrent's name: the single file, or the folder holding the files.
+    pub name: String,
+    /// `d4:info<info>e`, the info dictionary byte for byte as it came (so the info-hash is unchanged), and nothing
+    /// else: no tracker (`announce`, `announce-list`), web seed, comment, `created by` or `creation date`.
+    pub bytes: Vec<u8>,
+}
+
+/// Checks a .torrent (the same checks as every torrent the engine takes) and rewrites it to its minimal form.
+pub fn minimal_torrent(torrent: &[u8]) -> Result<MinimalTorrent, MetainfoError> {
+    let meta = TorrentMeta::parse(torrent)?;
+    Ok(MinimalTorrent {
+        infohash: meta.infohash,
+        bytes: meta.minimal_torrent(),
+        name: meta.name,
+    })
+}
+
 /// A checked torrent's layout: what a reader of its raw data needs to verify it piece by piece (bundles read file
 /// data from a stream and check it against these hashes before trusting any of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,6 +450,25 @@ mod tests {
                 String::from_utf8_lossy(&info)
             );
         }
+    }
+
+    #[test]
+    fn minimal_torrent_keeps_the_info_and_drops_everything_else() {
+        let info = build_info("f", true, &[(vec!["f".to_owned()], 10)], 16384, &[0u8; 20]);
+        let mut t = b"d8:announce9:http://t/7:comment2:hi10:created by6:rqbit 13:creation datei1700000000e4:info".to_vec();
+        t.extend_from_slice(&info);
+        t.push(b'e');
+        let minimal = minimal_torrent(&t).unwrap();
+        let mut expected = b"d4:info".to_vec();
+        expected.extend_from_slice(&info);
+        expected.push(b'e');
+        assert_eq!(minimal.bytes, expected);
+        assert_eq!(minimal.infohash, <[u8; 20]>::from(Sha1::digest(&info)));
+        assert_eq!(minimal.name, "f");
+        assert!(matches!(
+            minimal_torrent(&t[..t.len() - 1]),
+            Err(MetainfoError::Bencode(_))
+        ));
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn main() {
     seeds.write("bencode", "small", b"d1:ai1e1:bl4:spami-3eee");
     seeds.write("torrent", "single", &single);
     seeds.write("torrent", "multi-padded", &multi);
+    seeds.write("torrent", "minimal", &minimal_torrent("листовка.pdf", &data));
 
     let magnet = Magnet {
         name: Some("Митинг 12 июня".to_owned()),
@@ -160,13 +161,24 @@ fn torrent(info: Dict) -> Vec<u8> {
     bencode::encode(&Value::Dict(top))
 }
 
-fn single_file_torrent(name: &str, data: &[u8]) -> Vec<u8> {
+fn single_file_info(name: &str, data: &[u8]) -> Dict {
     let mut info = Dict::new();
     info.insert(b"length".to_vec(), Value::Int(data.len() as i64));
     info.insert(b"name".to_vec(), bytes(name.as_bytes()));
     info.insert(b"piece length".to_vec(), Value::Int(PIECE as i64));
     info.insert(b"pieces".to_vec(), bytes(&pieces(data)));
-    torrent(info)
+    info
+}
+
+fn single_file_torrent(name: &str, data: &[u8]) -> Vec<u8> {
+    torrent(single_file_info(name, data))
+}
+
+/// The form `kolokol torrent` writes: `d4:info<info>e` and nothing else.
+fn minimal_torrent(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut top = Dict::new();
+    top.insert(b"info".to_vec(), Value::Dict(single_file_info(name, data)));
+    bencode::encode(&Value::Dict(top))
 }
 
 /// Two files with a BEP 47 padding file between them, so the second starts on a piece boundary.

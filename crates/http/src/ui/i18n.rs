@@ -120,6 +120,8 @@ pub(crate) struct Text {
     pub files: &'static str,
     pub tags: &'static str,
     pub magnet: &'static str,
+    /// Link to the publication's .torrent file.
+    pub torrent_file: &'static str,
     /// "Full copies on known peers".
     pub full_copies: &'static str,
     /// Shown while a publication of this node waits for a replica before it is announced.
@@ -229,6 +231,7 @@ static EN: Text = Text {
     files: "Files",
     tags: "Tags",
     magnet: "Magnet link",
+    torrent_file: ".torrent file",
     full_copies: "Full copies on known peers",
     not_announced: "Not announced yet: waiting for a peer to hold a full copy.",
     copy: "Copy",
@@ -313,6 +316,7 @@ static RU: Text = Text {
     files: "Файлы",
     tags: "Теги",
     magnet: "Magnet-ссылка",
+    torrent_file: "Файл .torrent",
     full_copies: "Полных копий у известных узлов",
     not_announced: "Ещё не объявлено: ждём, пока у другого узла будет полная копия.",
     copy: "Копировать",

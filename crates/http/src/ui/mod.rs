@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `/` | newest publications (`?page=N`) |
 //! | `/search` | search with filters (`q`, `media`, `lang`, `tag`, `period`) |
-//! | `/p/{id}` | a publication: player (video, audio, image, text) for `?file=N`, files, magnet link |
+//! | `/p/{id}` | a publication: player (video, audio, image, text) for `?file=N`, files, magnet link, .torrent file |
 //! | `/a/{author}` | an author's publications; follow and block |
 //! | `/publish` | upload files and publish them |
 //! | `/downloads` | downloads and seeds with progress |

@@ -1,4 +1,4 @@
-//! The publication page (player, files, magnet link) and record thumbnails.
+//! The publication page (player, files, magnet link, .torrent file) and record thumbnails.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -103,6 +103,10 @@ pub(crate) async fn publication(
                 input #magnet type="text" readonly value=(record.magnet) aria-label=(t.magnet);
                 button type="button" data-action="copy" data-copy="magnet" { (t.copy) }
                 a href=(record.magnet) { "magnet:" }
+            }
+            // The node has the metadata once a transfer knows its size (published, downloaded, or downloading).
+            @if transfer.as_ref().is_some_and(|t| t.total_bytes > 0) {
+                p { a #torrent-file href={ "/api/v1/records/" (record.id) "/torrent" } download { (t.torrent_file) } }
             }
         }
     };
