@@ -45,9 +45,23 @@ impl Client {
         })
     }
 
+    /// Reads need the token as writes do: the API's answers are private to whoever can read the data directory.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let request = self.http.get(format!("{}{path}", self.base));
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(kolokol_http::TOKEN_HEADER, self.token()?);
         self.send(request).await
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        match (&self.token, &self.token_error) {
+            (Some(token), _) => Ok(token.clone()),
+            (None, Some(error)) => {
+                bail!("{error}; is --data-dir the running node's data directory?")
+            }
+            (None, None) => bail!("no API token"),
+        }
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -55,17 +69,10 @@ impl Client {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        let token = match (&self.token, &self.token_error) {
-            (Some(token), _) => token.clone(),
-            (None, Some(error)) => {
-                bail!("{error}; is --data-dir the running node's data directory?")
-            }
-            (None, None) => bail!("no API token"),
-        };
         let request = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(kolokol_http::TOKEN_HEADER, token)
+            .header(kolokol_http::TOKEN_HEADER, self.token()?)
             .json(body);
         self.send(request).await
     }

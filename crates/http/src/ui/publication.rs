@@ -113,8 +113,8 @@ fn player(t: &Text, id: &str, index: usize, mime: &str, title: &str) -> Markup {
     let url = file_url(id, index);
     html! {
         @match kind_of(mime) {
-            Kind::Video => video #player controls preload="metadata" playsinline src=(url) {},
-            Kind::Audio => audio #player controls preload="metadata" src=(url) {},
+            Kind::Video => video #player controls preload="none" playsinline src=(url) {},
+            Kind::Audio => audio #player controls preload="none" src=(url) {},
             Kind::Image => img #player.viewer src=(url) alt=(title);,
             Kind::Text => pre #player.article data-src=(url) { (t.loading_text) },
             Kind::Other => p.empty { (t.no_player) },
