@@ -202,6 +202,12 @@ pub struct UpArgs {
     /// the least recently requested unpinned data is evicted. Own publications and pins always stay.
     #[arg(long, env = "KOLOKOL_QUOTA", default_value = "5G", value_parser = kolokol_node::units::parse_size)]
     pub quota: u64,
+    /// Tell the DHT and peers that this node holds what its user downloads, streams or imports, so others find it
+    /// as a seeder. Off by default except with --mirror: what a reader watches is then served to peers that ask for
+    /// it but announced to nobody, so nobody gets a list of who watched what. Not given: the web UI's setting.
+    #[arg(long, env = "KOLOKOL_SHARE_WATCHED", num_args = 0..=1, default_missing_value = "true",
+          value_name = "true|false")]
+    pub share_watched: Option<bool>,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyUpArgs,
 }

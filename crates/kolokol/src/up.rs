@@ -63,6 +63,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         cache: CacheOptions {
             mirror: args.mirror,
             quota: args.quota,
+            share_watched: args.share_watched,
         },
     };
     let node = Node::start(dir, config).await?;

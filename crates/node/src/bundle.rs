@@ -597,6 +597,8 @@ fn commit(
                             TorrentState::Downloading
                         },
                         added_at: now,
+                        // Imported: the reader's, like what they download (advertised only if they share it).
+                        watched: true,
                     };
                     place(&dir, &target)?;
                     let (stored, stored_row) = (record.clone(), row.clone());

@@ -125,6 +125,7 @@ impl Inner {
             download_bps: progress.as_ref().map_or(0, |p| p.download_rate),
             upload_bps: progress.as_ref().map_or(0, |p| p.upload_rate),
             error: progress.and_then(|p| p.error),
+            shared: row.as_ref().is_some_and(|r| self.cache.advertises(r)),
         })
     }
 }

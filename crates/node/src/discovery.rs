@@ -180,7 +180,9 @@ fn spawn_announcer(inner: Arc<Inner>) {
             };
             let complete: Vec<InfoHash> = rows
                 .into_iter()
-                .filter(|r| r.state == kolokol_store::TorrentState::Complete)
+                .filter(|r| {
+                    r.state == kolokol_store::TorrentState::Complete && inner.cache.advertises(r)
+                })
                 .map(|r| r.infohash)
                 .collect();
             let failed = announce_each(&inner, complete).await;
@@ -212,7 +214,8 @@ pub(crate) async fn announce_torrent(inner: &Arc<Inner>, infohash: InfoHash) {
     });
 }
 
-/// Announce each torrent once, skipping those no longer complete here; returns the ones whose announcement failed.
+/// Announce each torrent once, skipping those no longer complete here or not advertised (what the reader watched,
+/// unless they share it); returns the ones whose announcement failed.
 async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
     let mut failed = Vec::new();
     for infohash in infohashes {
@@ -221,7 +224,7 @@ async fn announce_each(inner: &Inner, infohashes: Vec<InfoHash>) -> Vec<InfoHash
         }
         let complete = matches!(
             inner.catalog.run(move |c| c.get_torrent(&infohash)).await,
-            Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete
+            Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete && inner.cache.advertises(&row)
         );
         if !complete {
             continue;

@@ -103,16 +103,19 @@ pub(crate) async fn start_get(
         return inner.transfer_view(&infohash, record_id).await;
     }
 
-    begin(inner, infohash, name, out_dir, magnet_peers).await?;
+    // A user's `get` or the gateway: the reader's own viewing, not advertised unless they share what they watch.
+    begin(inner, infohash, name, out_dir, magnet_peers, true).await?;
     inner.transfer_view(&infohash, record_id).await
 }
 
 /// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
-/// (a replica fetches from its publisher). Joins a download already running.
+/// (a replica fetches from its publisher). Joins a download already running (and leaves its `watched` mark as it
+/// is). `watched`: fetched for the reader (a pin) rather than on purpose for others (a replica, a mirror).
 pub(crate) async fn start_download(
     inner: &Arc<Inner>,
     record: &kolokol_core::record::SignedRecord,
     extra_peers: Vec<SocketAddr>,
+    watched: bool,
 ) -> Result<(), ApiError> {
     let body = record.body();
     let infohash = body.infohash;
@@ -126,7 +129,7 @@ pub(crate) async fn start_download(
         return Ok(());
     }
     let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
-    begin(inner, body.infohash, name, None, extra_peers).await
+    begin(inner, body.infohash, name, None, extra_peers, watched).await
 }
 
 /// A new download: its row in the catalog (so it resumes after a restart), the engine, and the watch that records
@@ -137,6 +140,7 @@ async fn begin(
     name: Option<String>,
     out_dir: Option<PathBuf>,
     extra_peers: Vec<SocketAddr>,
+    watched: bool,
 ) -> Result<(), ApiError> {
     let output_dir =
         out_dir.unwrap_or_else(|| inner.dir.downloads_dir().join(infohash.to_string()));
@@ -158,6 +162,7 @@ async fn begin(
         output_dir: output_dir.clone(),
         state: TorrentState::Downloading,
         added_at: unix_now(),
+        watched,
     };
     let stored = row.clone();
     inner.catalog.run(move |c| c.put_torrent(&stored)).await?;
@@ -297,19 +302,30 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                         )
                     })
                     .await;
-                // Every connected peer learns that this node now holds it complete.
-                inner.peers.request(kolokol_wire::Message::Holding {
-                    infohashes: vec![infohash.0],
-                });
-                crate::discovery::announce_torrent(&inner, infohash).await;
+                // Every connected peer learns that this node now holds it complete, and the DHT lists it as a
+                // seeder: unless the reader watched it and does not share what they watch.
+                let advertised = matches!(
+                    inner.catalog.run(move |c| c.get_torrent(&infohash)).await,
+                    Ok(Some(row)) if inner.cache.advertises(&row)
+                );
+                if advertised {
+                    inner.peers.request(kolokol_wire::Message::Holding {
+                        infohashes: vec![infohash.0],
+                    });
+                    crate::discovery::announce_torrent(&inner, infohash).await;
+                }
                 match updated {
-                    Ok(()) => tracing::info!(%infohash, "download complete and verified"),
+                    Ok(()) => tracing::info!("download complete and verified"),
                     Err(error) => {
-                        tracing::warn!(%error, %infohash, "could not record a finished download")
+                        tracing::warn!(%error, "could not record a finished download")
                     }
                 }
+                tracing::debug!(%infohash, advertised, "download complete");
             }
-            Err(error) => tracing::warn!(%error, %infohash, "download failed"),
+            Err(error) => {
+                tracing::warn!(%error, "download failed");
+                tracing::debug!(%infohash, "the failed download");
+            }
         }
     });
 }

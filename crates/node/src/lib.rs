@@ -53,7 +53,7 @@ pub use config::{
 };
 pub use data_dir::{DataDir, DataDirError, DataPaths, token_path};
 pub use error::ApiError;
-pub use holdings_api::{PinView, ReplicaView};
+pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,

@@ -169,7 +169,7 @@ async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
             .fetch_finished(&infohash, false, unix_now());
         return;
     };
-    if let Err(error) = crate::fetch::start_download(inner, &record, Vec::new()).await {
+    if let Err(error) = crate::fetch::start_download(inner, &record, Vec::new(), false).await {
         tracing::warn!(%error, %infohash, "mirror cannot start a download");
         inner
             .cache

@@ -119,6 +119,7 @@ impl Node {
         });
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
         crate::replication::resume_held_back(&inner).await;
+        inner.cache.load_saved_sharing(&inner.catalog).await;
         crate::peering::spawn_listener(inner.clone(), wire_listener);
         crate::peering::spawn_dialer(inner.clone()).await;
         crate::discovery::spawn_all(&inner, &config.discovery).await;

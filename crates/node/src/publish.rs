@@ -149,6 +149,7 @@ async fn stage_and_publish(
         output_dir: final_dir.clone(),
         state: TorrentState::Complete,
         added_at: unix_now(),
+        watched: false,
     };
     let (stored, stored_row) = (record.clone(), row.clone());
     inner

@@ -283,6 +283,14 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
         decline("larger than this node's cache quota");
         return true;
     }
+    // What the reader watched is not confirmed to anyone, not even to a publisher asking for a replica: a peer could
+    // ask everyone for a known video to learn who holds it.
+    if let Some(row) = &existing
+        && !inner.cache.advertises(row)
+    {
+        decline("not offered");
+        return true;
+    }
     if let Some(row) = existing
         && row.state == TorrentState::Complete
     {
@@ -350,7 +358,7 @@ async fn fetch_replica(
     source: Option<SocketAddr>,
 ) -> Result<(), ApiError> {
     let infohash = record.body().infohash;
-    crate::fetch::start_download(inner, record, source.into_iter().collect()).await?;
+    crate::fetch::start_download(inner, record, source.into_iter().collect(), false).await?;
     // Finished means the download task has synced the data to disk and the catalog calls it complete (`fetch`): only
     // then is this node a full copy, and only then may it say so (`Holding`) or report it in `status`.
     let wait = async {
@@ -409,7 +417,7 @@ pub(crate) async fn holding_messages(inner: &Inner) -> Vec<Message> {
     };
     let mut complete: Vec<_> = rows
         .into_iter()
-        .filter(|row| row.state == TorrentState::Complete)
+        .filter(|row| row.state == TorrentState::Complete && inner.cache.advertises(row))
         .collect();
     complete.sort_by_key(|row| std::cmp::Reverse(row.added_at));
     let held_back: HashSet<InfoHash> = inner.replication.pushing();

@@ -172,6 +172,10 @@ pub struct TransferView {
     pub upload_bps: u64,
     /// The engine's last error: final when `state` is failed, otherwise the last failed attempt (the engine retries).
     pub error: Option<String>,
+    /// This node tells the DHT and its peers that it holds this (published, replicated, mirrored, or watched while
+    /// sharing what it watches). False: served to peers that ask, announced to nobody.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// A blocked author (and, right after `block`, what was purged).
