@@ -115,13 +115,25 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The default level (info) names no site, destination, title, record id, author or infohash that the user viewed,
+/// proxied, bridged or followed: a log on a seized device must not list them. Debug and trace do, and say so first.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KOLOKOL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn")
     });
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= tracing_subscriber::filter::LevelFilter::DEBUG);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    if verbose {
+        tracing::warn!(
+            "KOLOKOL_LOG asks for debug or trace output: this log will name the sites you reach through the proxy, \
+             the bridges' destinations, and the titles, ids and infohashes of what you watch. Anyone who gets this \
+             device can read it. Use the default level (info) unless you are debugging."
+        );
+    }
 }

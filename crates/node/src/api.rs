@@ -298,7 +298,12 @@ impl Api {
                 removed_data += 1;
             }
         }
-        tracing::info!(%author, records = purge.records, data = removed_data, "author blocked");
+        tracing::info!(
+            records = purge.records,
+            data = removed_data,
+            "author blocked"
+        );
+        tracing::debug!(%author, records = purge.records, data = removed_data, "author blocked");
         Ok(BlockedView {
             author: author.to_string(),
             blocked_at: crate::clock::unix_now(),

@@ -699,7 +699,8 @@ async fn start_torrent(inner: &Arc<Inner>, start: Start) {
     }
     if let Err(error) = crate::fetch::resume(inner, &start.row, &[]).await {
         // The record and the data are stored; seeding is retried at the next start, like after a publish.
-        tracing::warn!(%error, %infohash, "cannot start the imported torrent");
+        tracing::warn!(%error, "cannot start the imported torrent");
+        tracing::debug!(%error, %infohash, "cannot start the imported torrent");
         return;
     }
     if start.row.state == TorrentState::Complete {

@@ -283,7 +283,10 @@ pub(crate) fn spawn_peer_lookup(inner: Arc<Inner>, infohash: InfoHash) {
             if !peers.is_empty() {
                 match inner.engine.add_peers(&infohash.0, peers).await {
                     Ok(0) => {}
-                    Ok(new) => tracing::info!(%infohash, new, "peers found through the DHT"),
+                    Ok(new) => {
+                        tracing::info!(new, "peers found through the DHT");
+                        tracing::debug!(%infohash, new, "peers found through the DHT");
+                    }
                     Err(error) => tracing::debug!(%error, %infohash, "cannot add DHT peers"),
                 }
             }
@@ -326,7 +329,8 @@ pub(crate) fn spawn_feed_put(inner: Arc<Inner>, latest: RecordId) {
             .await
         {
             Ok(put) => {
-                tracing::info!(%latest, count, seq, stored_at = put.stored_at, "feed head put in the DHT")
+                tracing::info!(count, seq, stored_at = put.stored_at, "feed head put in the DHT");
+                tracing::debug!(%latest, count, seq, stored_at = put.stored_at, "feed head put in the DHT")
             }
             Err(error) => tracing::warn!(%error, "cannot put the feed head in the DHT"),
         }
@@ -393,14 +397,20 @@ async fn poll_feed(inner: &Arc<Inner>, author: AuthorId, last_seq: Option<i64>) 
     match have_latest {
         // The record the head names must be the author's own; a head pointing elsewhere is ignored.
         Some(record) if record.body().author != author => {
-            tracing::warn!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
+            tracing::warn!("feed head names another author's record; ignored");
+            tracing::debug!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
             follow_checked(inner, author, None).await;
         }
         Some(_) if have_count >= entry.head.count => {
             follow_checked(inner, author, Some(entry.seq)).await;
         }
         _ => {
-            tracing::info!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
+            tracing::info!(
+                count = entry.head.count,
+                have = have_count,
+                "feed head names records we lack; fetching them from peers"
+            );
+            tracing::debug!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
                 "feed head names records we lack; fetching them from peers");
             inner.peers.request(Message::Fetch {
                 ids: vec![entry.head.latest],

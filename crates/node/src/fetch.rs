@@ -265,7 +265,8 @@ fn watch(inner: Arc<Inner>, infohash: InfoHash) {
                         })
                         .await;
                     if let Err(error) = kept {
-                        tracing::warn!(%error, %infohash, "could not keep a download's metainfo");
+                        tracing::warn!(%error, "could not keep a download's metainfo");
+                        tracing::debug!(%error, %infohash, "could not keep a download's metainfo");
                     }
                     return;
                 }
@@ -348,7 +349,8 @@ async fn sync_download(inner: &Inner, infohash: &InfoHash, name: Option<&str>) {
         .map_err(std::io::Error::other)
         .and_then(|result| result);
     if let Err(error) = synced {
-        tracing::warn!(%error, %infohash, "could not sync a finished download to disk");
+        tracing::warn!(%error, "could not sync a finished download to disk");
+        tracing::debug!(%error, %infohash, "could not sync a finished download to disk");
     }
 }
 

@@ -170,14 +170,16 @@ async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
         return;
     };
     if let Err(error) = crate::fetch::start_download(inner, &record, Vec::new(), false).await {
-        tracing::warn!(%error, %infohash, "mirror cannot start a download");
+        tracing::warn!(%error, "mirror cannot start a download");
+        tracing::debug!(%error, %infohash, "mirror cannot start a download");
         inner
             .cache
             .policy()
             .fetch_finished(&infohash, false, unix_now());
         return;
     }
-    tracing::info!(%infohash, title = %record.body().title, "mirroring");
+    tracing::info!("mirroring");
+    tracing::debug!(%infohash, title = %record.body().title, "mirroring");
     let inner = inner.clone();
     let tasks = inner.tasks.clone();
     tasks.spawn("mirror download watch", async move {
@@ -187,7 +189,8 @@ async fn fetch(inner: &Arc<Inner>, infohash: InfoHash) {
             _ = stalled(&inner, infohash) => false,
         };
         if !ok {
-            tracing::info!(%infohash, "mirror gives up a download that makes no progress");
+            tracing::info!("mirror gives up a download that makes no progress");
+            tracing::debug!(%infohash, "mirror gives up a download that makes no progress");
             remove_data(&inner, infohash).await;
         }
         inner
@@ -220,7 +223,8 @@ async fn stalled(inner: &Inner, infohash: InfoHash) {
 /// Remove a publication's data from this node; its record stays in the catalog.
 async fn evict(inner: &Arc<Inner>, infohash: InfoHash) {
     if remove_data(inner, infohash).await {
-        tracing::info!(%infohash, "evicted (over the cache quota)");
+        tracing::info!("evicted (over the cache quota)");
+        tracing::debug!(%infohash, "evicted (over the cache quota)");
     }
 }
 
@@ -249,7 +253,8 @@ async fn remove_data(inner: &Inner, infohash: InfoHash) -> bool {
         .run(move |c| c.delete_torrent(&infohash))
         .await
     {
-        tracing::warn!(%error, %infohash, "cannot forget an evicted torrent");
+        tracing::warn!(%error, "cannot forget an evicted torrent");
+        tracing::debug!(%error, %infohash, "cannot forget an evicted torrent");
     }
     inner.cache.known().remove(&infohash);
     true

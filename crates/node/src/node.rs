@@ -265,7 +265,8 @@ async fn resume_torrents(inner: &Arc<Inner>) {
     };
     for row in rows {
         if let Err(error) = crate::fetch::resume(inner, &row, &[]).await {
-            tracing::warn!(%error, infohash = %row.infohash, "cannot resume torrent");
+            tracing::warn!(%error, "cannot resume torrent");
+            tracing::debug!(%error, infohash = %row.infohash, "cannot resume torrent");
         }
     }
 }

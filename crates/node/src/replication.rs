@@ -131,7 +131,8 @@ async fn announce(inner: &Arc<Inner>, record: &SignedRecord) {
     tasks.spawn("announce a publication", async move {
         crate::discovery::announce_torrent(&inner, infohash).await
     });
-    tracing::info!(id = %record.id(), %infohash, "publication announced");
+    tracing::info!("publication announced");
+    tracing::debug!(id = %record.id(), %infohash, "publication announced");
 }
 
 async fn save_held_back(inner: &Inner) {
@@ -159,7 +160,11 @@ pub(crate) async fn resume_held_back(inner: &Arc<Inner>) {
     for (id, started) in crate::replicas::parse_held_back(&saved, unix_now()) {
         let record = inner.catalog.run(move |c| c.get_record(&id)).await;
         if let Ok(Some(record)) = record {
-            tracing::info!(%id, started, "publication still waits for a replica; asking peers again");
+            tracing::info!(
+                started,
+                "publication still waits for a replica; asking peers again"
+            );
+            tracing::debug!(%id, started, "publication still waits for a replica; asking peers again");
             hold_back_or_announce(inner, &record, started).await;
         }
     }
@@ -198,7 +203,8 @@ async fn drive_push(
                         record: record.bytes().to_vec(),
                     };
                     if inner.peers.send_to(&peer, message) {
-                        tracing::info!(%peer, %infohash, "asked a peer to replicate");
+                        tracing::info!(%peer, "asked a peer to replicate");
+                        tracing::debug!(%peer, %infohash, "asked a peer to replicate");
                     } else {
                         push.peer_gone(&peer, unix_now());
                     }
@@ -210,7 +216,8 @@ async fn drive_push(
                     }
                 }
                 PushAction::Done => {
-                    tracing::info!(%infohash, replicas = push.full_replicas(), "publisher push finished");
+                    tracing::info!(replicas = push.full_replicas(), "publisher push finished");
+                    tracing::debug!(%infohash, replicas = push.full_replicas(), "publisher push finished");
                     inner.replication.end_push(&infohash);
                     return;
                 }
@@ -251,7 +258,8 @@ pub(crate) async fn on_replicate(inner: &Arc<Inner>, from: &NodeId, bytes: Vec<u
     };
     let infohash = record.body().infohash;
     let decline = |reason: &str| {
-        tracing::info!(peer = %from, %infohash, reason, "declined to replicate");
+        tracing::info!(peer = %from, reason, "declined to replicate");
+        tracing::debug!(peer = %from, %infohash, reason, "declined to replicate");
         inner.peers.send_to(
             from,
             Message::Decline {
@@ -325,7 +333,8 @@ async fn replicate(
     source: Option<SocketAddr>,
 ) {
     let infohash = record.body().infohash;
-    tracing::info!(peer = %from, %infohash, "replicating a fresh publication");
+    tracing::info!(peer = %from, "replicating a fresh publication");
+    tracing::debug!(peer = %from, %infohash, "replicating a fresh publication");
     let outcome = fetch_replica(&inner, &record, source).await;
     inner.replication.end_replicating(&infohash);
     match outcome {
@@ -338,10 +347,12 @@ async fn replicate(
                     infohashes: vec![infohash.0],
                 },
             );
-            tracing::info!(peer = %from, %infohash, "replica complete");
+            tracing::info!(peer = %from, "replica complete");
+            tracing::debug!(peer = %from, %infohash, "replica complete");
         }
         Err(error) => {
-            tracing::warn!(peer = %from, %infohash, %error, "replication failed");
+            tracing::warn!(peer = %from, %error, "replication failed");
+            tracing::debug!(peer = %from, %infohash, %error, "replication failed");
             inner.peers.send_to(
                 &from,
                 Message::Decline {
@@ -392,7 +403,8 @@ async fn store_replicated(inner: &Inner, record: &SignedRecord) {
         .await;
     match inserted {
         Ok(true) => {
-            tracing::info!(id = %record.id(), title = %record.body().title, "new record (replicated)")
+            tracing::info!("new record (replicated)");
+            tracing::debug!(id = %record.id(), title = %record.body().title, "new record (replicated)")
         }
         Ok(false) => {}
         Err(error) => tracing::warn!(%error, "cannot store a replicated record"),
