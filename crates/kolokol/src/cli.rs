@@ -15,9 +15,12 @@ use clap::{Args, Parser, Subcommand};
     args_override_self = true
 )]
 pub struct Cli {
-    /// Address of the node's HTTP API.
-    #[arg(long, global = true, env = "KOLOKOL_API", default_value = kolokol_node::DEFAULT_API_ADDR)]
-    pub api: SocketAddr,
+    /// Address of the node's HTTP API. `up --api 127.0.0.1:0` listens on a port the system picks (so that web pages
+    /// cannot find the node at a known port); other commands then read the address from the data directory.
+    /// Default: for `up` 127.0.0.1:7411; for other commands the running node's address in the data directory, else
+    /// 127.0.0.1:7411.
+    #[arg(long, global = true, env = "KOLOKOL_API")]
+    pub api: Option<SocketAddr>,
 
     /// Data directory of the node (default: the per-user data directory). Client commands read the API token here.
     #[arg(long, global = true, env = "KOLOKOL_DATA_DIR")]

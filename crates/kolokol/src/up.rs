@@ -21,6 +21,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen for the HTTP API on {api}"))?;
     let api_addr = listener.local_addr().context("HTTP API address")?;
+    write_api_addr(data_dir, api_addr)?;
     if args.dht_timeout_ms == 0 || args.rendezvous_secs == 0 || args.feed_poll_secs == 0 {
         anyhow::bail!(
             "--dht-timeout-ms, --rendezvous-secs and --feed-poll-secs must be greater than 0"
@@ -113,6 +114,25 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = interrupt.recv() => {}
     }
     Ok(())
+}
+
+/// Where the CLI finds this node's API: `api.addr` in the data directory (replaced whole, mode 0600).
+fn write_api_addr(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = kolokol_node::api_addr_path(data_dir);
+    let partial = path.with_extension("addr.partial");
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        writeln!(file, "{addr}")?;
+        std::fs::rename(&partial, &path)
+    })();
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The default level (info) names no site, destination, title, record id, author or infohash that the user viewed,
