@@ -1,5 +1,7 @@
 //! A real node (real SQLite file, real engine on loopback, private DHT) for driving the router in memory.
 
+#![allow(dead_code)] // each test file uses a part
+
 use kolokol_node::{DataDir, DiscoveryConfig, Node, NodeConfig};
 
 /// The API address the node believes it serves (requests must name it in `Host`).
