@@ -67,7 +67,8 @@ pub(crate) async fn check_request(
 
 /// Why a request is refused as coming from another site, or `None` when it does not. Fails closed: a
 /// `Sec-Fetch-Site` value this code does not know is refused, as is `Origin: null` (sandboxed frames, and the
-/// gateway's own `sandbox` policy on published files).
+/// gateway's own `sandbox` policy on published files). `same-site` is refused too: a site ignores ports, so any other
+/// web server on 127.0.0.1 (or another `*.localhost` name) is the "same site" as this node.
 pub(crate) fn cross_site_refusal(headers: &HeaderMap, api: SocketAddr) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         match site.to_str().unwrap_or("") {
