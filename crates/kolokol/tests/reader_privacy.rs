@@ -3,7 +3,8 @@
 //! Publisher A announces its publication. Reader R streams it through its gateway to the end; reader S does the same
 //! with `up --share-watched`. A DHT client of the test's own (an observer in the same loopback DHT) looks the
 //! infohash up: it finds A and S, never R; and A, a kolokol peer of both, is told by S that S holds it, never by R.
-//! S is the control that shows the lookup and the peer messages work: R is absent, not merely late.
+//! S is the control that shows the lookup and the peer messages work: R is absent, not merely late. Then, with A and S
+//! gone, a new node that connects to R gets the whole publication from R: unannounced data is still served.
 
 #![allow(clippy::unwrap_used)]
 
@@ -171,6 +172,23 @@ fn what_a_reader_watches_is_neither_announced_nor_advertised_unless_shared() {
         !seen.contains(&r_port),
         "the DHT lists reader R as a holder of what it watched (ports seen: {seen:?}, R {r_port})"
     );
-    // R still serves the data to a peer that asks: it is seeding (the engine answers requests), just unannounced.
+    // R still serves the data to a peer that asks: with the publisher and S gone, a new node T that connects to R
+    // gets the whole publication from R alone.
     assert_eq!(r_view["state"], "seeding");
+    a.kill();
+    s.kill();
+    let t = NodeProcess::start(&tmp.path().join("t"));
+    let r_wire = status(&r)["wire_addr"].as_str().unwrap().to_owned();
+    t.json(&["peer", "add", &r_wire]);
+    assert!(
+        wait_for(Duration::from_secs(60), || t.has_record(&id).then_some(())).is_some(),
+        "T never received the record from R"
+    );
+    let out = tmp.path().join("t-got");
+    let got = t.json(&["get", &id, "-o", out.to_str().unwrap(), "--timeout", "120"]);
+    assert_eq!(got["finished"], true, "{got}");
+    assert!(
+        std::fs::read(out.join("protest.webm")).unwrap() == data,
+        "T got other bytes from R"
+    );
 }
