@@ -87,7 +87,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                 match ctx.pool.open(&target.host, target.port, &kept).await {
                     Ok(stream) => {
                         let _ = handle(&ctx, &mut attempt, Event::BridgeOpened);
-                        tracing::debug!(site = %target, route = "bridge", "route");
+                        tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "bridge", "route");
                         return finish_on_bridge(client, stream, front, told_client, &ctx).await;
                     }
                     Err(error) => {
@@ -109,7 +109,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                     }
                 }
                 if !watch {
-                    tracing::debug!(site = %target, route = "direct", "route");
+                    tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
                     relay::tcp_to_tcp(client, tcp, ctx.config.idle_timeout).await;
                     return;
                 }
@@ -143,7 +143,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                 if client.write_all(&answer).await.is_err() {
                     return;
                 }
-                tracing::debug!(site = %target, route = "direct", "route");
+                tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
                 relay::tcp_to_tcp(client, tcp, ctx.config.idle_timeout).await;
                 return;
             }
