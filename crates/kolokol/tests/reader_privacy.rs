@@ -3,20 +3,72 @@
 //! Publisher A announces its publication. Reader R streams it through its gateway to the end; reader S does the same
 //! with `up --share-watched`. A DHT client of the test's own (an observer in the same loopback DHT) looks the
 //! infohash up: it finds A and S, never R; and A, a kolokol peer of both, is told by S that S holds it, never by R.
-//! S is the control that shows the lookup and the peer messages work: R is absent, not merely late. Then, with A and S
+//! A new peer that connects to R and asks it to replicate the publication gets a `Decline` and no `Holding` naming
+//! it; S tells such a peer that it holds it. S is the control that shows the lookup and the peer messages work: R is
+//! absent, not merely late. Then, with A and S
 //! gone, a new node that connects to R gets the whole publication from R: unannounced data is still served.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::time::Duration;
 
 use common::{NodeProcess, TestNode, random_file, wait_for};
+use kolokol_core::keys::Keypair;
 use kolokol_core::record::InfoHash;
 use kolokol_discovery::{Dht, DhtConfig, ServerMode};
+use kolokol_wire::{Message, WireConfig};
+
+/// The signed bytes of record `id` as `node` stored them (read from its catalog file).
+fn record_bytes(node: &NodeProcess, id: &str) -> Vec<u8> {
+    let conn = rusqlite::Connection::open_with_flags(
+        node.data_dir.join("catalog.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT bytes FROM records WHERE id = ?1",
+        [hex::decode(id).unwrap()],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// A new kolokol peer connects to `node` and asks it to replicate the record: what it is told about `infohash`.
+/// `Some(true)`: a `Holding` naming it (on connect or as the answer); `Some(false)`: a `Decline`.
+fn ask_as_a_new_peer(node: &NodeProcess, record: Vec<u8>, infohash: [u8; 20]) -> Option<bool> {
+    let wire: SocketAddr = status(node)["wire_addr"].as_str().unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let key = Keypair::from_secret_bytes([99; 32]);
+        let (mut reader, mut writer) =
+            hostile::join(wire, &key, &WireConfig::for_network("kolokol"))
+                .await
+                .unwrap();
+        writer.send(&Message::Replicate { record }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match reader.recv().await {
+                    Ok(Message::Holding { infohashes }) if infohashes.contains(&infohash) => {
+                        return Some(true);
+                    }
+                    Ok(Message::Decline { infohash: declined }) if declined == infohash => {
+                        return Some(false);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    })
+}
 
 /// GET with the Host header (and the token, for the API); status line and body.
 fn get(node: &NodeProcess, path: &str) -> (String, Vec<u8>) {
@@ -133,6 +185,19 @@ fn what_a_reader_watches_is_neither_announced_nor_advertised_unless_shared() {
     assert!(
         !holders.contains(&r_id),
         "R told A that it holds what it watched"
+    );
+
+    // A new peer that connects and even asks for a replica is not told that R holds it (R declines); S says so.
+    let infohash_bytes: [u8; 20] = hex::decode(&infohash).unwrap().try_into().unwrap();
+    assert_eq!(
+        ask_as_a_new_peer(&r, record_bytes(&r, &id), infohash_bytes),
+        Some(false),
+        "R did not decline"
+    );
+    assert_eq!(
+        ask_as_a_new_peer(&s, record_bytes(&s, &id), infohash_bytes),
+        Some(true),
+        "S (sharing) did not say it holds the publication"
     );
 
     // The DHT: an observer's lookup finds A and S as seeders, never R.
