@@ -41,6 +41,8 @@
     try {
       if (action === 'get') {
         await post('/api/v1/get', { target: button.dataset.target });
+      } else if (action === 'sharing') {
+        await post('/api/v1/sharing', { share_watched: button.dataset.share === 'true' });
       } else {
         await post('/api/v1/' + action, { author: button.dataset.author });
       }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kolokol_node::{Api, PinView, ReplicaView};
+use kolokol_node::{Api, PinView, ReplicaView, SharingView};
 use serde::Deserialize;
 
 use crate::HttpError;
@@ -13,11 +13,23 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/v1/records/{id}/replicas", get(replicas))
         .route("/api/v1/pin", post(pin))
         .route("/api/v1/unpin", post(unpin))
+        .route("/api/v1/sharing", get(sharing).post(set_sharing))
 }
 
 #[derive(Deserialize)]
 struct IdRequest {
     id: String,
+}
+
+async fn sharing(State(api): State<Api>) -> Json<SharingView> {
+    Json(api.sharing())
+}
+
+async fn set_sharing(
+    State(api): State<Api>,
+    Json(request): Json<SharingView>,
+) -> Result<Json<SharingView>, HttpError> {
+    Ok(Json(api.set_sharing(request.share_watched).await?))
 }
 
 async fn replicas(

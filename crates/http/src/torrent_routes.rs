@@ -21,6 +21,9 @@ pub const TORRENT_CONTENT_TYPE: &str = "application/x-bittorrent";
 pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/records/{id}/torrent", get(torrent_file))
+        // The publication page's link: a link cannot send the token, so like the gateway this one is outside
+        // `/api/v1` and the guard's cross-site refusal is what keeps other web pages from it.
+        .route("/torrent/{id}", get(torrent_file))
         .route(
             "/api/v1/get/torrent",
             // axum refuses a larger body (413) before it is buffered.
@@ -28,7 +31,7 @@ pub(crate) fn routes() -> Router<Api> {
         )
 }
 
-/// `GET /api/v1/records/{id}/torrent`: the .torrent file, as an attachment named after the torrent.
+/// `GET /api/v1/records/{id}/torrent` and `GET /torrent/{id}`: the .torrent file, as an attachment named after the torrent.
 async fn torrent_file(State(api): State<Api>, Path(id): Path<String>) -> Response {
     let file = match api.torrent_file(&id).await {
         Ok(file) => file,

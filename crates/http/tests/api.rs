@@ -49,7 +49,11 @@ async fn host_check_token_and_error_shapes() {
     let token = api.token().to_owned();
     let router = kolokol_http::router(api);
 
+    // Reads need the token like writes: without it, nothing is answered.
     let (status, body) = call(&router, "GET", "/api/v1/status", HOST, None, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.get("node_id").is_none());
+    let (status, body) = call(&router, "GET", "/api/v1/status", HOST, Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["api_addr"], HOST);
     assert!(body["node_id"].as_str().unwrap().len() == 64);
@@ -59,7 +63,7 @@ async fn host_check_token_and_error_shapes() {
         "GET",
         "/api/v1/status",
         "localhost:7411",
-        None,
+        Some(&token),
         None,
     )
     .await;
@@ -70,7 +74,7 @@ async fn host_check_token_and_error_shapes() {
         "GET",
         "/api/v1/status",
         "attacker.example:7411",
-        None,
+        Some(&token),
         None,
     )
     .await;
@@ -131,7 +135,7 @@ async fn host_check_token_and_error_shapes() {
         "GET",
         &format!("/api/v1/records/{id}"),
         HOST,
-        None,
+        Some(&token),
         None,
     )
     .await;
@@ -140,10 +144,18 @@ async fn host_check_token_and_error_shapes() {
     assert_eq!(body["files"][0]["path"], "f.txt");
     assert_eq!(body["files"][0]["mime"], "text/plain");
 
-    let (status, _) = call(&router, "GET", "/api/v1/records/nothex", HOST, None, None).await;
+    let (status, _) = call(
+        &router,
+        "GET",
+        "/api/v1/records/nothex",
+        HOST,
+        Some(&token),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let unknown = format!("/api/v1/records/{}", "0".repeat(64));
-    let (status, body) = call(&router, "GET", &unknown, HOST, None, None).await;
+    let (status, body) = call(&router, "GET", &unknown, HOST, Some(&token), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         body["error"]
@@ -152,7 +164,7 @@ async fn host_check_token_and_error_shapes() {
             .contains("unknown publication")
     );
 
-    let (status, body) = call(&router, "GET", "/api/v1/records", HOST, None, None).await;
+    let (status, body) = call(&router, "GET", "/api/v1/records", HOST, Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.as_array().unwrap().len(), 1);
     node.shutdown().await;

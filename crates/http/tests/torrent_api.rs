@@ -32,6 +32,16 @@ fn get(uri: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// A read of the JSON API: it needs the token.
+fn api_get(uri: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .header("host", HOST)
+        .header(kolokol_http::TOKEN_HEADER, token)
+        .body(Body::empty())
+        .unwrap()
+}
+
 fn post_torrent(token: Option<&str>, body: Vec<u8>) -> Request<Body> {
     let mut request = Request::builder()
         .method("POST")
@@ -64,7 +74,7 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
 
     let (status, headers, body) = send(
         &router,
-        get(&format!("/api/v1/records/{}/torrent", published.id)),
+        api_get(&format!("/api/v1/records/{}/torrent", published.id), &token),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -89,12 +99,37 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
 
     let (status, _, _) = send(
         &router,
-        get(&format!("/api/v1/records/{}/torrent", "ab".repeat(32))),
+        api_get(&format!("/api/v1/records/{}/torrent", "ab".repeat(32)), &token),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = send(&router, get("/api/v1/records/nonsense/torrent")).await;
+    let (status, _, _) = send(
+        &router,
+        api_get("/api/v1/records/nonsense/torrent", &token),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Without the token the API answers nothing.
+    let (status, _, _) = send(
+        &router,
+        get(&format!("/api/v1/records/{}/torrent", published.id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The page's link (a link cannot carry the token) gives the same file to the node's own page, and nothing to
+    // another site.
+    let (status, _, linked) = send(&router, get(&format!("/torrent/{}", published.id))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(linked, body);
+    let cross_site = Request::builder()
+        .uri(format!("/torrent/{}", published.id))
+        .header("host", HOST)
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = send(&router, cross_site).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // The publication page links the file.
     let (status, _, page) = send(&router, get(&format!("/p/{}", published.id))).await;
@@ -102,7 +137,7 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
     let page = String::from_utf8(page).unwrap();
     assert!(
         page.contains(&format!(
-            "href=\"/api/v1/records/{}/torrent\"",
+            "href=\"/torrent/{}\"",
             published.id
         )),
         "no .torrent link on the page"

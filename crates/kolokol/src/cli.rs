@@ -15,9 +15,12 @@ use clap::{Args, Parser, Subcommand};
     args_override_self = true
 )]
 pub struct Cli {
-    /// Address of the node's HTTP API.
-    #[arg(long, global = true, env = "KOLOKOL_API", default_value = kolokol_node::DEFAULT_API_ADDR)]
-    pub api: SocketAddr,
+    /// Address of the node's HTTP API. `up --api 127.0.0.1:0` listens on a port the system picks (so that web pages
+    /// cannot find the node at a known port); other commands then read the address from the data directory.
+    /// Default: for `up` 127.0.0.1:7411; for other commands the running node's address in the data directory, else
+    /// 127.0.0.1:7411.
+    #[arg(long, global = true, env = "KOLOKOL_API")]
+    pub api: Option<SocketAddr>,
 
     /// Data directory of the node (default: the per-user data directory). Client commands read the API token here.
     #[arg(long, global = true, env = "KOLOKOL_DATA_DIR")]
@@ -205,6 +208,12 @@ pub struct UpArgs {
     /// the least recently requested unpinned data is evicted. Own publications and pins always stay.
     #[arg(long, env = "KOLOKOL_QUOTA", default_value = "5G", value_parser = kolokol_node::units::parse_size)]
     pub quota: u64,
+    /// Tell the DHT and peers that this node holds what its user downloads, streams or imports, so others find it
+    /// as a seeder. Off by default except with --mirror: what a reader watches is then served to peers that ask for
+    /// it but announced to nobody, so nobody gets a list of who watched what. Not given: the web UI's setting.
+    #[arg(long, env = "KOLOKOL_SHARE_WATCHED", num_args = 0..=1, default_missing_value = "true",
+          value_name = "true|false")]
+    pub share_watched: Option<bool>,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyUpArgs,
 }

@@ -45,15 +45,25 @@ impl Client {
         })
     }
 
+    /// Reads need the token as writes do: the API's answers are private to whoever can read the data directory.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let request = self.http.get(format!("{}{path}", self.base));
-        self.send(request).await
+        self.send(self.with_token(request)).await
+    }
+
+    /// The request with the token, when there is one. Without it the request still goes out: if no node answers,
+    /// that is the clearer error; if one does, its refusal is explained by the missing token (see `send`).
+    fn with_token(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header(kolokol_http::TOKEN_HEADER, token),
+            None => request,
+        }
     }
 
     /// `GET` of a route that answers raw bytes (a .torrent file).
     pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let request = self.http.get(format!("{}{path}", self.base));
-        self.send_raw(request).await
+        self.send_raw(self.with_token(request)).await
     }
 
     /// `POST` of raw bytes with a content type, answered with JSON. `path` may carry a query string (encoded).
@@ -88,12 +98,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(kolokol_http::TOKEN_HEADER, self.token()?)
-            .json(body);
-        self.send(request).await
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.send(self.with_token(request)).await
     }
 
     async fn send<T: DeserializeOwned>(
@@ -121,6 +127,11 @@ impl Client {
             .bytes()
             .await
             .context("reading the node's answer")?;
+        if status == reqwest::StatusCode::FORBIDDEN
+            && let (None, Some(error)) = (&self.token, &self.token_error)
+        {
+            bail!("{error}; is --data-dir the running node's data directory?");
+        }
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()

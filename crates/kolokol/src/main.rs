@@ -38,11 +38,42 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         None => kolokol_node::DataDir::default_path()?,
     };
     match cli.command {
-        cli::Command::Up(args) => up::run(&cli.api, &data_dir, *args).await,
+        cli::Command::Up(args) => {
+            let api = match cli.api {
+                Some(api) => api,
+                None => default_api()?,
+            };
+            up::run(&api, &data_dir, *args).await
+        }
         command => {
-            let client = client::Client::new(cli.api, &data_dir)?;
+            let api = match cli.api {
+                Some(api) => api,
+                None => match running_api(&data_dir)? {
+                    Some(api) => api,
+                    None => default_api()?,
+                },
+            };
+            let client = client::Client::new(api, &data_dir)?;
             commands::run(&client, command, cli.json).await
         }
+    }
+}
+
+fn default_api() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(kolokol_node::DEFAULT_API_ADDR.parse()?)
+}
+
+/// The API address the node running on `data_dir` wrote there (`up` writes it at start), if any.
+fn running_api(data_dir: &std::path::Path) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let path = kolokol_node::api_addr_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{} does not hold an address: {e}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
     }
 }
 

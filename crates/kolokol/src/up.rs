@@ -21,6 +21,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen for the HTTP API on {api}"))?;
     let api_addr = listener.local_addr().context("HTTP API address")?;
+    write_api_addr(data_dir, api_addr)?;
     if args.dht_timeout_ms == 0 || args.rendezvous_secs == 0 || args.feed_poll_secs == 0 {
         anyhow::bail!(
             "--dht-timeout-ms, --rendezvous-secs and --feed-poll-secs must be greater than 0"
@@ -63,6 +64,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
         cache: CacheOptions {
             mirror: args.mirror,
             quota: args.quota,
+            share_watched: args.share_watched,
         },
     };
     let node = Node::start(dir, config).await?;
@@ -114,13 +116,44 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the CLI finds this node's API: `api.addr` in the data directory (replaced whole, mode 0600).
+fn write_api_addr(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = kolokol_node::api_addr_path(data_dir);
+    let partial = path.with_extension("addr.partial");
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        writeln!(file, "{addr}")?;
+        std::fs::rename(&partial, &path)
+    })();
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The default level (info) names no site, destination, title, record id, author or infohash that the user viewed,
+/// proxied, bridged or followed: a log on a seized device must not list them. Debug and trace do, and say so first.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KOLOKOL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn")
     });
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= tracing_subscriber::filter::LevelFilter::DEBUG);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    if verbose {
+        tracing::warn!(
+            "KOLOKOL_LOG asks for debug or trace output: this log will name the sites you reach through the proxy, \
+             the bridges' destinations, and the titles, ids and infohashes of what you watch. Anyone who gets this \
+             device can read it. Use the default level (info) unless you are debugging."
+        );
+    }
 }

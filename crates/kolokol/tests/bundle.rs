@@ -74,7 +74,7 @@ fn import(node: &NodeProcess, bundle: &Path) -> serde_json::Value {
     node.json(&["bundle", "import", bundle.to_str().unwrap()])
 }
 
-/// A GET on the node's API (no token needed to read), over a plain loopback socket.
+/// A GET on the node's API (with its token, as every API request), over a plain loopback socket.
 fn api_get(node: &NodeProcess, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(&node.api).unwrap();
@@ -83,8 +83,9 @@ fn api_get(node: &NodeProcess, path: &str) -> serde_json::Value {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        node.api
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
+        node.api,
+        node.token()
     )
     .unwrap();
     let mut answer = String::new();

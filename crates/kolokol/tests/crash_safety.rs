@@ -62,12 +62,12 @@ fn wait_fast(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn transfer(node: &NodeProcess, infohash: &str) -> Option<serde_json::Value> {
-    let (code, body) = http_get(&node.api, &format!("/api/v1/transfers/{infohash}")).ok()?;
+    let (code, body) = http_get(node, &format!("/api/v1/transfers/{infohash}")).ok()?;
     (code == 200).then(|| serde_json::from_str(&body).unwrap())
 }
 
 fn records(node: &NodeProcess) -> u64 {
-    let (_, body) = http_get(&node.api, "/api/v1/status").unwrap();
+    let (_, body) = http_get(node, "/api/v1/status").unwrap();
     serde_json::from_str::<serde_json::Value>(&body).unwrap()["records"]
         .as_u64()
         .unwrap()

@@ -88,7 +88,7 @@ fn progress(node: &NodeProcess, infohash: &str) -> (u64, u64) {
         &node.api,
         "GET",
         &format!("/api/v1/transfers/{infohash}"),
-        &[],
+        &[("X-Kolokol-Token", &node.token())],
     );
     assert_eq!(
         reply.status,
@@ -155,7 +155,12 @@ fn gateway_serves_ranges_while_downloading_and_fails_cleanly() {
     assert!(head.body.is_empty());
 
     // The middle first, cold (B has no transfer of it yet): B must fetch those pieces before the ones before them.
-    let before = request(&b.api, "GET", &format!("/api/v1/transfers/{infohash}"), &[]);
+    let before = request(
+        &b.api,
+        "GET",
+        &format!("/api/v1/transfers/{infohash}"),
+        &[("X-Kolokol-Token", &b.token())],
+    );
     assert_eq!(before.status, 404, "B fetches the file already");
     let middle = size / 2 + 12_345;
     let last = middle + 65_535;

@@ -63,7 +63,7 @@ fn honest_peer_syncs(tmp: &std::path::Path, name: &str, wire: SocketAddr, id: &s
 }
 
 fn status_answers(node: &NodeProcess) {
-    let (code, body) = http_get(&node.api, "/api/v1/status").unwrap();
+    let (code, body) = http_get(node, "/api/v1/status").unwrap();
     assert_eq!(code, 200, "{body}");
 }
 
@@ -396,8 +396,7 @@ fn wrong_piece_data_from_a_hostile_seeder_is_never_kept_and_the_seeder_is_droppe
         hostile.log.bad_blocks.load(Ordering::Relaxed),
         downloader.log()
     );
-    let (_, transfer) =
-        http_get(&downloader.api, &format!("/api/v1/transfers/{infohash}")).unwrap();
+    let (_, transfer) = http_get(&downloader, &format!("/api/v1/transfers/{infohash}")).unwrap();
     let transfer: serde_json::Value = serde_json::from_str(&transfer).unwrap();
     assert_eq!(transfer["finished"], false, "{transfer}");
     assert_eq!(

@@ -334,8 +334,9 @@ fn api_get(node: &NodeProcess, path: &str) -> Value {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        node.api
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
+        node.api,
+        node.token()
     );
     stream.write_all(head.as_bytes()).unwrap();
     let mut raw = Vec::new();

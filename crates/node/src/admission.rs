@@ -189,7 +189,8 @@ pub(crate) fn admit(
         return Err(Refusal::NotEnoughWork);
     }
     let facts = author_facts(catalog, record, now).map_err(|error| {
-        tracing::warn!(%error, id = %record.id(), "cannot check a record's admission; refused");
+        tracing::warn!(%error, "cannot check a record's admission; refused");
+        tracing::debug!(%error, id = %record.id(), "cannot check a record's admission; refused");
         error
     });
     judge(rules, facts.ok())

@@ -228,7 +228,7 @@ impl Api {
                 "{infohash:?} is not an infohash (40 hex characters)"
             ))
         })?;
-        crate::views::transfer_view(&self.catalog, &self.engine, &infohash, None).await
+        crate::views::transfer_view(&self.catalog, &self.engine, &self.cache, &infohash, None).await
     }
 
     /// Connect to a kolokol node at its wire address and remember it. Returns once the handshake succeeded; the
@@ -325,7 +325,12 @@ impl Api {
                 removed_data += 1;
             }
         }
-        tracing::info!(%author, records = purge.records, data = removed_data, "author blocked");
+        tracing::info!(
+            records = purge.records,
+            data = removed_data,
+            "author blocked"
+        );
+        tracing::debug!(%author, records = purge.records, data = removed_data, "author blocked");
         Ok(BlockedView {
             author: author.to_string(),
             blocked_at: crate::clock::unix_now(),

@@ -4,11 +4,12 @@
 //! never evicted.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use kolokol_core::record::InfoHash;
 use kolokol_core::replication::cache::{CacheConfig, CacheMode, CachePolicy};
-use kolokol_store::TorrentState;
+use kolokol_store::{TorrentRow, TorrentState};
 use tokio::sync::Notify;
 
 use crate::catalog::CatalogService;
@@ -25,7 +26,12 @@ pub(crate) struct Cache {
     /// Torrents the policy has been told about, with the state it was told.
     known: Mutex<HashMap<InfoHash, TorrentState>>,
     wake: Notify,
+    /// Whether what the user watched is advertised (see [`CacheOptions::share_watched`]); the web UI can change it.
+    share_watched: AtomicBool,
 }
+
+/// Settings key of the web UI's choice for [`Cache::shares_watched`].
+pub(crate) const SHARE_WATCHED_KEY: &str = "share_watched";
 
 impl Cache {
     pub fn new(options: CacheOptions) -> Cache {
@@ -39,7 +45,9 @@ impl Cache {
             quota_bytes: options.quota,
             max_parallel_fetches: MIRROR_PARALLEL,
         });
+        let share_watched = AtomicBool::new(options.share_watched.unwrap_or(options.mirror));
         Cache {
+            share_watched,
             options,
             policy: Mutex::new(policy),
             known: Mutex::new(HashMap::new()),
@@ -55,6 +63,54 @@ impl Cache {
     /// Whether this node mirrors (fetches publications nobody asked it for).
     pub fn is_mirror(&self) -> bool {
         self.options.mirror
+    }
+
+    /// Whether this node advertises what the user watched.
+    pub fn shares_watched(&self) -> bool {
+        self.share_watched.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_shares_watched(&self, on: bool) {
+        self.share_watched.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `up` chose the sharing of watched data explicitly (then a setting saved from the UI does not apply).
+    pub(crate) fn share_watched_given(&self) -> bool {
+        self.options.share_watched.is_some()
+    }
+
+    /// Whether the node may tell others that it holds this torrent (DHT announce, `Holding` to peers). Data the
+    /// user watched is only served, not advertised, unless they share what they watch (design decision 11).
+    pub fn advertises(&self, row: &TorrentRow) -> bool {
+        !row.watched || self.shares_watched()
+    }
+
+    /// At start, before anything is announced: the sharing choice saved from the web UI, unless `up` gave one.
+    pub(crate) async fn load_saved_sharing(&self, catalog: &CatalogService) {
+        if self.share_watched_given() {
+            return;
+        }
+        match catalog.run(|c| c.get_setting(SHARE_WATCHED_KEY)).await {
+            Ok(Some(saved)) => self.set_shares_watched(saved == "on"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the saved sharing setting"),
+        }
+    }
+
+    /// The user's choice from the web UI: applied now and saved for later starts. Torrents it newly advertises are
+    /// announced at the announcer's next round; those it stops advertising drop out of the DHT as announcements
+    /// expire (about 30 minutes) and are no longer listed to peers that connect.
+    pub(crate) async fn choose_sharing(
+        &self,
+        catalog: &CatalogService,
+        on: bool,
+    ) -> Result<(), crate::catalog::CatalogError> {
+        let value = if on { "on" } else { "off" };
+        catalog
+            .run(move |c| c.set_setting(SHARE_WATCHED_KEY, value))
+            .await?;
+        self.set_shares_watched(on);
+        Ok(())
     }
 
     /// The policy, locked for one short decision (never across an await).

@@ -79,6 +79,10 @@ pub struct CacheOptions {
     /// Bytes of others' publications this node keeps (pinned data and own publications are not counted out:
     /// pins always win). Over it, the least recently requested unpinned data is evicted.
     pub quota: u64,
+    /// Advertise what the user watched (downloaded, streamed, imported) in the DHT and to peers, as a seeder of it.
+    /// `None`: the setting saved from the web UI, or else on only for a mirror. Off, such data is still served to a
+    /// peer that asks for it, but nobody is told that this node holds it.
+    pub share_watched: Option<bool>,
 }
 
 /// Default quota: what a viewer keeps seeding of what they watched, or a mirror holds.
@@ -89,6 +93,7 @@ impl Default for CacheOptions {
         CacheOptions {
             mirror: false,
             quota: DEFAULT_CACHE_QUOTA,
+            share_watched: None,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! lock            held (flock) while a node runs; holds the pid of that node
 //! node.key        Ed25519 node identity (wire protocol), mode 0600
 //! author.key      Ed25519 author key that signs publications, mode 0600
-//! api.token       secret the local API demands on state-changing requests, mode 0600
+//! api.token       secret the local API demands on every API request, mode 0600
+//! api.addr        the address the running node's API listens on (written by `up`, read by the CLI), mode 0600
 //! catalog.sqlite  the SQLite database (catalog, torrents, peers, settings), WAL mode
 //! content/        published data, one folder per infohash
 //! downloads/      fetched data (unless `get -o DIR` chose another folder)
@@ -173,6 +174,12 @@ impl DataPaths {
 /// Where the API token of the node using data directory `root` is kept (the CLI reads it from there).
 pub fn token_path(root: &Path) -> PathBuf {
     root.join("api.token")
+}
+
+/// Where `up` writes the address its API listens on, so that the CLI finds a node started with `--api
+/// 127.0.0.1:0` (a port the system picked, which a web page cannot guess).
+pub fn api_addr_path(root: &Path) -> PathBuf {
+    root.join("api.addr")
 }
 
 #[cfg(test)]

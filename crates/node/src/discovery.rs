@@ -21,6 +21,7 @@ use kolokol_transfer::Engine;
 use kolokol_wire::Message;
 use tokio::sync::Notify;
 
+use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::clock::unix_now;
 use crate::config::DiscoveryConfig;
@@ -36,6 +37,8 @@ pub(crate) struct Discovery {
     pub catalog: Arc<CatalogService>,
     pub peers: Arc<PeerRegistry>,
     pub engine: Arc<Engine>,
+    /// Says which holdings may be announced (not what the reader watched, unless they share it).
+    pub cache: Arc<Cache>,
     pub dht: Dht,
     /// Woken to poll followed authors' feeds at once (after `follow`).
     pub feeds_wake: Arc<Notify>,
@@ -205,7 +208,10 @@ fn spawn_announcer(discovery: Discovery) {
             };
             let complete: Vec<InfoHash> = rows
                 .into_iter()
-                .filter(|r| r.state == kolokol_store::TorrentState::Complete)
+                .filter(|r| {
+                    r.state == kolokol_store::TorrentState::Complete
+                        && discovery.cache.advertises(r)
+                })
                 .map(|r| r.infohash)
                 .collect();
             let failed = announce_each(&discovery, complete).await;
@@ -237,7 +243,8 @@ pub(crate) async fn announce_torrent(discovery: &Discovery, infohash: InfoHash) 
     });
 }
 
-/// Announce each torrent once, skipping those no longer complete here; returns the ones whose announcement failed.
+/// Announce each torrent once, skipping those no longer complete here or not advertised (what the reader watched,
+/// unless they share it); returns the ones whose announcement failed.
 async fn announce_each(discovery: &Discovery, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
     let mut failed = Vec::new();
     for infohash in infohashes {
@@ -246,7 +253,7 @@ async fn announce_each(discovery: &Discovery, infohashes: Vec<InfoHash>) -> Vec<
         }
         let complete = matches!(
             discovery.catalog.run(move |c| c.get_torrent(&infohash)).await,
-            Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete
+            Ok(Some(row)) if row.state == kolokol_store::TorrentState::Complete && discovery.cache.advertises(&row)
         );
         if !complete {
             continue;
@@ -307,7 +314,10 @@ pub(crate) fn spawn_peer_lookup(discovery: Discovery, infohash: InfoHash) {
             if !peers.is_empty() {
                 match discovery.engine.add_peers(&infohash.0, peers).await {
                     Ok(0) => {}
-                    Ok(new) => tracing::info!(%infohash, new, "peers found through the DHT"),
+                    Ok(new) => {
+                        tracing::info!(new, "peers found through the DHT");
+                        tracing::debug!(%infohash, new, "peers found through the DHT");
+                    }
                     Err(error) => tracing::debug!(%error, %infohash, "cannot add DHT peers"),
                 }
             }
@@ -350,7 +360,8 @@ pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId) {
             .await
         {
             Ok(put) => {
-                tracing::info!(%latest, count, seq, stored_at = put.stored_at, "feed head put in the DHT")
+                tracing::info!(count, seq, stored_at = put.stored_at, "feed head put in the DHT");
+                tracing::debug!(%latest, count, seq, stored_at = put.stored_at, "feed head put in the DHT")
             }
             Err(error) => tracing::warn!(%error, "cannot put the feed head in the DHT"),
         }
@@ -417,14 +428,20 @@ async fn poll_feed(discovery: &Discovery, author: AuthorId, last_seq: Option<i64
     match have_latest {
         // The record the head names must be the author's own; a head pointing elsewhere is ignored.
         Some(record) if record.body().author != author => {
-            tracing::warn!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
+            tracing::warn!("feed head names another author's record; ignored");
+            tracing::debug!(%author, latest = %entry.head.latest, "feed head names another author's record; ignored");
             follow_checked(discovery, author, None).await;
         }
         Some(_) if have_count >= entry.head.count => {
             follow_checked(discovery, author, Some(entry.seq)).await;
         }
         _ => {
-            tracing::info!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
+            tracing::info!(
+                count = entry.head.count,
+                have = have_count,
+                "feed head names records we lack; fetching them from peers"
+            );
+            tracing::debug!(%author, latest = %entry.head.latest, count = entry.head.count, have = have_count,
                 "feed head names records we lack; fetching them from peers");
             discovery.peers.request(Message::Fetch {
                 ids: vec![entry.head.latest],

@@ -149,6 +149,7 @@ pub(crate) async fn start_get_target(
             let mut view = crate::views::transfer_view(
                 &fetcher.catalog,
                 &fetcher.engine,
+                &fetcher.cache,
                 &infohash,
                 record_id,
             )
@@ -162,22 +163,42 @@ pub(crate) async fn start_get_target(
         return crate::views::transfer_view(
             &fetcher.catalog,
             &fetcher.engine,
+            &fetcher.cache,
             &infohash,
             record_id,
         )
         .await;
     }
 
-    begin(fetcher, infohash, name, out_dir, magnet_peers, torrent).await?;
-    crate::views::transfer_view(&fetcher.catalog, &fetcher.engine, &infohash, record_id).await
+    // A user's `get` or the gateway: the reader's own viewing, not advertised unless they share what they watch.
+    begin(
+        fetcher,
+        infohash,
+        name,
+        out_dir,
+        magnet_peers,
+        torrent,
+        true,
+    )
+    .await?;
+    crate::views::transfer_view(
+        &fetcher.catalog,
+        &fetcher.engine,
+        &fetcher.cache,
+        &infohash,
+        record_id,
+    )
+    .await
 }
 
 /// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
-/// (a replica fetches from its publisher). Joins a download already running.
+/// (a replica fetches from its publisher). Joins a download already running (and leaves its `watched` mark as it
+/// is). `watched`: fetched for the reader (a pin) rather than on purpose for others (a replica, a mirror).
 pub(crate) async fn start_download(
     fetcher: &Fetcher,
     record: &kolokol_core::record::SignedRecord,
     extra_peers: Vec<SocketAddr>,
+    watched: bool,
 ) -> Result<(), ApiError> {
     let body = record.body();
     let infohash = body.infohash;
@@ -197,7 +218,16 @@ pub(crate) async fn start_download(
         return Ok(());
     }
     let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
-    begin(fetcher, body.infohash, name, None, extra_peers, None).await
+    begin(
+        fetcher,
+        body.infohash,
+        name,
+        None,
+        extra_peers,
+        None,
+        watched,
+    )
+    .await
 }
 
 /// A new download: its row in the catalog (so it resumes after a restart), the engine, and the watch that records
@@ -210,6 +240,7 @@ async fn begin(
     out_dir: Option<PathBuf>,
     extra_peers: Vec<SocketAddr>,
     torrent: Option<Vec<u8>>,
+    watched: bool,
 ) -> Result<(), ApiError> {
     let output_dir =
         out_dir.unwrap_or_else(|| fetcher.dir.downloads_dir().join(infohash.to_string()));
@@ -231,6 +262,7 @@ async fn begin(
         output_dir: output_dir.clone(),
         state: TorrentState::Downloading,
         added_at: unix_now(),
+        watched,
     };
     let stored = row.clone();
     fetcher.catalog.run(move |c| c.put_torrent(&stored)).await?;
@@ -337,7 +369,8 @@ fn watch(fetcher: Fetcher, infohash: InfoHash) {
                         })
                         .await;
                     if let Err(error) = kept {
-                        tracing::warn!(%error, %infohash, "could not keep a download's metainfo");
+                        tracing::warn!(%error, "could not keep a download's metainfo");
+                        tracing::debug!(%error, %infohash, "could not keep a download's metainfo");
                     }
                     return;
                 }
@@ -374,19 +407,30 @@ fn watch(fetcher: Fetcher, infohash: InfoHash) {
                         )
                     })
                     .await;
-                // Every connected peer learns that this node now holds it complete.
-                fetcher.peers.request(kolokol_wire::Message::Holding {
-                    infohashes: vec![infohash.0],
-                });
-                crate::discovery::announce_torrent(&fetcher.discovery, infohash).await;
+                // Every connected peer learns that this node now holds it complete, and the DHT lists it as a
+                // seeder: unless the reader watched it and does not share what they watch.
+                let advertised = matches!(
+                    fetcher.catalog.run(move |c| c.get_torrent(&infohash)).await,
+                    Ok(Some(row)) if fetcher.cache.advertises(&row)
+                );
+                if advertised {
+                    fetcher.peers.request(kolokol_wire::Message::Holding {
+                        infohashes: vec![infohash.0],
+                    });
+                    crate::discovery::announce_torrent(&fetcher.discovery, infohash).await;
+                }
                 match updated {
-                    Ok(()) => tracing::info!(%infohash, "download complete and verified"),
+                    Ok(()) => tracing::info!("download complete and verified"),
                     Err(error) => {
-                        tracing::warn!(%error, %infohash, "could not record a finished download")
+                        tracing::warn!(%error, "could not record a finished download")
                     }
                 }
+                tracing::debug!(%infohash, advertised, "download complete");
             }
-            Err(error) => tracing::warn!(%error, %infohash, "download failed"),
+            Err(error) => {
+                tracing::warn!(%error, "download failed");
+                tracing::debug!(%infohash, "the failed download");
+            }
         }
     });
 }
@@ -409,7 +453,8 @@ async fn sync_download(fetcher: &Fetcher, infohash: &InfoHash, name: Option<&str
         .map_err(std::io::Error::other)
         .and_then(|result| result);
     if let Err(error) = synced {
-        tracing::warn!(%error, %infohash, "could not sync a finished download to disk");
+        tracing::warn!(%error, "could not sync a finished download to disk");
+        tracing::debug!(%error, %infohash, "could not sync a finished download to disk");
     }
 }
 

@@ -24,6 +24,14 @@ pub struct ReplicaView {
     pub pinned: bool,
 }
 
+/// Whether this node advertises what the reader watched (`GET`/`POST /api/v1/sharing`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharingView {
+    /// On: what the reader downloads, streams or imports is announced in the DHT and listed to peers, like what
+    /// this node publishes, replicates or mirrors. Off: it is only served to peers that ask for it.
+    pub share_watched: bool,
+}
+
 /// Answer to `pin` / `unpin`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PinView {
@@ -76,6 +84,22 @@ impl Api {
         })
     }
 
+    /// Whether this node advertises what the reader watched.
+    pub fn sharing(&self) -> SharingView {
+        SharingView {
+            share_watched: self.cache.shares_watched(),
+        }
+    }
+
+    /// The reader's choice (the web UI's setting): applied now and kept for later starts unless `up` is given
+    /// `--share-watched`.
+    pub async fn set_sharing(&self, share_watched: bool) -> Result<SharingView, ApiError> {
+        self.cache
+            .choose_sharing(&self.catalog, share_watched)
+            .await?;
+        Ok(self.sharing())
+    }
+
     /// Keep a publication's data whatever the quota; fetch it if this node does not hold it yet.
     pub async fn pin(&self, id: &str) -> Result<PinView, ApiError> {
         let record = self.record(id).await?;
@@ -89,7 +113,8 @@ impl Api {
             .await?;
         self.cache.pinned(&infohash, true);
         if !held {
-            crate::fetch::start_download(&self.fetcher, &record, Vec::new()).await?;
+            // Pinned for the reader: theirs, like what they watch.
+            crate::fetch::start_download(&self.fetcher, &record, Vec::new(), true).await?;
         }
         Ok(PinView {
             id: record.id().to_string(),

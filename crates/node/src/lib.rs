@@ -52,9 +52,9 @@ pub use config::{
     CacheOptions, DEFAULT_API_ADDR, DEFAULT_CACHE_QUOTA, DEFAULT_NETWORK, DiscoveryConfig,
     NodeConfig, ReplicationConfig,
 };
-pub use data_dir::{DataDir, DataDirError, DataPaths, token_path};
+pub use data_dir::{DataDir, DataDirError, DataPaths, api_addr_path, token_path};
 pub use error::ApiError;
-pub use holdings_api::{PinView, ReplicaView};
+pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,

@@ -190,15 +190,19 @@ async fn fetch(mirror: &Mirror, infohash: InfoHash) {
             .fetch_finished(&infohash, false, unix_now());
         return;
     };
-    if let Err(error) = crate::fetch::start_download(&mirror.fetcher, &record, Vec::new()).await {
-        tracing::warn!(%error, %infohash, "mirror cannot start a download");
+    if let Err(error) =
+        crate::fetch::start_download(&mirror.fetcher, &record, Vec::new(), false).await
+    {
+        tracing::warn!(%error, "mirror cannot start a download");
+        tracing::debug!(%error, %infohash, "mirror cannot start a download");
         mirror
             .cache
             .policy()
             .fetch_finished(&infohash, false, unix_now());
         return;
     }
-    tracing::info!(%infohash, title = %record.body().title, "mirroring");
+    tracing::info!("mirroring");
+    tracing::debug!(%infohash, title = %record.body().title, "mirroring");
     let mirror = mirror.clone();
     let tasks = mirror.tasks.clone();
     tasks.spawn("mirror download watch", async move {
@@ -208,7 +212,8 @@ async fn fetch(mirror: &Mirror, infohash: InfoHash) {
             _ = stalled(&mirror, infohash) => false,
         };
         if !ok {
-            tracing::info!(%infohash, "mirror gives up a download that makes no progress");
+            tracing::info!("mirror gives up a download that makes no progress");
+            tracing::debug!(%infohash, "mirror gives up a download that makes no progress");
             remove_data(&mirror, infohash).await;
         }
         mirror
@@ -241,7 +246,8 @@ async fn stalled(mirror: &Mirror, infohash: InfoHash) {
 /// Remove a publication's data from this node; its record stays in the catalog.
 async fn evict(mirror: &Mirror, infohash: InfoHash) {
     if remove_data(mirror, infohash).await {
-        tracing::info!(%infohash, "evicted (over the cache quota)");
+        tracing::info!("evicted (over the cache quota)");
+        tracing::debug!(%infohash, "evicted (over the cache quota)");
     }
 }
 
@@ -270,7 +276,8 @@ async fn remove_data(mirror: &Mirror, infohash: InfoHash) -> bool {
         .run(move |c| c.delete_torrent(&infohash))
         .await
     {
-        tracing::warn!(%error, %infohash, "cannot forget an evicted torrent");
+        tracing::warn!(%error, "cannot forget an evicted torrent");
+        tracing::debug!(%error, %infohash, "cannot forget an evicted torrent");
     }
     mirror.cache.known().remove(&infohash);
     true

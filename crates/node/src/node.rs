@@ -121,6 +121,7 @@ impl Node {
             catalog: catalog.clone(),
             peers: peers.clone(),
             engine: engine.clone(),
+            cache: cache.clone(),
             dht: dht.clone(),
             feeds_wake: feeds_wake.clone(),
             network: config.network.clone(),
@@ -197,6 +198,7 @@ impl Node {
         };
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
         crate::replication::resume_held_back(&replicator).await;
+        cache.load_saved_sharing(&catalog).await;
         crate::peering::spawn_listener(peering.clone(), wire_listener);
         crate::peering::spawn_dialer(peering.clone()).await;
         crate::discovery::spawn_all(&discovery, &config.discovery).await;
@@ -285,7 +287,8 @@ async fn resume_torrents(fetcher: &Fetcher) {
     };
     for row in rows {
         if let Err(error) = crate::fetch::resume(fetcher, &row, &[]).await {
-            tracing::warn!(%error, infohash = %row.infohash, "cannot resume torrent");
+            tracing::warn!(%error, "cannot resume torrent");
+            tracing::debug!(%error, infohash = %row.infohash, "cannot resume torrent");
         }
     }
 }

@@ -121,7 +121,8 @@ async fn stage_and_publish(
     let final_dir = publisher.dir.content_dir().join(infohash.to_string());
     if final_dir.exists() {
         // The same bytes were published before: keep the copy that is already seeding.
-        tracing::info!(%infohash, "content already present, reusing it");
+        tracing::info!("content already present, reusing it");
+        tracing::debug!(%infohash, "content already present, reusing it");
     } else {
         fs::rename(staging, &final_dir).map_err(|e| ApiError::internal("storing the files", e))?;
         crate::durable::sync_dir(&publisher.dir.content_dir())
@@ -169,6 +170,7 @@ async fn stage_and_publish(
         output_dir: final_dir.clone(),
         state: TorrentState::Complete,
         added_at: unix_now(),
+        watched: false,
     };
     let (stored, stored_row) = (record.clone(), row.clone());
     publisher
@@ -177,11 +179,13 @@ async fn stage_and_publish(
         .await?;
     if let Err(error) = publisher.engine.seed(&created.torrent, &final_dir).await {
         // The record is stored; seeding is retried at the next start. Say so rather than fail the publish.
-        tracing::warn!(%error, %infohash, "could not start seeding");
+        tracing::warn!(%error, "could not start seeding");
+        tracing::debug!(%error, %infohash, "could not start seeding");
     }
     // Announced at once, or only once a peer holds a full replica (publisher push).
     let announced = crate::replication::after_publish(&publisher.replicator, &record).await;
-    tracing::info!(id = %record.id(), %infohash, announced, "published");
+    tracing::info!(announced, "published");
+    tracing::debug!(id = %record.id(), %infohash, announced, "published");
     Ok(PublishedView {
         id: record.id().to_string(),
         magnet: magnet_of(&record).to_uri(),

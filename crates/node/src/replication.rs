@@ -172,7 +172,8 @@ async fn announce(replicator: &Replicator, record: &SignedRecord) {
     tasks.spawn("announce a publication", async move {
         crate::discovery::announce_torrent(&replicator.discovery, infohash).await
     });
-    tracing::info!(id = %record.id(), %infohash, "publication announced");
+    tracing::info!("publication announced");
+    tracing::debug!(id = %record.id(), %infohash, "publication announced");
 }
 
 async fn save_held_back(replicator: &Replicator) {
@@ -203,7 +204,11 @@ pub(crate) async fn resume_held_back(replicator: &Replicator) {
     for (id, started) in crate::replicas::parse_held_back(&saved, unix_now()) {
         let record = replicator.catalog.run(move |c| c.get_record(&id)).await;
         if let Ok(Some(record)) = record {
-            tracing::info!(%id, started, "publication still waits for a replica; asking peers again");
+            tracing::info!(
+                started,
+                "publication still waits for a replica; asking peers again"
+            );
+            tracing::debug!(%id, started, "publication still waits for a replica; asking peers again");
             hold_back_or_announce(replicator, &record, started).await;
         }
     }
@@ -242,7 +247,8 @@ async fn drive_push(
                         record: record.bytes().to_vec(),
                     };
                     if replicator.peers.send_to(&peer, message) {
-                        tracing::info!(%peer, %infohash, "asked a peer to replicate");
+                        tracing::info!(%peer, "asked a peer to replicate");
+                        tracing::debug!(%peer, %infohash, "asked a peer to replicate");
                     } else {
                         push.peer_gone(&peer, unix_now());
                     }
@@ -254,7 +260,8 @@ async fn drive_push(
                     }
                 }
                 PushAction::Done => {
-                    tracing::info!(%infohash, replicas = push.full_replicas(), "publisher push finished");
+                    tracing::info!(replicas = push.full_replicas(), "publisher push finished");
+                    tracing::debug!(%infohash, replicas = push.full_replicas(), "publisher push finished");
                     replicator.replication.end_push(&infohash);
                     return;
                 }
@@ -298,7 +305,8 @@ pub(crate) async fn on_replicate(replicator: &Replicator, from: &NodeId, bytes: 
     };
     let infohash = record.body().infohash;
     let decline = |reason: &str| {
-        tracing::info!(peer = %from, %infohash, reason, "declined to replicate");
+        tracing::info!(peer = %from, reason, "declined to replicate");
+        tracing::debug!(peer = %from, %infohash, reason, "declined to replicate");
         replicator.peers.send_to(
             from,
             Message::Decline {
@@ -328,6 +336,14 @@ pub(crate) async fn on_replicate(replicator: &Replicator, from: &NodeId, bytes: 
     };
     if record.body().total_size() > replicator.cache.quota() {
         decline("larger than this node's cache quota");
+        return true;
+    }
+    // What the reader watched is not confirmed to anyone, not even to a publisher asking for a replica: a peer could
+    // ask everyone for a known video to learn who holds it.
+    if let Some(row) = &existing
+        && !replicator.cache.advertises(row)
+    {
+        decline("not offered");
         return true;
     }
     if let Some(row) = existing
@@ -365,7 +381,8 @@ async fn replicate(
     source: Option<SocketAddr>,
 ) {
     let infohash = record.body().infohash;
-    tracing::info!(peer = %from, %infohash, "replicating a fresh publication");
+    tracing::info!(peer = %from, "replicating a fresh publication");
+    tracing::debug!(peer = %from, %infohash, "replicating a fresh publication");
     let outcome = fetch_replica(&replicator, &record, source).await;
     replicator.replication.end_replicating(&infohash);
     match outcome {
@@ -378,10 +395,12 @@ async fn replicate(
                     infohashes: vec![infohash.0],
                 },
             );
-            tracing::info!(peer = %from, %infohash, "replica complete");
+            tracing::info!(peer = %from, "replica complete");
+            tracing::debug!(peer = %from, %infohash, "replica complete");
         }
         Err(error) => {
-            tracing::warn!(peer = %from, %infohash, %error, "replication failed");
+            tracing::warn!(peer = %from, %error, "replication failed");
+            tracing::debug!(peer = %from, %infohash, %error, "replication failed");
             replicator.peers.send_to(
                 &from,
                 Message::Decline {
@@ -398,7 +417,13 @@ async fn fetch_replica(
     source: Option<SocketAddr>,
 ) -> Result<(), ApiError> {
     let infohash = record.body().infohash;
-    crate::fetch::start_download(&replicator.fetcher, record, source.into_iter().collect()).await?;
+    crate::fetch::start_download(
+        &replicator.fetcher,
+        record,
+        source.into_iter().collect(),
+        false,
+    )
+    .await?;
     // Finished means the download task has synced the data to disk and the catalog calls it complete (`fetch`): only
     // then is this node a full copy, and only then may it say so (`Holding`) or report it in `status`.
     let wait = async {
@@ -435,7 +460,8 @@ async fn store_replicated(replicator: &Replicator, record: &SignedRecord) {
         .await;
     match inserted {
         Ok(true) => {
-            tracing::info!(id = %record.id(), title = %record.body().title, "new record (replicated)")
+            tracing::info!("new record (replicated)");
+            tracing::debug!(id = %record.id(), title = %record.body().title, "new record (replicated)")
         }
         Ok(false) => {}
         Err(error) => tracing::warn!(%error, "cannot store a replicated record"),
@@ -460,7 +486,7 @@ pub(crate) async fn holding_messages(replicator: &Replicator) -> Vec<Message> {
     };
     let mut complete: Vec<_> = rows
         .into_iter()
-        .filter(|row| row.state == TorrentState::Complete)
+        .filter(|row| row.state == TorrentState::Complete && replicator.cache.advertises(row))
         .collect();
     complete.sort_by_key(|row| std::cmp::Reverse(row.added_at));
     let held_back: HashSet<InfoHash> = replicator.replication.pushing();

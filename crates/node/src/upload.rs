@@ -168,8 +168,14 @@ impl Api {
         let mut views = Vec::with_capacity(rows.len());
         for row in &rows {
             views.push(
-                crate::views::transfer_view(&self.catalog, &self.engine, &row.infohash, None)
-                    .await?,
+                crate::views::transfer_view(
+                    &self.catalog,
+                    &self.engine,
+                    &self.cache,
+                    &row.infohash,
+                    None,
+                )
+                .await?,
             );
         }
         Ok(views)

@@ -176,6 +176,10 @@ pub struct TransferView {
     pub upload_bps: u64,
     /// The engine's last error: final when `state` is failed, otherwise the last failed attempt (the engine retries).
     pub error: Option<String>,
+    /// This node tells the DHT and its peers that it holds this (published, replicated, mirrored, or watched while
+    /// sharing what it watches). False: served to peers that ask, announced to nobody.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// A blocked author (and, right after `block`, what was purged).
@@ -228,6 +232,7 @@ pub(crate) fn file_name(path: &str) -> &str {
 pub(crate) async fn transfer_view(
     catalog: &CatalogService,
     engine: &Engine,
+    cache: &crate::cache::Cache,
     infohash: &InfoHash,
     id: Option<RecordId>,
 ) -> Result<TransferView, ApiError> {
@@ -278,6 +283,7 @@ pub(crate) async fn transfer_view(
         download_bps: progress.as_ref().map_or(0, |p| p.download_rate),
         upload_bps: progress.as_ref().map_or(0, |p| p.upload_rate),
         error: progress.and_then(|p| p.error),
+        shared: row.as_ref().is_some_and(|r| cache.advertises(r)),
     })
 }
 

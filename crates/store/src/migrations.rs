@@ -81,6 +81,12 @@ const MIGRATIONS: &[&str] = &[
         last_requested INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     ",
+    // 5: which torrents the user watched (downloaded, streamed, imported) rather than published, replicated or
+    // mirrored: those are not advertised unless the user shares what they watch. Rows from before were all
+    // advertised already and stay so.
+    "
+    ALTER TABLE torrents ADD COLUMN watched INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

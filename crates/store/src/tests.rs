@@ -86,6 +86,7 @@ fn torrents_peers_and_settings_round_trip() {
         output_dir: "/tmp/x".into(),
         state: TorrentState::Downloading,
         added_at: 42,
+        watched: true,
     };
     catalog.put_torrent(&row).unwrap();
     catalog
@@ -100,6 +101,7 @@ fn torrents_peers_and_settings_round_trip() {
     assert_eq!(got.state, TorrentState::Complete);
     assert_eq!(got.torrent.as_deref(), Some(&b"d4:infod..ee"[..]));
     assert_eq!(got.name, "video.mp4");
+    assert!(got.watched, "a watched torrent stays marked as watched");
     assert_eq!(catalog.list_torrents().unwrap().len(), 1);
 
     catalog.add_peer("127.0.0.1:4000", true).unwrap();
@@ -335,6 +337,7 @@ fn blocking_purges_an_author_and_their_orphaned_torrents_only() {
                 output_dir: "/tmp".into(),
                 state: TorrentState::Complete,
                 added_at: 1,
+                watched: false,
             })
             .unwrap();
     }

@@ -48,6 +48,10 @@ pub struct TorrentRow {
     pub output_dir: PathBuf,
     pub state: TorrentState,
     pub added_at: u64,
+    /// Held because the user watched it: downloaded, streamed or imported it, not published, replicated for a peer
+    /// or mirrored. The node does not advertise such a torrent (DHT, `Holding`) unless the user shares what they
+    /// watch; it still serves its pieces to a peer that asks.
+    pub watched: bool,
 }
 
 impl Catalog {
@@ -94,7 +98,7 @@ impl Catalog {
     /// Every torrent, oldest first.
     pub fn list_torrents(&self) -> Result<Vec<TorrentRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT infohash, name, torrent, output_dir, state, added_at FROM torrents ORDER BY added_at",
+            "SELECT infohash, name, torrent, output_dir, state, added_at, watched FROM torrents ORDER BY added_at",
         )?;
         let rows = stmt.query_map([], read_row)?;
         let mut out = Vec::new();
@@ -114,6 +118,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
     let output_dir: String = row.get(3)?;
     let state: String = row.get(4)?;
     let added_at: i64 = row.get(5)?;
+    let watched: bool = row.get(6)?;
     Ok((|| {
         let infohash: [u8; 20] = infohash
             .try_into()
@@ -125,6 +130,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
             output_dir: PathBuf::from(output_dir),
             state: TorrentState::parse(&state)?,
             added_at: u64::try_from(added_at).unwrap_or(0),
+            watched,
         })
     })())
 }
@@ -135,15 +141,16 @@ fn put_torrent_in(conn: &rusqlite::Connection, row: &TorrentRow) -> Result<(), S
         .to_str()
         .ok_or_else(|| StoreError::Corrupt("output folder is not valid UTF-8".into()))?;
     conn.execute(
-        "INSERT OR REPLACE INTO torrents (infohash, name, torrent, output_dir, state, added_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO torrents (infohash, name, torrent, output_dir, state, added_at, watched)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             &row.infohash.0[..],
             row.name,
             row.torrent,
             output_dir,
             row.state.as_str(),
-            to_sql_int(row.added_at)?
+            to_sql_int(row.added_at)?,
+            row.watched
         ],
     )?;
     Ok(())
@@ -154,7 +161,7 @@ pub(crate) fn get_torrent_in(
     infohash: &InfoHash,
 ) -> Result<Option<TorrentRow>, StoreError> {
     conn.query_row(
-        "SELECT infohash, name, torrent, output_dir, state, added_at FROM torrents WHERE infohash = ?1",
+        "SELECT infohash, name, torrent, output_dir, state, added_at, watched FROM torrents WHERE infohash = ?1",
         [&infohash.0[..]],
         read_row,
     )

@@ -242,6 +242,15 @@ impl NodeProcess {
             .any(|r| r["id"] == id)
     }
 
+    /// The node's API token (read from its data directory), for a test that calls `/api/v1` directly: every
+    /// request there, reads too, must carry it in `X-Kolokol-Token`.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("api.token"))
+            .expect("read the node's api.token")
+            .trim()
+            .to_owned()
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()

@@ -632,7 +632,8 @@ impl Engine {
             if let Some(bits) = self.current_bitfield(&meta)
                 && let Err(error) = self.inner.fastresume.write(&meta.infohash, &bits)
             {
-                tracing::warn!(%error, infohash = %hex(&meta.infohash), "cannot save the download's bitfield");
+                tracing::warn!(%error, "cannot save the download's bitfield");
+                tracing::debug!(%error, infohash = %hex(&meta.infohash), "cannot save the download's bitfield");
             }
         }
     }

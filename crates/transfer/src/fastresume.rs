@@ -139,7 +139,8 @@ impl FastResume {
             fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == f.length)
         });
         if !intact {
-            tracing::info!(infohash = %hex(&meta.infohash), "files changed size; full check");
+            tracing::info!("files changed size; full check");
+            tracing::debug!(infohash = %hex(&meta.infohash), "files changed size; full check");
             self.forget(&meta.infohash)?;
         }
         Ok(())

@@ -15,7 +15,8 @@
 //! | `POST /ui/upload?name=F` | a file's bytes as the request body (streamed to disk) → `{"upload": id}` |
 //! | `POST /ui/publish` | `UploadPublishRequest` JSON → `PublishedView` |
 //!
-//! Security model: the router's guard (Host check, token on every POST) runs in front of these routes too. Pages
+//! Security model: the router's guard (Host check, cross-site refusal, token on every POST) runs in front of these
+//! routes too. Pages
 //! carry the token in `<meta name="kolokol-token">` for their own script to send in `X-Kolokol-Token`; no other
 //! origin can read a page (same-origin policy, and the Host check defeats DNS rebinding). Every response here has a
 //! strict Content-Security-Policy (no inline script, nothing from other hosts), `X-Frame-Options: DENY`,

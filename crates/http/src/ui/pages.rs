@@ -256,8 +256,16 @@ pub(crate) async fn downloads(ctx: Ctx, State(api): State<Api>) -> Response {
         Ok(transfers) => transfers,
         Err(e) => return ctx.error(e),
     };
+    let sharing = api.sharing().share_watched;
     let body = html! {
         h1 { (t.downloads) }
+        // Said plainly: whether what the reader watches is announced, and (below) which of these are.
+        section #sharing.sharing {
+            p { @if sharing { (t.sharing_on) } @else { (t.sharing_off) } }
+            button #sharing-toggle type="button" data-action="sharing" data-share=(if sharing { "false" } else { "true" }) {
+                @if sharing { (t.sharing_stop) } @else { (t.sharing_start) }
+            }
+        }
         @if transfers.is_empty() {
             p.empty { (t.no_transfers) }
         }
@@ -275,6 +283,9 @@ pub(crate) async fn downloads(ctx: Ctx, State(api): State<Api>) -> Response {
                         " · " (t.peers) ": " (transfer.peers)
                         " · " (t.speed) ": ↓ " (format::bytes(transfer.download_bps)) "/s ↑ "
                         (format::bytes(transfer.upload_bps)) "/s"
+                    }
+                    p.shared data-shared=(transfer.shared) {
+                        @if transfer.shared { (t.shared_yes) } @else { (t.shared_no) }
                     }
                     @if let Some(error) = &transfer.error { p.error { (error) } }
                 }

@@ -106,7 +106,7 @@ pub(crate) async fn publication(
             }
             // The node has the metadata once a transfer knows its size (published, downloaded, or downloading).
             @if transfer.as_ref().is_some_and(|t| t.total_bytes > 0) {
-                p { a #torrent-file href={ "/api/v1/records/" (record.id) "/torrent" } download { (t.torrent_file) } }
+                p { a #torrent-file href={ "/torrent/" (record.id) } download { (t.torrent_file) } }
             }
         }
     };
@@ -117,8 +117,8 @@ fn player(t: &Text, id: &str, index: usize, mime: &str, title: &str) -> Markup {
     let url = file_url(id, index);
     html! {
         @match kind_of(mime) {
-            Kind::Video => video #player controls preload="metadata" playsinline src=(url) {},
-            Kind::Audio => audio #player controls preload="metadata" src=(url) {},
+            Kind::Video => video #player controls preload="none" playsinline src=(url) {},
+            Kind::Audio => audio #player controls preload="none" src=(url) {},
             Kind::Image => img #player.viewer src=(url) alt=(title);,
             Kind::Text => pre #player.article data-src=(url) { (t.loading_text) },
             Kind::Other => p.empty { (t.no_player) },

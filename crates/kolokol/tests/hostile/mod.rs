@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use kolokol_core::keys::Keypair;
 use kolokol_core::record::{SignedRecord, ValidationContext, validate_record};
+use kolokol_testkit::process::NodeProcess;
 pub use kolokol_testkit::records::{TestRecord, unix_now};
 use kolokol_wire::{Exchange, ExchangeAction, Message, Role, WireConfig, WireError, handshake};
 use tokio::io::{ReadHalf, WriteHalf};
@@ -133,14 +134,16 @@ pub async fn raw_closed_within(stream: &mut TcpStream, limit: Duration) -> bool 
     .is_ok()
 }
 
-/// `GET http://{api}{path}` with the right Host header; the status code and the body. The API is local and answers
-/// small JSON documents with a Content-Length, so a plain HTTP/1.1 exchange is enough.
-pub fn http_get(api: &str, path: &str) -> std::io::Result<(u16, String)> {
+/// `GET http://{api}{path}` with the right Host header and the node's token; the status code and the body. The
+/// API is local and answers small JSON documents with a Content-Length, so a plain HTTP/1.1 exchange is enough.
+pub fn http_get(node: &NodeProcess, path: &str) -> std::io::Result<(u16, String)> {
+    let api = &node.api;
+    let token = node.token();
     let mut stream = std::net::TcpStream::connect(api)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nX-Kolokol-Token: {token}\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;

@@ -195,6 +195,8 @@ fn commit(
                             TorrentState::Downloading
                         },
                         added_at: now,
+                        // Imported: the reader's, like what they download (advertised only if they share it).
+                        watched: true,
                     };
                     place(&dir, &target)?;
                     let (stored, stored_row) = (record.clone(), row.clone());
@@ -295,7 +297,8 @@ pub(super) async fn start_torrent(bundler: &Bundler, start: Start) {
     }
     if let Err(error) = crate::fetch::resume(&bundler.fetcher, &start.row, &[]).await {
         // The record and the data are stored; seeding is retried at the next start, like after a publish.
-        tracing::warn!(%error, %infohash, "cannot start the imported torrent");
+        tracing::warn!(%error, "cannot start the imported torrent");
+        tracing::debug!(%error, %infohash, "cannot start the imported torrent");
         return;
     }
     if start.row.state == TorrentState::Complete {

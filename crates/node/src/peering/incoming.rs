@@ -97,7 +97,8 @@ pub(super) async fn store_incoming(
                 verdict_of(refusal)
             }
             Ok(Ok(true)) => {
-                tracing::info!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
+                tracing::info!(peer = %from, "new record");
+                tracing::debug!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
                 Verdict::Stored
             }
             Ok(Ok(false)) => Verdict::Duplicate,

@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "warn,kolokol_proxy::route=info,kolokol_proxy::bridge=info".into()
+                "warn,kolokol_proxy::route=debug,kolokol_proxy::bridge=debug".into()
             }),
         )
         .with_writer(std::io::stdout)

@@ -366,7 +366,7 @@ async fn serve_connection(
             next = incoming.recv() => match next {
                 Some(incoming) => {
                     shared.streams_total.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(target: "kolokol_proxy::bridge", host = %incoming.host, port = incoming.port, "bridge stream");
+                    tracing::debug!(target: "kolokol_proxy::bridge", host = %incoming.host, port = incoming.port, "bridge stream");
                     streams.spawn(exit(incoming, shared.clone()));
                 }
                 None => break,

@@ -87,7 +87,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                 match ctx.pool.open(&target.host, target.port, &kept).await {
                     Ok(stream) => {
                         let _ = handle(&ctx, &mut attempt, Event::BridgeOpened);
-                        tracing::info!(target: "kolokol_proxy::route", site = %target, route = "bridge", "route");
+                        tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "bridge", "route");
                         return finish_on_bridge(client, stream, front, told_client, &ctx).await;
                     }
                     Err(error) => {
@@ -109,7 +109,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                     }
                 }
                 if !watch {
-                    tracing::info!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
+                    tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
                     relay::tcp_to_tcp(client, tcp, ctx.config.idle_timeout).await;
                     return;
                 }
@@ -132,7 +132,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                         Event::ReplayBufferFull
                     }
                     Watched::Failed(failure) => {
-                        tracing::info!(site = %target, %failure, "direct route failed");
+                        tracing::debug!(site = %target, %failure, "direct route failed");
                         Event::DirectFailed(failure)
                     }
                     Watched::ClientGone => return,
@@ -143,7 +143,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
                 if client.write_all(&answer).await.is_err() {
                     return;
                 }
-                tracing::info!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
+                tracing::debug!(target: "kolokol_proxy::route", site = %target, route = "direct", "route");
                 relay::tcp_to_tcp(client, tcp, ctx.config.idle_timeout).await;
                 return;
             }
@@ -154,7 +154,7 @@ pub(crate) async fn serve(mut client: TcpStream, ctx: Arc<Ctx>) {
             Action::Fail {
                 direct: failure, ..
             } => {
-                tracing::info!(site = %target, ?failure, bridge = ?bridge_error.as_ref().map(ToString::to_string), "no route");
+                tracing::debug!(site = %target, ?failure, bridge = ?bridge_error.as_ref().map(ToString::to_string), "no route");
                 tell_failure(
                     &mut client,
                     front,
