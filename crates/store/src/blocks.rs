@@ -40,7 +40,7 @@ impl Catalog {
                 .collect::<Result<_, _>>()?
         };
         tx.execute(
-            "DELETE FROM records_fts WHERE id IN (SELECT id FROM records WHERE author = ?1)",
+            "DELETE FROM records_text WHERE rowid IN (SELECT k FROM records WHERE author = ?1)",
             [key],
         )?;
         tx.execute(

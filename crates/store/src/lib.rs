@@ -47,6 +47,10 @@ pub enum StoreError {
         "the catalog database was written by a newer kolokol (schema {found}, this build knows {known})"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "no search key is left for records created at {created} (a million records that second)"
+    )]
+    NoKey { created: u64 },
     #[error("corrupt value in the catalog database: {0}")]
     Corrupt(String),
 }
@@ -100,5 +104,7 @@ impl Catalog {
     }
 }
 
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;
