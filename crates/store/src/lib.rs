@@ -11,6 +11,7 @@
 //! Every write is one SQLite transaction: a failed operation leaves the database as it was.
 
 mod blocks;
+mod bulk;
 mod cache;
 mod follows;
 mod migrations;
@@ -25,6 +26,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use blocks::{BlockedRow, Purge};
+pub use bulk::{AdmissionFacts, BatchOutcome};
 pub use cache::CacheEntry;
 pub use follows::{FollowRow, MAX_FOLLOWS};
 pub use peers::PeerRow;
@@ -98,12 +100,21 @@ impl Catalog {
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
     }
 
+    /// Copy the write-ahead log into the database file and empty it (the file's size is then the catalog's).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The network this catalog was opened for.
     pub fn network(&self) -> &str {
         &self.network
     }
 }
 
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

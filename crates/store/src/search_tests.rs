@@ -223,7 +223,9 @@ fn a_catalog_of_the_old_schema_is_migrated_and_searches_as_before() {
     assert!(search(&catalog, "москв", 10, 0).is_empty());
     let indexed: i64 = catalog
         .conn
-        .query_row("SELECT count(*) FROM records_text_docsize", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM records_text_docsize", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(indexed, 2);
     drop(catalog);
