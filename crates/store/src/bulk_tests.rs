@@ -63,7 +63,10 @@ fn a_batch_that_fails_keeps_nothing() {
     let mut with_failure = batch.clone();
     with_failure.insert(2, late);
     let failed = catalog.insert_batch(with_failure, 1, |_, _| Ok::<(), ()>(()));
-    assert!(matches!(failed, Err(StoreError::NoKey { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(StoreError::NoKey { .. })),
+        "{failed:?}"
+    );
     assert_eq!(catalog.count_records().unwrap(), 0);
     let outcomes = catalog
         .insert_batch(batch, 1, |_, _| Ok::<(), ()>(()))
@@ -170,7 +173,10 @@ fn a_process_killed_mid_batch_leaves_whole_records_only() {
     // SIGKILL: no destructor, no rollback, no checkpoint runs in the child.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(inside, "the child never reached the middle of its third batch");
+    assert!(
+        inside,
+        "the child never reached the middle of its third batch"
+    );
     assert_eq!(committed, 2 * BATCH);
     let wal = dir.path().join("catalog.sqlite-wal");
     assert!(
