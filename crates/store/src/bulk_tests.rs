@@ -104,8 +104,8 @@ fn crash_child_writes_batches() {
     };
     let mut catalog = Catalog::open(std::path::Path::new(&path), "kolokol").unwrap();
     let key = Keypair::from_secret_bytes([7; 32]);
-    // Long descriptions, so the open transaction outgrows SQLite's page cache and spills into the WAL before the
-    // kill: the uncommitted frames are on disk, and recovery must ignore them.
+    // Long descriptions: each batch is several megabytes of rows and index pages, so the two committed ones fill
+    // many WAL frames (no checkpoint has copied them all into the file when the kill comes).
     let filler = "слово ".repeat(150);
     let batches: Vec<Vec<SignedRecord>> = (0..3)
         .map(|b| {
