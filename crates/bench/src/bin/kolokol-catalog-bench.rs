@@ -242,7 +242,7 @@ fn body(i: usize, rng: &mut impl Rng, author: &Keypair) -> RecordBody {
         title: title(rng),
         description: title(rng),
         tags: vec![WORDS[i % WORDS.len()].to_owned()],
-        lang: Some(if i % 3 == 0 { "en" } else { "ru" }.to_owned()),
+        lang: Some(if i.is_multiple_of(3) { "en" } else { "ru" }.to_owned()),
         files: vec![FileEntry {
             path: format!("file{i}"),
             size: 1000 + i as u64,
