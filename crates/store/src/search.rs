@@ -332,7 +332,10 @@ fn filters(query: &SearchQuery, args: &mut Vec<SqlValue>) -> Result<Vec<&'static
 
 /// Migration 5: give every record its time key and move the full-text index to `records_text`, keyed by it.
 pub(crate) fn move_to_keyed_index(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-    tx.execute_batch("CREATE UNIQUE INDEX records_by_key ON records (k)")?;
+    // With the columns search filters on, so that filtering the newest matches reads only this index, not the
+    // records (a row is most of a kilobyte). Keys are unique: `free_key` finds a free one, and the full-text index,
+    // keyed by them, refuses a second row with the same key.
+    tx.execute_batch("CREATE INDEX records_by_key ON records (k, lang, media, author)")?;
     let rows: Vec<(Vec<u8>, i64)> = tx
         .prepare("SELECT id, created FROM records ORDER BY created, id")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
