@@ -99,15 +99,14 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
 
     let (status, _, _) = send(
         &router,
-        api_get(&format!("/api/v1/records/{}/torrent", "ab".repeat(32)), &token),
+        api_get(
+            &format!("/api/v1/records/{}/torrent", "ab".repeat(32)),
+            &token,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = send(
-        &router,
-        api_get("/api/v1/records/nonsense/torrent", &token),
-    )
-    .await;
+    let (status, _, _) = send(&router, api_get("/api/v1/records/nonsense/torrent", &token)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Without the token the API answers nothing.
     let (status, _, _) = send(
@@ -136,10 +135,7 @@ async fn publication_torrent_is_served_linked_and_bad_uploads_change_nothing() {
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8(page).unwrap();
     assert!(
-        page.contains(&format!(
-            "href=\"/torrent/{}\"",
-            published.id
-        )),
+        page.contains(&format!("href=\"/torrent/{}\"", published.id)),
         "no .torrent link on the page"
     );
 

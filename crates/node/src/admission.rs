@@ -167,13 +167,12 @@ fn author_facts(
     record: &SignedRecord,
     now: u64,
 ) -> Result<AuthorFacts, StoreError> {
-    let author = &record.body().author;
+    let facts = catalog.admission_facts(record, now.saturating_sub(3600))?;
     Ok(AuthorFacts {
-        blocked: catalog.is_blocked(author)?,
-        held: catalog.get_record(&record.id())?.is_some(),
-        received_last_hour: catalog
-            .count_author_received_since(author, now.saturating_sub(3600))?,
-        author_records: catalog.count_author_records(author)?,
+        blocked: facts.blocked,
+        held: facts.held,
+        received_last_hour: facts.received_since,
+        author_records: facts.author_records,
     })
 }
 

@@ -40,7 +40,7 @@ impl Catalog {
                 .collect::<Result<_, _>>()?
         };
         tx.execute(
-            "DELETE FROM records_fts WHERE id IN (SELECT id FROM records WHERE author = ?1)",
+            "DELETE FROM records_text WHERE rowid IN (SELECT k FROM records WHERE author = ?1)",
             [key],
         )?;
         tx.execute(
@@ -86,13 +86,11 @@ impl Catalog {
     }
 
     pub fn is_blocked(&self, author: &AuthorId) -> Result<bool, StoreError> {
+        // Cached: admission asks this for every record from outside.
         Ok(self
             .conn
-            .query_row(
-                "SELECT 1 FROM blocked_authors WHERE author = ?1",
-                [&author.as_bytes()[..]],
-                |r| r.get::<_, i64>(0),
-            )
+            .prepare_cached("SELECT 1 FROM blocked_authors WHERE author = ?1")?
+            .query_row([&author.as_bytes()[..]], |r| r.get::<_, i64>(0))
             .optional()?
             .is_some())
     }

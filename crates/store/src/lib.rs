@@ -11,6 +11,7 @@
 //! Every write is one SQLite transaction: a failed operation leaves the database as it was.
 
 mod blocks;
+mod bulk;
 mod cache;
 mod follows;
 mod migrations;
@@ -25,6 +26,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use blocks::{BlockedRow, Purge};
+pub use bulk::{AdmissionFacts, BatchOutcome};
 pub use cache::CacheEntry;
 pub use follows::{FollowRow, MAX_FOLLOWS};
 pub use peers::PeerRow;
@@ -47,6 +49,10 @@ pub enum StoreError {
         "the catalog database was written by a newer kolokol (schema {found}, this build knows {known})"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "no search key is left for records created at {created} (a million records that second)"
+    )]
+    NoKey { created: u64 },
     #[error("corrupt value in the catalog database: {0}")]
     Corrupt(String),
 }
@@ -94,11 +100,22 @@ impl Catalog {
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
     }
 
+    /// Copy the write-ahead log into the database file and empty it (the file's size is then the catalog's).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The network this catalog was opened for.
     pub fn network(&self) -> &str {
         &self.network
     }
 }
 
+#[cfg(test)]
+mod bulk_tests;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,20 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[
+/// One step of the schema: SQL, or SQL followed by code that moves existing rows.
+enum Migration {
+    Sql(&'static str),
+    SqlThen(
+        &'static str,
+        fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+    ),
+}
+
+use Migration::{Sql, SqlThen};
+
+const MIGRATIONS: &[Migration] = &[
     // 1: catalog, torrents, peers, settings.
-    "
+    Sql("
     CREATE TABLE records (
         id          BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
         author      BLOB NOT NULL CHECK (length(author) = 32),
@@ -55,9 +66,9 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
-    ",
+    "),
     // 2: followed authors.
-    "
+    Sql("
     CREATE TABLE follows (
         author     BLOB PRIMARY KEY NOT NULL CHECK (length(author) = 32),
         added_at   INTEGER NOT NULL,
@@ -65,39 +76,74 @@ const MIGRATIONS: &[&str] = &[
         last_seq   INTEGER,
         checked_at INTEGER
     ) WITHOUT ROWID;
-    ",
+    "),
     // 3: blocked authors.
-    "
+    Sql("
     CREATE TABLE blocked_authors (
         author     BLOB PRIMARY KEY NOT NULL CHECK (length(author) = 32),
         blocked_at INTEGER NOT NULL
     ) WITHOUT ROWID;
-    ",
+    "),
     // 4: what the cache policy needs to know about held data: pins and the last time it was asked for.
-    "
+    Sql("
     CREATE TABLE cache_entries (
         infohash       BLOB PRIMARY KEY NOT NULL CHECK (length(infohash) = 20),
         pinned         INTEGER NOT NULL DEFAULT 0,
         last_requested INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
-    ",
+    "),
     // 5: which torrents the user watched (downloaded, streamed, imported) rather than published, replicated or
     // mirrored: those are not advertised unless the user shares what they watch. Rows from before were all
     // advertised already and stay so.
-    "
+    Sql("
     ALTER TABLE torrents ADD COLUMN watched INTEGER NOT NULL DEFAULT 0;
+    "),
+    // 6: search keyed by time. Every record gets an integer key `k` that sorts like (created, id): the creation time
+    // in the high bits, the id's first 20 bits below (the next free key on a collision). The full-text index is keyed
+    // by it, so the newest matches of a common word come straight off the index in key order, without reading every
+    // match (see search.rs). The index holds no copy of the text (contentless; the signed record is the text).
+    SqlThen(
+        "
+    ALTER TABLE records ADD COLUMN k INTEGER;
+    CREATE VIRTUAL TABLE records_text USING fts5(
+        title, description, tags,
+        content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    -- Admission counts an author's records and their arrivals in the last hour for every record from outside:
+    -- with the arrival time in the author index, both counts read only the index.
+    DROP INDEX records_by_author;
+    CREATE INDEX records_by_author ON records (author, created, received_at);
     ",
+        crate::search::move_to_keyed_index,
+    ),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Migrate up to schema `version` (tests build catalogs of older schemas with it).
+pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(version)
+        .skip(found as usize)
+    {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        match migration {
+            Sql(sql) => tx.execute_batch(sql)?,
+            SqlThen(sql, then) => {
+                tx.execute_batch(sql)?;
+                then(&tx)?;
+            }
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }

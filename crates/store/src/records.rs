@@ -228,10 +228,12 @@ pub(crate) fn insert_record_in(
     received_at: u64,
 ) -> Result<bool, StoreError> {
     let body = record.body();
-    let changed = conn.execute(
-        "INSERT OR IGNORE INTO records (id, author, created, infohash, title, lang, media, bytes, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+    let key = crate::search::free_key(conn, body.created, &record.id())?;
+    let changed = conn.prepare_cached(
+        "INSERT OR IGNORE INTO records (id, author, created, infohash, title, lang, media, bytes, received_at, k)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
             &record.id().0[..],
             &body.author.as_bytes()[..],
             to_sql_int(body.created)?,
@@ -241,10 +243,10 @@ pub(crate) fn insert_record_in(
             crate::search::media_of(body).as_str(),
             record.bytes(),
             to_sql_int(received_at)?,
-        ],
-    )?;
+            key,
+    ])?;
     if changed == 1 {
-        crate::search::index_record(conn, record)?;
+        crate::search::index_record(conn, record, key)?;
     }
     Ok(changed == 1)
 }

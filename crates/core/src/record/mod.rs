@@ -10,6 +10,7 @@
 //! the signature. [`validate_record`] checks that the stamp is well formed and signed but does not judge its
 //! strength: the node compares [`SignedRecord::work_bits`] with its network's setting.
 
+mod batch;
 mod bounds;
 #[cfg(test)]
 mod bounds_tests;
@@ -23,6 +24,7 @@ pub mod work;
 #[cfg(test)]
 mod work_tests;
 
+pub use batch::validate_records;
 pub use bounds::*;
 pub use codec::SIGNATURE_DOMAIN;
 pub use error::RecordError;

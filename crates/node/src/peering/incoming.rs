@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::policy::Verdict;
-use kolokol_core::record::{RecordId, ValidationContext, validate_record};
+use kolokol_core::record::{RecordId, ValidationContext, validate_records};
 
 use super::Peering;
 use crate::admission::{Refusal, admit};
@@ -36,8 +36,22 @@ pub(super) async fn store_incoming(
     };
     let mut arrivals = Vec::with_capacity(records.len());
     let mut valid = Vec::new();
-    for bytes in records {
-        match validate_record(&bytes, &ctx) {
+    // Signature checks of a large batch (a sync) take both cores for a while: off the async workers.
+    let checked = tokio::task::spawn_blocking(move || {
+        let results = validate_records(&records, &ctx);
+        records.into_iter().zip(results).collect::<Vec<_>>()
+    })
+    .await;
+    let checked = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            // Only when the node is stopping: nothing was checked, nothing is stored or remembered.
+            tracing::warn!(%error, "cannot validate records from a peer");
+            return arrivals;
+        }
+    };
+    for (bytes, result) in checked {
+        match result {
             Ok(record) => valid.push(record),
             Err(error) => {
                 peering.admission.invalid();
@@ -58,20 +72,16 @@ pub(super) async fn store_incoming(
         .iter()
         .map(|r| (r.id(), age_of(r.body().created)))
         .collect();
-    // Admission and storage of the whole batch are one job on the catalog thread.
+    // Admission and storage of the whole batch are one job on the catalog thread and one transaction: each record
+    // is judged with the batch's earlier records counted, and a store error keeps none of them.
     let rules = peering.admission.rules(true);
     let judged = peering
         .catalog
         .run(move |catalog| {
             let now = unix_now();
-            Ok(valid
-                .into_iter()
-                .map(|record| {
-                    let verdict = admit(catalog, rules, &record, now)
-                        .map(|()| catalog.insert_record(&record, now));
-                    (record, verdict)
-                })
-                .collect::<Vec<_>>())
+            catalog.insert_batch(valid, now, |catalog, record| {
+                admit(catalog, rules, record, now)
+            })
         })
         .await;
     let judged = match judged {
@@ -96,17 +106,12 @@ pub(super) async fn store_incoming(
                 tracing::debug!(peer = %from, author = %record.body().author, ?refusal, "record not admitted");
                 verdict_of(refusal)
             }
-            Ok(Ok(true)) => {
+            Ok(true) => {
                 tracing::info!(peer = %from, "new record");
                 tracing::debug!(peer = %from, id = %record.id(), title = %record.body().title, "new record");
                 Verdict::Stored
             }
-            Ok(Ok(false)) => Verdict::Duplicate,
-            Ok(Err(error)) => {
-                // Not the peer's fault, and not stored: it may be fetched again.
-                tracing::warn!(%error, "cannot store a record");
-                Verdict::Unchecked
-            }
+            Ok(false) => Verdict::Duplicate,
         };
         arrivals.push(Arrival {
             id: record.id(),
