@@ -17,12 +17,14 @@ mod crc32;
 mod error;
 pub mod fixtures;
 mod input;
+mod inspect;
 mod jpeg;
 mod mp4;
 mod png;
 mod webp;
 
 pub use error::ScrubError;
+pub use inspect::{Inspection, inspect};
 use input::{Input, Removed};
 pub use mp4::MAX_MOVIE_BOX;
 pub use webp::MAX_WEBP_BODY;
