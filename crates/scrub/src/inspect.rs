@@ -19,7 +19,7 @@ pub struct Inspection {
     /// Plain UTF-8 text (no hidden structure to scrub).
     pub text: bool,
     /// `Some(what)` when publishing would keep metadata: a description for the user, e.g.
-    /// `"PDF document info and XMP (Author, Creator, Producer, dates)"`.
+    /// `"PDF XMP metadata that is compressed: not scrubbed"`.
     pub kept: Option<&'static str>,
     /// A short word for the kind of content, used for neutral file names: `photo`, `video`, `audio`, `document`,
     /// `text` or `file`.
@@ -57,6 +57,21 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         FileKind::Png => return Ok(scrubbed("photo", "png")),
         FileKind::Webp => return Ok(scrubbed("photo", "webp")),
         FileKind::Mp4 => return Ok(scrubbed("video", "mp4")),
+        FileKind::Pdf => {
+            // Whether this PDF can be blanked is only known from all of it: run the scrubber on a copy.
+            let kept = match crate::scrub(std::io::Cursor::new(head.to_vec()).chain(input), std::io::sink()) {
+                Ok(_) => None,
+                Err(ScrubError::Unsupported { what, .. }) => Some(what),
+                Err(ScrubError::TooLarge { .. }) => {
+                    Some("PDF larger than the scrubber holds in memory: document info and XMP not scrubbed")
+                }
+                Err(error) => return Err(error),
+            };
+            return Ok(Inspection {
+                kept,
+                ..scrubbed("document", "pdf")
+            });
+        }
         FileKind::Unknown => {}
     }
     if let Some((kept, category, extension)) = known_unscrubbed(head) {
@@ -90,13 +105,7 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
 /// their usual extension.
 fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&'static str>)> {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    Some(if at(0, b"%PDF-") {
-        (
-            "PDF document info and XMP (Author, Creator, Producer, dates)",
-            "document",
-            Some("pdf"),
-        )
-    } else if at(4, b"ftyp") {
+    Some(if at(4, b"ftyp") {
         // ISO base media that `detect` left out: HEIF/HEIC and AVIF photos.
         (
             "HEIF/AVIF photo: EXIF with location, not scrubbed",
@@ -218,10 +227,13 @@ mod tests {
 
     #[test]
     fn known_kinds_we_cannot_scrub_are_named() {
-        let pdf = b"%PDF-1.4\n1 0 obj\n<< /Author (Anna) >>\nendobj\n";
-        let found = inspect(&pdf[..]).unwrap();
-        assert!(found.kept.unwrap().contains("PDF"));
+        let pdf = crate::fixtures::pdf_with_author();
+        let found = inspect(pdf.as_slice()).unwrap();
+        assert_eq!(found.kept, None, "the fixture's metadata can be blanked");
         assert_eq!((found.category, found.extension), ("document", Some("pdf")));
+        let encrypted = b"%PDF-1.4\ntrailer << /Encrypt 5 0 R /Info 1 0 R >>";
+        assert!(inspect(&encrypted[..]).unwrap().kept.unwrap().contains("encrypted"));
+        assert!(inspect(&b"%PDF-1.4\ntrailer << /Info 1 0 R >>"[..]).is_err(), "malformed");
         assert!(inspect(&b"ID3\x04\0\0\0\0\0\0"[..]).unwrap().kept.unwrap().contains("MP3"));
         assert!(inspect(&b"GIF89a\x01\0\x01\0"[..]).unwrap().kept.unwrap().contains("GIF"));
         assert!(inspect(&b"PK\x03\x04xxxx"[..]).unwrap().kept.is_some());

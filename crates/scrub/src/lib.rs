@@ -1,5 +1,6 @@
 //! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images and the
-//! metadata boxes (including location) from MP4/MOV files, without re-encoding anything.
+//! metadata boxes (including location) from MP4/MOV files, and blanks the document info and XMP of PDF files,
+//! without re-encoding anything.
 //!
 //! The file kind is found from the magic bytes, never from the name. Every kind is handled as a stream with one
 //! fixed buffer: the large parts (JPEG entropy-coded data, PNG IDAT chunks, MP4 `mdat`) pass straight through, and
@@ -20,6 +21,7 @@ mod input;
 mod inspect;
 mod jpeg;
 mod mp4;
+mod pdf;
 mod png;
 mod webp;
 
@@ -27,6 +29,7 @@ pub use error::ScrubError;
 pub use inspect::{Inspection, inspect};
 use input::{Input, Removed};
 pub use mp4::MAX_MOVIE_BOX;
+pub use pdf::MAX_PDF;
 pub use webp::MAX_WEBP_BODY;
 
 /// The kind of a file, detected from its first bytes.
@@ -37,6 +40,8 @@ pub enum FileKind {
     Webp,
     /// ISO base media files: MP4, MOV, M4A, 3GP.
     Mp4,
+    /// PDF documents: the document info and XMP are blanked in place.
+    Pdf,
     /// Not a kind the scrubber knows: copied unchanged.
     Unknown,
 }
@@ -48,6 +53,7 @@ impl std::fmt::Display for FileKind {
             FileKind::Png => "PNG",
             FileKind::Webp => "WebP",
             FileKind::Mp4 => "MP4/MOV",
+            FileKind::Pdf => "PDF",
             FileKind::Unknown => "unknown",
         })
     }
@@ -79,6 +85,8 @@ pub fn detect(head: &[u8]) -> FileKind {
         FileKind::Jpeg
     } else if head.starts_with(png::SIGNATURE) {
         FileKind::Png
+    } else if head.starts_with(b"%PDF-") {
+        FileKind::Pdf
     } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         FileKind::Webp
     } else if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|t| &head[4..8] == *t) {
@@ -118,6 +126,13 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Png => png::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Webp => webp::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Mp4 => mp4::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Pdf => {
+            let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;
+            for what in pdf::blank_metadata(&mut bytes).map_err(|e| pdf_error(e))? {
+                removed.add(what);
+            }
+            out.write_all(&bytes)?;
+        }
         FileKind::Unknown => {
             source.copy_to_end(&mut out)?;
         }
@@ -127,6 +142,20 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         kind,
         removed: removed.into_vec(),
     })
+}
+
+fn pdf_error(error: pdf::PdfError) -> ScrubError {
+    match error {
+        pdf::PdfError::Malformed { offset, reason } => ScrubError::Malformed {
+            kind: FileKind::Pdf,
+            offset: offset as u64,
+            reason: reason.to_owned(),
+        },
+        pdf::PdfError::Unsupported(what) => ScrubError::Unsupported {
+            kind: FileKind::Pdf,
+            what,
+        },
+    }
 }
 
 /// Scrubs the file at `src` into a new file at `dst`, which must not exist. `src` is only ever opened for reading.

@@ -287,5 +287,6 @@ fn scrub_seeds(seeds: &mut Seeds) {
     seeds.write("scrub", "png-gps", &fixtures::png_with_gps());
     seeds.write("scrub", "webp-gps", &fixtures::webp_with_gps());
     seeds.write("scrub", "mp4-location", &fixtures::mp4_with_location());
+    seeds.write("scrub", "pdf-author", &fixtures::pdf_with_author());
     seeds.write("scrub", "unknown", b"plain text, not a known kind\n");
 }
