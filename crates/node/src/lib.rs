@@ -29,6 +29,7 @@ mod peering;
 mod peers;
 mod proxy;
 mod publish;
+mod publish_plan;
 mod reconciling;
 mod record_policy;
 mod relaying;
@@ -61,6 +62,7 @@ pub use proxy::{
     SiteView,
 };
 pub use publish::PublishRequest;
+pub use publish_plan::KeptMetadata;
 pub use start_error::StartError;
 pub use stream::{FileInfo, FileStream, OpenFile};
 pub use upload::{
