@@ -157,7 +157,10 @@ fn published_photos_and_video_carry_no_location_and_still_decode() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("IMG_0001.HEIC") && stderr.contains("HEIF/AVIF"), "{stderr}");
+    assert!(
+        stderr.contains("IMG_0001.HEIC") && stderr.contains("HEIF/AVIF"),
+        "{stderr}"
+    );
     assert_eq!(a.json(&["list"]).as_array().unwrap().len(), before);
 }
 
@@ -184,7 +187,8 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("IMG_4471.JPG"), fixtures::jpeg_with_gps()).unwrap();
     std::fs::write(dir.join("Anna report.pdf"), fixtures::pdf_with_author()).unwrap();
-    let mut mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x17TPE1\x00\x00\x00\x0d\x00\x00\x03Anna Ivanova".to_vec();
+    let mut mp3 =
+        b"ID3\x04\x00\x00\x00\x00\x00\x17TPE1\x00\x00\x00\x0d\x00\x00\x03Anna Ivanova".to_vec();
     mp3.extend_from_slice(&[0xFF, 0xFB, 0x90, 0x00]);
     mp3.extend_from_slice(&[0u8; 413]);
     std::fs::write(dir.join("interview.mp3"), &mp3).unwrap();
@@ -205,10 +209,20 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
         "{stderr}"
     );
     assert!(stderr.contains("--allow-metadata"), "{stderr}");
-    assert!(stderr.contains(".DS_Store"), "the hidden file is said to be left out: {stderr}");
-    assert!(!stderr.contains("IMG_4471"), "the photo is scrubbed, not a problem: {stderr}");
+    assert!(
+        stderr.contains(".DS_Store"),
+        "the hidden file is said to be left out: {stderr}"
+    );
+    assert!(
+        !stderr.contains("IMG_4471"),
+        "the photo is scrubbed, not a problem: {stderr}"
+    );
     assert_eq!(a.json(&["list"]).as_array().unwrap().len(), list_before);
-    assert_eq!(entries(&content), content_before, "no copy left in content/");
+    assert_eq!(
+        entries(&content),
+        content_before,
+        "no copy left in content/"
+    );
 
     // A single photo needs no confirmation and gets a neutral name.
     let photo = a
@@ -221,7 +235,11 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
         ])
         .output()
         .unwrap();
-    assert!(photo.status.success(), "{}", String::from_utf8_lossy(&photo.stderr));
+    assert!(
+        photo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&photo.stderr)
+    );
     let photo: serde_json::Value = serde_json::from_slice(&photo.stdout).unwrap();
     let path = Path::new(photo["path"].as_str().unwrap());
     assert_eq!(path.file_name().unwrap(), "photo.jpg");
@@ -246,25 +264,43 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     );
     let published: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
     let root = Path::new(published["path"].as_str().unwrap());
-    assert_eq!(root.file_name().unwrap(), "Марш", "the folder is named by the title");
+    assert_eq!(
+        root.file_name().unwrap(),
+        "Марш",
+        "the folder is named by the title"
+    );
     assert_eq!(entries(root), ["audio.mp3", "document.pdf", "photo.jpg"]);
     let warnings = published["warnings"].to_string();
-    assert!(warnings.contains("interview.mp3") && warnings.contains(".DS_Store"), "{warnings}");
+    assert!(
+        warnings.contains("interview.mp3") && warnings.contains(".DS_Store"),
+        "{warnings}"
+    );
 
     let pdf = std::fs::read(root.join("document.pdf")).unwrap();
     for marker in fixtures::PDF_MARKERS {
-        assert!(!contains(&pdf, marker), "{:?} left in the PDF", String::from_utf8_lossy(marker));
+        assert!(
+            !contains(&pdf, marker),
+            "{:?} left in the PDF",
+            String::from_utf8_lossy(marker)
+        );
     }
     assert!(contains(&pdf, b"Hello page"), "the page is kept");
     assert!(betrays_location(&std::fs::read(root.join("photo.jpg")).unwrap()).is_empty());
-    assert_eq!(std::fs::read(root.join("audio.mp3")).unwrap(), mp3, "confirmed: as it is");
+    assert_eq!(
+        std::fs::read(root.join("audio.mp3")).unwrap(),
+        mp3,
+        "confirmed: as it is"
+    );
     qpdf_accepts(&root.join("document.pdf"));
 
     // The signed record names only the neutral files.
     let id = published["id"].as_str().unwrap();
     let record = a.json(&["show", id]).to_string();
     for private in ["IMG_4471", "Anna", "interview", "Tverskaya", "DS_Store"] {
-        assert!(!record.contains(private), "{private} in the record: {record}");
+        assert!(
+            !record.contains(private),
+            "{private} in the record: {record}"
+        );
     }
 }
 

@@ -25,7 +25,10 @@ pub enum ApiError {
     Internal(String),
 }
 
-fn metadata_kept_message(files: &[crate::publish_plan::KeptMetadata], hidden: Option<&str>) -> String {
+fn metadata_kept_message(
+    files: &[crate::publish_plan::KeptMetadata],
+    hidden: Option<&str>,
+) -> String {
     let list: Vec<String> = files
         .iter()
         .map(|k| format!("{}: {}", k.file, k.kept))

@@ -63,7 +63,8 @@ pub(crate) fn plan(
     options: PlanOptions,
 ) -> Result<Plan, ApiError> {
     let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
-    let single_file = matches!(sources, [single] if fs::metadata(single).is_ok_and(|m| m.is_file()));
+    let single_file =
+        matches!(sources, [single] if fs::metadata(single).is_ok_and(|m| m.is_file()));
     let mut walk = Walk {
         found: Vec::new(),
         hidden: Vec::new(),
@@ -141,7 +142,8 @@ struct Walk {
 impl Walk {
     /// Symbolic links inside folders are refused: following them could publish files the user never meant to share.
     fn entry(&mut self, source: &Path, relative: PathBuf) -> Result<(), ApiError> {
-        let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
+        let io =
+            |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
         let meta = fs::metadata(source).map_err(|e| io(source, e))?;
         if meta.is_file() {
             if self.budget == 0 {
@@ -275,18 +277,40 @@ mod tests {
         fs::create_dir_all(dir.join(".git")).unwrap();
         fs::write(dir.join(".git/config"), "[user]\nname = Anna").unwrap();
         fs::write(dir.join(".DS_Store"), [0u8, 1, 2]).unwrap();
-        fs::write(dir.join("IMG_4471.JPG"), kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
-        fs::write(dir.join("PXL_2025.jpg"), kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
-        fs::write(dir.join("clip.MOV"), kolokol_scrub::fixtures::mp4_with_location()).unwrap();
+        fs::write(
+            dir.join("IMG_4471.JPG"),
+            kolokol_scrub::fixtures::jpeg_with_gps(),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("PXL_2025.jpg"),
+            kolokol_scrub::fixtures::jpeg_with_gps(),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("clip.MOV"),
+            kolokol_scrub::fixtures::mp4_with_location(),
+        )
+        .unwrap();
         fs::write(dir.join("notes.TXT"), "встреча").unwrap();
         fs::write(dir.join("Anna's CV.pdf"), "%PDF-1.4\n%%EOF\n").unwrap();
 
         let plan = plan(&[dir.clone()], "March", options(false)).unwrap();
         assert_eq!(plan.root_name, "March");
-        let names: Vec<_> = plan.files.iter().map(|f| f.dest.display().to_string()).collect();
+        let names: Vec<_> = plan
+            .files
+            .iter()
+            .map(|f| f.dest.display().to_string())
+            .collect();
         assert_eq!(
             names,
-            ["document.pdf", "photo-1.jpg", "photo-2.jpg", "video.mp4", "text.txt"]
+            [
+                "document.pdf",
+                "photo-1.jpg",
+                "photo-2.jpg",
+                "video.mp4",
+                "text.txt"
+            ]
         );
         assert_eq!(plan.hidden.len(), 2, "{:?}", plan.hidden);
         assert_eq!(plan.kept.len(), 1);
@@ -295,7 +319,11 @@ mod tests {
 
         let kept = plan_keep(&dir);
         assert_eq!(kept.root_name, "Tverskaya 3 Nov");
-        assert!(kept.files.iter().any(|f| f.dest == Path::new("IMG_4471.JPG")));
+        assert!(
+            kept.files
+                .iter()
+                .any(|f| f.dest == Path::new("IMG_4471.JPG"))
+        );
         assert!(kept.files.iter().all(|f| !f.dest.starts_with(".git")));
     }
 

@@ -59,12 +59,15 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         FileKind::Mp4 => return Ok(scrubbed("video", "mp4")),
         FileKind::Pdf => {
             // Whether this PDF can be blanked is only known from all of it: run the scrubber on a copy.
-            let kept = match crate::scrub(std::io::Cursor::new(head.to_vec()).chain(input), std::io::sink()) {
+            let kept = match crate::scrub(
+                std::io::Cursor::new(head.to_vec()).chain(input),
+                std::io::sink(),
+            ) {
                 Ok(_) => None,
                 Err(ScrubError::Unsupported { what, .. }) => Some(what),
-                Err(ScrubError::TooLarge { .. }) => {
-                    Some("PDF larger than the scrubber holds in memory: document info and XMP not scrubbed")
-                }
+                Err(ScrubError::TooLarge { .. }) => Some(
+                    "PDF larger than the scrubber holds in memory: document info and XMP not scrubbed",
+                ),
                 Err(error) => return Err(error),
             };
             return Ok(Inspection {
@@ -113,7 +116,11 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
             Some("heic"),
         )
     } else if at(0, b"ID3") || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0) {
-        ("MP3 ID3 tags (artist, title, comments)", "audio", Some("mp3"))
+        (
+            "MP3 ID3 tags (artist, title, comments)",
+            "audio",
+            Some("mp3"),
+        )
     } else if at(0, b"fLaC") {
         ("FLAC Vorbis comments and pictures", "audio", Some("flac"))
     } else if at(0, b"OggS") {
@@ -222,7 +229,11 @@ mod tests {
         // Cut in the middle of a character: not text.
         let cut = &long.as_bytes()[..3];
         assert!(!inspect(cut).unwrap().text);
-        assert_eq!(inspect(&[][..]).unwrap().kept, None, "an empty file hides nothing");
+        assert_eq!(
+            inspect(&[][..]).unwrap().kept,
+            None,
+            "an empty file hides nothing"
+        );
     }
 
     #[test]
@@ -232,10 +243,31 @@ mod tests {
         assert_eq!(found.kept, None, "the fixture's metadata can be blanked");
         assert_eq!((found.category, found.extension), ("document", Some("pdf")));
         let encrypted = b"%PDF-1.4\ntrailer << /Encrypt 5 0 R /Info 1 0 R >>";
-        assert!(inspect(&encrypted[..]).unwrap().kept.unwrap().contains("encrypted"));
-        assert!(inspect(&b"%PDF-1.4\ntrailer << /Info 1 0 R >>"[..]).is_err(), "malformed");
-        assert!(inspect(&b"ID3\x04\0\0\0\0\0\0"[..]).unwrap().kept.unwrap().contains("MP3"));
-        assert!(inspect(&b"GIF89a\x01\0\x01\0"[..]).unwrap().kept.unwrap().contains("GIF"));
+        assert!(
+            inspect(&encrypted[..])
+                .unwrap()
+                .kept
+                .unwrap()
+                .contains("encrypted")
+        );
+        assert!(
+            inspect(&b"%PDF-1.4\ntrailer << /Info 1 0 R >>"[..]).is_err(),
+            "malformed"
+        );
+        assert!(
+            inspect(&b"ID3\x04\0\0\0\0\0\0"[..])
+                .unwrap()
+                .kept
+                .unwrap()
+                .contains("MP3")
+        );
+        assert!(
+            inspect(&b"GIF89a\x01\0\x01\0"[..])
+                .unwrap()
+                .kept
+                .unwrap()
+                .contains("GIF")
+        );
         assert!(inspect(&b"PK\x03\x04xxxx"[..]).unwrap().kept.is_some());
     }
 }

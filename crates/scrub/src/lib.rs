@@ -26,8 +26,8 @@ mod png;
 mod webp;
 
 pub use error::ScrubError;
-pub use inspect::{Inspection, inspect};
 use input::{Input, Removed};
+pub use inspect::{Inspection, inspect};
 pub use mp4::MAX_MOVIE_BOX;
 pub use pdf::MAX_PDF;
 pub use webp::MAX_WEBP_BODY;

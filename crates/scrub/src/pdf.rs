@@ -99,7 +99,10 @@ fn is_name_end(pdf: &[u8], at: usize) -> bool {
 }
 
 fn skip_space(pdf: &[u8], mut at: usize) -> usize {
-    while pdf.get(at).is_some_and(|b| b.is_ascii_whitespace() || *b == 0) {
+    while pdf
+        .get(at)
+        .is_some_and(|b| b.is_ascii_whitespace() || *b == 0)
+    {
         at += 1;
     }
     at
@@ -307,21 +310,40 @@ mod tests {
         assert_eq!(removed.len(), 2, "{removed:?}");
         assert_eq!(pdf.len(), original.len());
         for marker in crate::fixtures::PDF_MARKERS {
-            assert!(!pdf.windows(marker.len()).any(|w| w == *marker), "{marker:?}");
+            assert!(
+                !pdf.windows(marker.len()).any(|w| w == *marker),
+                "{marker:?}"
+            );
         }
-        assert!(pdf.windows(10).any(|w| w == b"Hello page"), "the page text is kept");
+        assert!(
+            pdf.windows(10).any(|w| w == b"Hello page"),
+            "the page text is kept"
+        );
     }
 
     #[test]
     fn encrypted_and_compressed_are_unsupported_not_passed() {
         let mut encrypted = b"%PDF-1.4\ntrailer << /Encrypt 5 0 R /Info 1 0 R >>".to_vec();
-        assert!(matches!(blank_metadata(&mut encrypted), Err(PdfError::Unsupported(_))));
+        assert!(matches!(
+            blank_metadata(&mut encrypted),
+            Err(PdfError::Unsupported(_))
+        ));
         let mut packed = b"%PDF-1.5\n9 0 obj << /Type /ObjStm >> stream\nxx\nendstream endobj\ntrailer << /Info 1 0 R >>"
             .to_vec();
-        assert!(matches!(blank_metadata(&mut packed), Err(PdfError::Unsupported(_))));
+        assert!(matches!(
+            blank_metadata(&mut packed),
+            Err(PdfError::Unsupported(_))
+        ));
         let mut missing = b"%PDF-1.4\ntrailer << /Info 1 0 R >>".to_vec();
-        assert!(matches!(blank_metadata(&mut missing), Err(PdfError::Malformed { .. })));
-        let mut open = b"%PDF-1.4\n1 0 obj << /Author (Anna >> endobj trailer << /Info 1 0 R >>".to_vec();
-        assert!(matches!(blank_metadata(&mut open), Err(PdfError::Malformed { .. })));
+        assert!(matches!(
+            blank_metadata(&mut missing),
+            Err(PdfError::Malformed { .. })
+        ));
+        let mut open =
+            b"%PDF-1.4\n1 0 obj << /Author (Anna >> endobj trailer << /Info 1 0 R >>".to_vec();
+        assert!(matches!(
+            blank_metadata(&mut open),
+            Err(PdfError::Malformed { .. })
+        ));
     }
 }

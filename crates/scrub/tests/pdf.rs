@@ -21,7 +21,11 @@ fn the_author_is_gone_and_the_pdf_is_still_valid() {
     assert_eq!(scrubbed.kind, FileKind::Pdf);
     assert_eq!(out.len(), original.len(), "nothing moves");
     for marker in fixtures::PDF_MARKERS {
-        assert!(!contains(&out, marker), "{:?} left", String::from_utf8_lossy(marker));
+        assert!(
+            !contains(&out, marker),
+            "{:?} left",
+            String::from_utf8_lossy(marker)
+        );
     }
     assert!(contains(&out, b"Hello page"), "the page's text is kept");
     assert!(
@@ -51,7 +55,8 @@ fn the_author_is_gone_and_the_pdf_is_still_valid() {
 
 #[test]
 fn what_cannot_be_blanked_is_an_error_and_the_dry_run_says_so() {
-    let encrypted = b"%PDF-1.4\n1 0 obj << /Author (Anna) >> endobj\ntrailer << /Encrypt 5 0 R /Info 1 0 R >>";
+    let encrypted =
+        b"%PDF-1.4\n1 0 obj << /Author (Anna) >> endobj\ntrailer << /Encrypt 5 0 R /Info 1 0 R >>";
     assert!(matches!(
         scrub(&encrypted[..], Vec::new()),
         Err(ScrubError::Unsupported { .. })

@@ -110,7 +110,8 @@ pub(crate) async fn publish(
                     serde_json::json!({ "file": name, "kept": k.kept })
                 })
                 .collect();
-            let body = serde_json::json!({ "error": message, "metadata": metadata, "hidden": hidden });
+            let body =
+                serde_json::json!({ "error": message, "metadata": metadata, "hidden": hidden });
             (StatusCode::CONFLICT, Json(body)).into_response()
         }
         Err(error) => HttpError::from(error).into_response(),
