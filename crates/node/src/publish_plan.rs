@@ -296,7 +296,7 @@ mod tests {
         fs::write(dir.join("Anna's CV.pdf"), "%PDF-1.4\n%%EOF\n").unwrap();
         fs::write(dir.join("interview.mp3"), b"ID3\x04\0\0\0\0\0\0").unwrap();
 
-        let plan = plan(&[dir.clone()], "March", options(false)).unwrap();
+        let plan = plan(std::slice::from_ref(&dir), "March", options(false)).unwrap();
         assert_eq!(plan.root_name, "March");
         let names: Vec<_> = plan
             .files

@@ -128,7 +128,7 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Mp4 => mp4::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Pdf => {
             let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;
-            for what in pdf::blank_metadata(&mut bytes).map_err(|e| pdf_error(e))? {
+            for what in pdf::blank_metadata(&mut bytes).map_err(pdf_error)? {
                 removed.add(what);
             }
             out.write_all(&bytes)?;

@@ -38,10 +38,10 @@ pub(crate) fn blank_metadata(pdf: &mut [u8]) -> Result<Vec<&'static str>, PdfErr
     let mut removed = Vec::new();
     let mut infos = Vec::new();
     for at in find_all(pdf, b"/Info").filter(|&at| is_name_end(pdf, at + 5)) {
-        if let Some(reference) = parse_reference(pdf, at + 5) {
-            if !infos.contains(&reference) {
-                infos.push(reference);
-            }
+        if let Some(reference) = parse_reference(pdf, at + 5)
+            && !infos.contains(&reference)
+        {
+            infos.push(reference);
         }
     }
     for (number, generation) in infos {

@@ -106,10 +106,10 @@ proptest! {
         }
         let _ = inspect(&file[..]);
         let mut output = Vec::new();
-        if let Ok(scrubbed) = scrub(&file[..], &mut output) {
-            if scrubbed.kind == FileKind::Pdf {
-                prop_assert_eq!(output.len(), file.len());
-            }
+        if let Ok(scrubbed) = scrub(&file[..], &mut output)
+            && scrubbed.kind == FileKind::Pdf
+        {
+            prop_assert_eq!(output.len(), file.len());
         }
     }
 }
