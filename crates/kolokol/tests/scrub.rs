@@ -176,8 +176,8 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// Issue 12 part 5: nothing is signed while a file would keep metadata the user was not told about. A folder with a
-/// PDF naming its author, a phone photo `IMG_4471.JPG`, an MP3 with ID3 tags (a kind not scrubbed yet) and a
-/// `.DS_Store`: a plain `publish` exits non-zero naming the MP3 and what it keeps, and changes nothing; with
+/// PDF naming its author, a phone photo `IMG_4471.JPG`, an Ogg file with a Vorbis comment (a kind not scrubbed yet)
+/// and a `.DS_Store`: a plain `publish` exits non-zero naming the Ogg file and what it keeps, and changes nothing; with
 /// `--allow-metadata` the PDF and the photo are clean, every file is named by type, and the hidden file is left out.
 #[test]
 fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
@@ -187,11 +187,9 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("IMG_4471.JPG"), fixtures::jpeg_with_gps()).unwrap();
     std::fs::write(dir.join("Anna report.pdf"), fixtures::pdf_with_author()).unwrap();
-    let mut mp3 =
-        b"ID3\x04\x00\x00\x00\x00\x00\x17TPE1\x00\x00\x00\x0d\x00\x00\x03Anna Ivanova".to_vec();
-    mp3.extend_from_slice(&[0xFF, 0xFB, 0x90, 0x00]);
-    mp3.extend_from_slice(&[0u8; 413]);
-    std::fs::write(dir.join("interview.mp3"), &mp3).unwrap();
+    // An Ogg page whose Vorbis comment names the author: a kind not scrubbed yet.
+    let ogg = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova".to_vec();
+    std::fs::write(dir.join("interview.ogg"), &ogg).unwrap();
     std::fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1 /Users/anna").unwrap();
     let content = a.data_dir.join("content");
     let content_before = entries(&content);
@@ -205,7 +203,7 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("interview.mp3") && stderr.contains("MP3 ID3"),
+        stderr.contains("interview.ogg") && stderr.contains("Ogg/Opus"),
         "{stderr}"
     );
     assert!(stderr.contains("--allow-metadata"), "{stderr}");
@@ -269,10 +267,10 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
         "Марш",
         "the folder is named by the title"
     );
-    assert_eq!(entries(root), ["audio.mp3", "document.pdf", "photo.jpg"]);
+    assert_eq!(entries(root), ["audio.ogg", "document.pdf", "photo.jpg"]);
     let warnings = published["warnings"].to_string();
     assert!(
-        warnings.contains("interview.mp3") && warnings.contains(".DS_Store"),
+        warnings.contains("interview.ogg") && warnings.contains(".DS_Store"),
         "{warnings}"
     );
 
@@ -287,8 +285,8 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     assert!(contains(&pdf, b"Hello page"), "the page is kept");
     assert!(betrays_location(&std::fs::read(root.join("photo.jpg")).unwrap()).is_empty());
     assert_eq!(
-        std::fs::read(root.join("audio.mp3")).unwrap(),
-        mp3,
+        std::fs::read(root.join("audio.ogg")).unwrap(),
+        ogg,
         "confirmed: as it is"
     );
     qpdf_accepts(&root.join("document.pdf"));

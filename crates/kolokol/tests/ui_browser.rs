@@ -574,22 +574,18 @@ fn hostile_record_text_runs_no_script_in_the_browser() {
     browser.screenshot("hostile-record");
 }
 
-/// Issue 12 part 5 in the browser: a photo named `IMG_4471.JPG` and an MP3 with ID3 tags (a kind not scrubbed) are
-/// published through the page. The first attempt publishes nothing and lists the MP3 and what it keeps, with an
+/// Issue 12 part 5 in the browser: a photo named `IMG_4471.JPG` and an Ogg file with a Vorbis comment (a kind not scrubbed)
+/// are published through the page. The first attempt publishes nothing and lists the Ogg file and what it keeps, with an
 /// unticked checkbox; submitting again without ticking it publishes nothing (the browser requires the box); once
-/// ticked, the publication goes through, and its files are named `audio.mp3` and `photo.jpg`.
+/// ticked, the publication goes through, and its files are named `audio.ogg` and `photo.jpg`.
 #[test]
 fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     let tmp = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(&tmp.path().join("a"));
     let photo = tmp.path().join("IMG_4471.JPG");
     std::fs::write(&photo, kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
-    let mp3 = tmp.path().join("interview.mp3");
-    let mut bytes =
-        b"ID3\x04\x00\x00\x00\x00\x00\x17TPE1\x00\x00\x00\x0d\x00\x00\x03Anna Ivanova".to_vec();
-    bytes.extend_from_slice(&[0xFF, 0xFB, 0x90, 0x00]);
-    bytes.extend_from_slice(&[0u8; 413]);
-    std::fs::write(&mp3, &bytes).unwrap();
+    let ogg = tmp.path().join("interview.ogg");
+    std::fs::write(&ogg, b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova".to_vec()).unwrap();
     let count = || node.json(&["list"]).as_array().unwrap().len();
     let before = count();
 
@@ -597,7 +593,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     browser.open(&url(&node, "/publish?lang=en"));
     browser.type_into(
         "#files",
-        &format!("{}\n{}", photo.to_str().unwrap(), mp3.to_str().unwrap()),
+        &format!("{}\n{}", photo.to_str().unwrap(), ogg.to_str().unwrap()),
     );
     browser.type_into("#title", "Interview");
     browser.click("#publish-button");
@@ -610,7 +606,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     })
     .unwrap_or_else(|| panic!("no metadata warning: {}", browser.body_text()));
     assert!(
-        listed.contains("interview.mp3") && listed.contains("MP3 ID3"),
+        listed.contains("interview.ogg") && listed.contains("Ogg/Opus"),
         "{listed}"
     );
     assert!(
@@ -653,7 +649,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     paths.sort();
     assert_eq!(
         paths,
-        ["Interview/audio.mp3", "Interview/photo.jpg"],
+        ["Interview/audio.ogg", "Interview/photo.jpg"],
         "{record}"
     );
     assert!(!record.to_string().contains("IMG_4471"), "{record}");

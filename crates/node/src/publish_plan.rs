@@ -294,7 +294,7 @@ mod tests {
         .unwrap();
         fs::write(dir.join("notes.TXT"), "встреча").unwrap();
         fs::write(dir.join("Anna's CV.pdf"), "%PDF-1.4\n%%EOF\n").unwrap();
-        fs::write(dir.join("interview.mp3"), b"ID3\x04\0\0\0\0\0\0").unwrap();
+        fs::write(dir.join("interview.ogg"), b"OggS\0\x02\0\0").unwrap();
 
         let plan = plan(std::slice::from_ref(&dir), "March", options(false)).unwrap();
         assert_eq!(plan.root_name, "March");
@@ -310,14 +310,14 @@ mod tests {
                 "photo-1.jpg",
                 "photo-2.jpg",
                 "video.mp4",
-                "audio.mp3",
+                "audio.ogg",
                 "text.txt"
             ]
         );
         assert_eq!(plan.hidden.len(), 2, "{:?}", plan.hidden);
         assert_eq!(plan.kept.len(), 1);
-        assert!(plan.kept[0].file.ends_with("interview.mp3"));
-        assert!(plan.kept[0].kept.contains("MP3"));
+        assert!(plan.kept[0].file.ends_with("interview.ogg"));
+        assert!(plan.kept[0].kept.contains("Ogg"));
 
         let kept = plan_keep(&dir);
         assert_eq!(kept.root_name, "Tverskaya 3 Nov");

@@ -57,8 +57,11 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         FileKind::Png => return Ok(scrubbed("photo", "png")),
         FileKind::Webp => return Ok(scrubbed("photo", "webp")),
         FileKind::Mp4 => return Ok(scrubbed("video", "mp4")),
-        FileKind::Pdf => {
-            // Whether this PDF can be blanked is only known from all of it: run the scrubber on a copy.
+        FileKind::Gif => return Ok(scrubbed("photo", "gif")),
+        FileKind::Flac => return Ok(scrubbed("audio", "flac")),
+        FileKind::Pdf | FileKind::Mp3 => {
+            // Whether a PDF can be blanked, or an MP3 ends in a tag the scrubber leaves, is only known from all of
+            // the file: run the scrubber into nothing.
             let kept = match crate::scrub(
                 std::io::Cursor::new(head.to_vec()).chain(input),
                 std::io::sink(),
@@ -70,9 +73,14 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
                 ),
                 Err(error) => return Err(error),
             };
+            let (category, extension) = if kind == FileKind::Pdf {
+                ("document", "pdf")
+            } else {
+                ("audio", "mp3")
+            };
             return Ok(Inspection {
                 kept,
-                ..scrubbed("document", "pdf")
+                ..scrubbed(category, extension)
             });
         }
         FileKind::Unknown => {}
@@ -115,14 +123,6 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
             "photo",
             Some("heic"),
         )
-    } else if at(0, b"ID3") || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0) {
-        (
-            "MP3 ID3 tags (artist, title, comments)",
-            "audio",
-            Some("mp3"),
-        )
-    } else if at(0, b"fLaC") {
-        ("FLAC Vorbis comments and pictures", "audio", Some("flac"))
     } else if at(0, b"OggS") {
         ("Ogg/Opus Vorbis comments", "audio", Some("ogg"))
     } else if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
@@ -135,8 +135,6 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
                 "mkv"
             }),
         )
-    } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
-        ("GIF comments and XMP", "photo", Some("gif"))
     } else if at(0, b"II*\0") || at(0, b"MM\0*") {
         (
             "TIFF/raw photo: EXIF with location, not scrubbed",
@@ -255,18 +253,22 @@ mod tests {
             "malformed"
         );
         assert!(
-            inspect(&b"ID3\x04\0\0\0\0\0\0"[..])
+            inspect(&b"OggS\0\x02"[..])
                 .unwrap()
                 .kept
                 .unwrap()
-                .contains("MP3")
+                .contains("Ogg")
         );
+        // An MP3 ending in an APE tag keeps it: the dry run says so.
+        let mut ape = b"ID3\x04\0\0\0\0\0\0\xFF\xFB\x90\0".to_vec();
+        ape.extend_from_slice(b"APETAGEX\xD0\x07\0\0");
+        ape.extend_from_slice(&[0; 40]);
         assert!(
-            inspect(&b"GIF89a\x01\0\x01\0"[..])
+            inspect(ape.as_slice())
                 .unwrap()
                 .kept
                 .unwrap()
-                .contains("GIF")
+                .contains("APE")
         );
         assert!(inspect(&b"PK\x03\x04xxxx"[..]).unwrap().kept.is_some());
     }

@@ -17,15 +17,19 @@ use std::path::Path;
 mod crc32;
 mod error;
 pub mod fixtures;
+mod flac;
+mod gif;
 mod input;
 mod inspect;
 mod jpeg;
+mod mp3;
 mod mp4;
 mod pdf;
 mod png;
 mod webp;
 
 pub use error::ScrubError;
+pub use flac::MAX_FLAC_METADATA;
 use input::{Input, Removed};
 pub use inspect::{Inspection, inspect};
 pub use mp4::MAX_MOVIE_BOX;
@@ -40,6 +44,12 @@ pub enum FileKind {
     Webp,
     /// ISO base media files: MP4, MOV, M4A, 3GP.
     Mp4,
+    /// GIF images: comments and application extensions (XMP) dropped.
+    Gif,
+    /// MP3 audio: ID3v2 and ID3v1 tags dropped.
+    Mp3,
+    /// FLAC audio: Vorbis comments emptied, pictures dropped.
+    Flac,
     /// PDF documents: the document info and XMP are blanked in place.
     Pdf,
     /// Not a kind the scrubber knows: copied unchanged.
@@ -54,6 +64,9 @@ impl std::fmt::Display for FileKind {
             FileKind::Webp => "WebP",
             FileKind::Mp4 => "MP4/MOV",
             FileKind::Pdf => "PDF",
+            FileKind::Gif => "GIF",
+            FileKind::Mp3 => "MP3",
+            FileKind::Flac => "FLAC",
             FileKind::Unknown => "unknown",
         })
     }
@@ -87,6 +100,15 @@ pub fn detect(head: &[u8]) -> FileKind {
         FileKind::Png
     } else if head.starts_with(b"%PDF-") {
         FileKind::Pdf
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        FileKind::Gif
+    } else if head.starts_with(b"fLaC") {
+        FileKind::Flac
+    } else if head.starts_with(b"ID3")
+        // An MPEG audio frame sync with a layer (layer bits 00 would be AAC's ADTS).
+        || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0 && head[1] & 0x06 != 0)
+    {
+        FileKind::Mp3
     } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         FileKind::Webp
     } else if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|t| &head[4..8] == *t) {
@@ -126,6 +148,9 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Png => png::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Webp => webp::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Mp4 => mp4::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Gif => gif::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Flac => flac::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Mp3 => mp3::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Pdf => {
             let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;
             for what in pdf::blank_metadata(&mut bytes).map_err(pdf_error)? {
