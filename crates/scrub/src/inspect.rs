@@ -59,7 +59,7 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         FileKind::Mp4 => return Ok(scrubbed("video", "mp4")),
         FileKind::Gif => return Ok(scrubbed("photo", "gif")),
         FileKind::Flac => return Ok(scrubbed("audio", "flac")),
-        FileKind::Pdf | FileKind::Mp3 => {
+        FileKind::Pdf | FileKind::Mp3 | FileKind::Matroska => {
             // Whether a PDF can be blanked, or an MP3 ends in a tag the scrubber leaves, is only known from all of
             // the file: run the scrubber into nothing.
             let kept = match crate::scrub(
@@ -69,14 +69,15 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
                 Ok(_) => None,
                 Err(ScrubError::Unsupported { what, .. }) => Some(what),
                 Err(ScrubError::TooLarge { .. }) => Some(
-                    "PDF larger than the scrubber holds in memory: document info and XMP not scrubbed",
+                    "a metadata structure larger than the scrubber holds in memory: not scrubbed",
                 ),
                 Err(error) => return Err(error),
             };
-            let (category, extension) = if kind == FileKind::Pdf {
-                ("document", "pdf")
-            } else {
-                ("audio", "mp3")
+            let (category, extension) = match kind {
+                FileKind::Pdf => ("document", "pdf"),
+                FileKind::Mp3 => ("audio", "mp3"),
+                _ if head.windows(4).any(|w| w == b"webm") => ("video", "webm"),
+                _ => ("video", "mkv"),
             };
             return Ok(Inspection {
                 kept,
@@ -125,16 +126,6 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
         )
     } else if at(0, b"OggS") {
         ("Ogg/Opus Vorbis comments", "audio", Some("ogg"))
-    } else if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
-        (
-            "Matroska/WebM tags and titles",
-            "video",
-            Some(if head.windows(4).any(|w| w == b"webm") {
-                "webm"
-            } else {
-                "mkv"
-            }),
-        )
     } else if at(0, b"II*\0") || at(0, b"MM\0*") {
         (
             "TIFF/raw photo: EXIF with location, not scrubbed",

@@ -22,6 +22,7 @@ mod gif;
 mod input;
 mod inspect;
 mod jpeg;
+mod matroska;
 mod mp3;
 mod mp4;
 mod pdf;
@@ -50,6 +51,8 @@ pub enum FileKind {
     Mp3,
     /// FLAC audio: Vorbis comments emptied, pictures dropped.
     Flac,
+    /// Matroska and WebM video: `Tags` and the segment title blanked.
+    Matroska,
     /// PDF documents: the document info and XMP are blanked in place.
     Pdf,
     /// Not a kind the scrubber knows: copied unchanged.
@@ -67,6 +70,7 @@ impl std::fmt::Display for FileKind {
             FileKind::Gif => "GIF",
             FileKind::Mp3 => "MP3",
             FileKind::Flac => "FLAC",
+            FileKind::Matroska => "Matroska/WebM",
             FileKind::Unknown => "unknown",
         })
     }
@@ -102,6 +106,8 @@ pub fn detect(head: &[u8]) -> FileKind {
         FileKind::Pdf
     } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
         FileKind::Gif
+    } else if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        FileKind::Matroska
     } else if head.starts_with(b"fLaC") {
         FileKind::Flac
     } else if head.starts_with(b"ID3")
@@ -150,6 +156,7 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Mp4 => mp4::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Gif => gif::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Flac => flac::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Matroska => matroska::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Mp3 => mp3::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Pdf => {
             let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;

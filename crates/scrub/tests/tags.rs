@@ -1,4 +1,5 @@
-//! GIF, FLAC and MP3: comments, XMP, Vorbis comments, pictures and ID3 tags are removed and every other byte is
+//! GIF, FLAC, MP3 and Matroska/WebM: comments, XMP, Vorbis comments, pictures, ID3 tags, Matroska tags and titles
+//! are removed and every other byte is
 //! kept exactly; broken files are errors, hostile bytes never panic.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -6,8 +7,9 @@
 use kolokol_scrub::{FileKind, ScrubError, fixtures, inspect, scrub};
 use proptest::prelude::*;
 
-fn all() -> [(FileKind, (Vec<u8>, Vec<u8>)); 3] {
+fn all() -> [(FileKind, (Vec<u8>, Vec<u8>)); 4] {
     [
+        (FileKind::Matroska, fixtures::matroska_with_author()),
         (FileKind::Gif, fixtures::gif_with_author()),
         (FileKind::Flac, fixtures::flac_with_author()),
         (FileKind::Mp3, fixtures::mp3_with_author()),
@@ -98,7 +100,7 @@ proptest! {
 
     #[test]
     fn mutated_files_never_panic(
-        which in 0usize..3,
+        which in 0usize..4,
         changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         insert in proptest::option::of((any::<prop::sample::Index>(), proptest::collection::vec(any::<u8>(), 1..16))),
     ) {
@@ -119,4 +121,74 @@ proptest! {
             prop_assert_eq!(output, file);
         }
     }
+}
+
+/// A real WebM from ffmpeg with a title and an artist: after scrubbing, ffprobe still reads it (same streams and
+/// duration) and finds neither.
+#[test]
+fn a_webm_from_ffmpeg_loses_its_tags_and_still_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("clip.webm");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=64x64:rate=10",
+        ])
+        .args([
+            "-c:v",
+            "libvpx",
+            "-metadata",
+            "title=Anna Ivanova",
+            "-metadata",
+            "artist=Anna Ivanova",
+        ])
+        .arg(&original)
+        .status()
+        .expect("ffmpeg is installed (scripts/test.sh installs it)");
+    assert!(status.success());
+    let bytes = std::fs::read(&original).unwrap();
+    assert!(contains(&bytes, b"Anna Ivanova"));
+    let mut out = Vec::new();
+    let scrubbed = scrub(bytes.as_slice(), &mut out).unwrap();
+    assert_eq!(scrubbed.kind, FileKind::Matroska);
+    assert_eq!(out.len(), bytes.len(), "nothing moves");
+    assert!(!contains(&out, b"Anna Ivanova"), "{:?}", scrubbed.removed);
+    let clean = dir.path().join("clean.webm");
+    std::fs::write(&clean, &out).unwrap();
+    let probe = |path: &std::path::Path| {
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=codec_name,width,height:format_tags",
+                "-of",
+                "json",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "ffprobe complains: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = probe(&original);
+    let after = probe(&clean);
+    assert_eq!(before["streams"], after["streams"]);
+    assert_eq!(before["format"]["duration"], after["format"]["duration"]);
+    assert!(!after.to_string().contains("Anna"), "{after}");
+    assert!(before.to_string().contains("Anna"), "{before}");
 }

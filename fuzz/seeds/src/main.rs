@@ -291,5 +291,6 @@ fn scrub_seeds(seeds: &mut Seeds) {
     seeds.write("scrub", "gif-author", &fixtures::gif_with_author().0);
     seeds.write("scrub", "flac-author", &fixtures::flac_with_author().0);
     seeds.write("scrub", "mp3-author", &fixtures::mp3_with_author().0);
+    seeds.write("scrub", "matroska-author", &fixtures::matroska_with_author().0);
     seeds.write("scrub", "unknown", b"plain text, not a known kind\n");
 }
