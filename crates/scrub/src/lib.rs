@@ -1,6 +1,7 @@
-//! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images and the
-//! metadata boxes (including location) from MP4/MOV files, and blanks the document info and XMP of PDF files,
-//! without re-encoding anything.
+//! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images, the
+//! metadata boxes (including location) from MP4/MOV files, the document info and XMP of PDF files, comments and XMP
+//! from GIF, ID3 tags from MP3, Vorbis comments and pictures from FLAC, and tags and title from Matroska/WebM,
+//! without re-encoding anything. [`inspect`] is the dry run: whether a file would keep metadata, and what kind.
 //!
 //! The file kind is found from the magic bytes, never from the name. Every kind is handled as a stream with one
 //! fixed buffer: the large parts (JPEG entropy-coded data, PNG IDAT chunks, MP4 `mdat`) pass straight through, and
