@@ -588,7 +588,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     let photo = tmp.path().join("IMG_4471.JPG");
     std::fs::write(&photo, kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
     let ogg = tmp.path().join("interview.ogg");
-    std::fs::write(&ogg, b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova".to_vec()).unwrap();
+    std::fs::write(&ogg, b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova").unwrap();
     let count = || node.json(&["list"]).as_array().unwrap().len();
     let before = count();
 

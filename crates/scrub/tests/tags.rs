@@ -7,7 +7,10 @@
 use kolokol_scrub::{FileKind, ScrubError, fixtures, inspect, scrub};
 use proptest::prelude::*;
 
-fn all() -> [(FileKind, (Vec<u8>, Vec<u8>)); 4] {
+/// A kind, a file of it with metadata, and the bytes the scrubber must leave.
+type Fixture = (FileKind, (Vec<u8>, Vec<u8>));
+
+fn all() -> [Fixture; 4] {
     [
         (FileKind::Matroska, fixtures::matroska_with_author()),
         (FileKind::Gif, fixtures::gif_with_author()),
