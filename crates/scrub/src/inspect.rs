@@ -99,7 +99,7 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         return Ok(Inspection {
             kind,
             text: true,
-            kept: None,
+            kept: markup(head),
             category: "text",
             extension: None,
         });
@@ -147,6 +147,24 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
     } else {
         return None;
     })
+}
+
+/// Text that is markup carries structure a reader does not see: an SVG from an editor holds the author's file paths
+/// (`sodipodi:docname`, `inkscape:export-filename`) and `<metadata>`, HTML `<meta name="author">`, RTF `{\author}`.
+fn markup(head: &[u8]) -> Option<&'static str> {
+    let start = head
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(head)
+        .trim_ascii_start();
+    if start.starts_with(b"<") {
+        Some(
+            "SVG/HTML/XML markup: may hold author names, file paths and editor metadata; not scrubbed",
+        )
+    } else if start.starts_with(b"{\\rtf") {
+        Some("RTF document: author and editing information not scrubbed")
+    } else {
+        None
+    }
 }
 
 /// Whether the whole file is UTF-8 text without control characters other than tab, line feed, form feed and
@@ -218,6 +236,15 @@ mod tests {
         // Cut in the middle of a character: not text.
         let cut = &long.as_bytes()[..3];
         assert!(!inspect(cut).unwrap().text);
+        let svg = "<?xml version=\"1.0\"?>\n<svg sodipodi:docname=\"/home/anna/x.svg\"/>";
+        let found = inspect(svg.as_bytes()).unwrap();
+        assert!(found.text && found.kept.unwrap().contains("SVG"));
+        assert!(
+            inspect(&b"{\\rtf1 {\\author Anna}}"[..])
+                .unwrap()
+                .kept
+                .is_some()
+        );
         assert_eq!(
             inspect(&[][..]).unwrap().kept,
             None,
