@@ -22,6 +22,8 @@ command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_package
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_packages+=(chromium-driver)
 command -v ffmpeg >/dev/null 2>&1 || need_packages+=(ffmpeg)
+# The scrub test checks that a PDF with its metadata blanked is still a valid PDF.
+command -v qpdf >/dev/null 2>&1 || need_packages+=(qpdf)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "installing ${need_packages[*]}"
     sudo_cmd=()

@@ -123,11 +123,12 @@ impl Node {
         read_json(response, path).await
     }
 
-    /// Publish one file (kept as it is: the benchmark files are random bytes). Returns the `PublishedView`.
+    /// Publish one file (kept as it is, under its own name: the benchmark files are random bytes). Returns the
+    /// `PublishedView`.
     pub async fn publish(&self, file: &Path, title: &str) -> Result<Value> {
         self.post_json(
             "/publish",
-            &json!({ "paths": [file], "title": title, "keep_metadata": true }),
+            &json!({ "paths": [file], "title": title, "keep_metadata": true, "keep_names": true }),
         )
         .await
     }

@@ -21,7 +21,11 @@
       credentials: 'same-origin',
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || ('HTTP ' + response.status));
+    if (!response.ok) {
+      const error = new Error(data.error || ('HTTP ' + response.status));
+      error.data = data;
+      throw error;
+    }
     return data;
   }
 
@@ -86,6 +90,32 @@
     const status = document.getElementById('upload-status');
     const box = document.getElementById('publish-progress');
     const button = document.getElementById('publish-button');
+    const warning = document.getElementById('metadata-warning');
+    const allow = document.getElementById('allow-metadata');
+
+    // A confirmation is for the files it was shown for: choosing other files asks again.
+    document.getElementById('files').addEventListener('change', () => {
+      warning.hidden = true;
+      allow.required = false;
+      allow.checked = false;
+    });
+
+    // The node refused files that would keep metadata: list them (as text) and require the confirmation.
+    const showMetadata = (data) => {
+      const list = document.getElementById('metadata-list');
+      list.replaceChildren();
+      for (const item of data.metadata) {
+        const li = document.createElement('li');
+        li.textContent = item.file + ': ' + item.kept;
+        list.appendChild(li);
+      }
+      const hidden = document.getElementById('metadata-hidden');
+      hidden.textContent = data.hidden || '';
+      hidden.hidden = !data.hidden;
+      allow.checked = false;
+      allow.required = true;
+      warning.hidden = false;
+    };
 
     const upload = (file, onProgress) => new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
@@ -131,10 +161,17 @@
           description: document.getElementById('description').value,
           tags,
           lang: document.getElementById('lang').value.trim() || null,
+          allow_metadata: !warning.hidden && allow.checked,
+          keep_names: document.getElementById('keep-names').checked,
         });
         window.location.href = '/p/' + published.id;
       } catch (error) {
-        status.textContent = form.dataset.failed + ': ' + error.message;
+        if (error.data && Array.isArray(error.data.metadata)) {
+          showMetadata(error.data);
+          box.hidden = true;
+        } else {
+          status.textContent = form.dataset.failed + ': ' + error.message;
+        }
         button.disabled = false;
       }
     });

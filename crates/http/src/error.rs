@@ -25,6 +25,7 @@ impl From<ApiError> for HttpError {
     fn from(error: ApiError) -> Self {
         let status = match &error {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::MetadataKept { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unreachable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -141,7 +141,8 @@ async fn host_check_token_and_error_shapes() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["title"], "t");
-    assert_eq!(body["files"][0]["path"], "f.txt");
+    // Published under a neutral name by type (the default): `f.txt` is not signed into the record.
+    assert_eq!(body["files"][0]["path"], "text.txt");
     assert_eq!(body["files"][0]["mime"], "text/plain");
 
     let (status, _) = call(

@@ -239,6 +239,15 @@ pub struct PublishArgs {
     /// and WebP, and metadata boxes (with location) from MP4/MOV, without re-encoding.
     #[arg(long)]
     pub keep_metadata: bool,
+    /// Publish files that would keep metadata after scrubbing (PDF, HEIC, audio, unknown formats...). Without it,
+    /// such a publish is refused before anything is signed, naming each file and what it would keep.
+    #[arg(long)]
+    pub allow_metadata: bool,
+    /// Publish files under their own names and folder structure. By default they are named by type and order
+    /// (`video.mp4`, `photo-1.jpg`, `document.pdf`) in one folder named after the title. Hidden files and folders
+    /// (`.git`, `.DS_Store`) inside folders are never published.
+    #[arg(long)]
+    pub keep_names: bool,
     /// A small image (JPEG, PNG, WebP or GIF, at most 32 KiB) shown as the publication's thumbnail.
     #[arg(long)]
     pub thumbnail: Option<PathBuf>,

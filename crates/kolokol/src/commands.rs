@@ -217,6 +217,8 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
         tags: args.tags,
         lang: args.lang,
         keep_metadata: args.keep_metadata,
+        allow_metadata: args.allow_metadata,
+        keep_names: args.keep_names,
         thumbnail: args.thumbnail.as_deref().map(absolute).transpose()?,
     };
     let spinner = spinner(json, "hashing and publishing");

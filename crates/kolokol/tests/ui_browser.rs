@@ -467,7 +467,10 @@ fn publish_on_a_watch_on_b_while_downloading_follow_and_block() {
     browser.screenshot("publication");
 
     browser.open(&url(&b, "/downloads"));
-    assert!(browser.body_text().contains("clip.webm"));
+    // Published from the page under a neutral name: the browser's file name (`clip.webm`) is not signed.
+    let downloads = browser.body_text();
+    assert!(downloads.contains("video.webm"), "{downloads}");
+    assert!(!downloads.contains("clip.webm"), "{downloads}");
     browser.screenshot("downloads");
     browser.open(&url(&b, "/node"));
     assert_eq!(
@@ -573,4 +576,85 @@ fn hostile_record_text_runs_no_script_in_the_browser() {
         );
     }
     browser.screenshot("hostile-record");
+}
+
+/// Issue 12 part 5 in the browser: a photo named `IMG_4471.JPG` and an Ogg file with a Vorbis comment (a kind not scrubbed)
+/// are published through the page. The first attempt publishes nothing and lists the Ogg file and what it keeps, with an
+/// unticked checkbox; submitting again without ticking it publishes nothing (the browser requires the box); once
+/// ticked, the publication goes through, and its files are named `audio.ogg` and `photo.jpg`.
+#[test]
+fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&tmp.path().join("a"));
+    let photo = tmp.path().join("IMG_4471.JPG");
+    std::fs::write(&photo, kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
+    let ogg = tmp.path().join("interview.ogg");
+    std::fs::write(&ogg, b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova").unwrap();
+    let count = || node.json(&["list"]).as_array().unwrap().len();
+    let before = count();
+
+    let browser = Browser::start();
+    browser.open(&url(&node, "/publish?lang=en"));
+    browser.type_into(
+        "#files",
+        &format!("{}\n{}", photo.to_str().unwrap(), ogg.to_str().unwrap()),
+    );
+    browser.type_into("#title", "Interview");
+    browser.click("#publish-button");
+    let listed = wait_for(Duration::from_secs(60), || {
+        let shown = browser.run(
+            "const w = document.getElementById('metadata-warning'); \
+             return w && !w.hidden ? document.getElementById('metadata-list').innerText : null;",
+        );
+        shown.as_str().map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("no metadata warning: {}", browser.body_text()));
+    assert!(
+        listed.contains("interview.ogg") && listed.contains("Ogg/Opus"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("IMG_4471"),
+        "the photo is scrubbed: {listed}"
+    );
+    browser.run("document.getElementById('metadata-warning').scrollIntoView(); return null;");
+    browser.screenshot("publish-metadata-warning");
+    assert_eq!(count(), before, "nothing published before the confirmation");
+    assert_eq!(
+        browser.run("return document.getElementById('allow-metadata').checked;"),
+        false
+    );
+
+    // Submitting without ticking: the browser refuses the form (the box is required), nothing is sent.
+    browser.click("#publish-button");
+    assert_eq!(
+        browser.run("return document.getElementById('publish-form').checkValidity();"),
+        false
+    );
+    assert_eq!(browser.run("return window.location.pathname;"), "/publish");
+    assert_eq!(count(), before);
+
+    browser.click("#allow-metadata");
+    browser.click("#publish-button");
+    let id = wait_for(Duration::from_secs(60), || {
+        let path = browser.run("return window.location.pathname;");
+        path.as_str()
+            .and_then(|p| p.strip_prefix("/p/"))
+            .map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("publishing did not finish: {}", browser.body_text()));
+    let record = node.json(&["show", &id]);
+    let mut paths: Vec<&str> = record["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["Interview/audio.ogg", "Interview/photo.jpg"],
+        "{record}"
+    );
+    assert!(!record.to_string().contains("IMG_4471"), "{record}");
 }

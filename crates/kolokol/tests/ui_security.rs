@@ -265,7 +265,10 @@ fn a_streamed_upload_larger_than_the_default_body_limit_is_published_and_deleted
         bytes
     );
 
-    let body = serde_json::json!({ "uploads": [id], "title": "Big upload", "tags": ["test"], "lang": "en" });
+    // Random bytes are an unknown format: published only with the page's confirmation (`allow_metadata`).
+    let body = serde_json::json!({
+        "uploads": [id], "title": "Big upload", "tags": ["test"], "lang": "en", "allow_metadata": true
+    });
     let reply = request(
         &node.api,
         "POST",
@@ -282,6 +285,36 @@ fn a_streamed_upload_larger_than_the_default_body_limit_is_published_and_deleted
         !node.data_dir.join("uploads").join(id).exists(),
         "the upload was not deleted after publishing"
     );
+    // Without the confirmation, a file that would keep metadata is refused with 409 and the list the page shows;
+    // nothing is published and the upload is deleted (the page uploads again once the box is ticked).
+    let reply = request(
+        &node.api,
+        "POST",
+        "/ui/upload?name=raw.bin",
+        &[with_token],
+        &bytes[..4096],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let upload: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let raw = upload["upload"].as_str().unwrap();
+    let unconfirmed = serde_json::json!({ "uploads": [raw], "title": "Raw" });
+    let reply = request(
+        &node.api,
+        "POST",
+        "/ui/publish",
+        &[with_token, ("Content-Type", "application/json")],
+        unconfirmed.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let refusal: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(refusal["metadata"][0]["file"], "raw.bin", "{refusal}");
+    assert_eq!(
+        refusal["metadata"][0]["kept"],
+        "unknown format: not scrubbed"
+    );
+    assert!(!node.data_dir.join("uploads").join(raw).exists());
+    assert_eq!(node.json(&["list"]).as_array().unwrap().len(), 1);
+
     // A publish naming an upload that no longer exists fails and publishes nothing.
     let reply = request(
         &node.api,

@@ -13,9 +13,33 @@ pub enum ApiError {
     /// A remote node could not be reached or refused us.
     #[error("{0}")]
     Unreachable(String),
+    /// Files would keep metadata after scrubbing and the user did not allow it. Nothing was copied or signed.
+    #[error("{}", metadata_kept_message(files, hidden.as_deref()))]
+    MetadataKept {
+        files: Vec<crate::publish_plan::KeptMetadata>,
+        /// The line about hidden files that would be left out, if any.
+        hidden: Option<String>,
+    },
     /// The node failed doing something it should have been able to do.
     #[error("{0}")]
     Internal(String),
+}
+
+fn metadata_kept_message(
+    files: &[crate::publish_plan::KeptMetadata],
+    hidden: Option<&str>,
+) -> String {
+    let list: Vec<String> = files
+        .iter()
+        .map(|k| format!("{}: {}", k.file, k.kept))
+        .collect();
+    let hidden = hidden.map(|h| format!("; {h}")).unwrap_or_default();
+    format!(
+        "nothing was published: {} file(s) would keep metadata that can identify you: {}{hidden}. Remove it, or \
+         publish them as they are with --allow-metadata",
+        files.len(),
+        list.join("; ")
+    )
 }
 
 impl ApiError {

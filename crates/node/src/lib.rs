@@ -29,6 +29,7 @@ mod peers;
 mod ports;
 mod proxy;
 mod publish;
+mod publish_plan;
 mod reconciling;
 mod record_policy;
 mod relaying;
@@ -62,6 +63,7 @@ pub use proxy::{
     SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
+pub use publish_plan::KeptMetadata;
 pub use start_error::StartError;
 pub use stream::{FileInfo, FileStream, OpenFile};
 pub use torrent_file::{MAX_TORRENT_FILE_BYTES, TorrentFile};

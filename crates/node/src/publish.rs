@@ -1,5 +1,6 @@
-//! Publishing: copy the user's files into the data directory, hash them into a torrent, sign the record, store it,
-//! seed it, and tell connected peers.
+//! Publishing: a dry run first (see [`crate::publish_plan`]: neutral names, hidden files left out, and a refusal
+//! when a file would keep metadata and the user did not allow it), then copy the user's files into the data
+//! directory, hash them into a torrent, sign the record, store it, seed it, and tell connected peers.
 //!
 //! The published bytes are a copy: the user's original files are never touched, and the published data stays
 //! intact (and seedable) whatever later happens to the originals.
@@ -22,6 +23,7 @@ use crate::catalog::CatalogService;
 use crate::clock::unix_now;
 use crate::data_dir::DataPaths;
 use crate::error::ApiError;
+use crate::publish_plan::{Plan, PlanOptions, PlannedFile, hidden_line, plan, plan_warnings};
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
 use crate::views::{PublishedView, magnet_of};
@@ -58,6 +60,14 @@ pub struct PublishRequest {
     /// Publish the files exactly as they are, with their EXIF/XMP/GPS and MP4 metadata. Default: scrubbed.
     #[serde(default)]
     pub keep_metadata: bool,
+    /// Publish even files that would keep metadata after scrubbing (unknown formats, PDF, HEIC...). Without it,
+    /// such a publish is refused before anything is copied or signed, naming the files and what they keep.
+    #[serde(default)]
+    pub allow_metadata: bool,
+    /// Publish files under their own names (and folders with their structure). Default: neutral names by type and
+    /// order (`video.mp4`, `photo-1.jpg`), all files in one folder.
+    #[serde(default)]
+    pub keep_names: bool,
     /// An image file (JPEG, PNG, WebP or GIF, at most 32 KiB) carried in the record as its thumbnail.
     #[serde(default)]
     pub thumbnail: Option<PathBuf>,
@@ -77,11 +87,36 @@ pub(crate) async fn publish(
     draft.thumbnail = thumbnail.clone();
     sign_record(draft, &publisher.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
+    // The dry run: reads the files, writes nothing.
+    let plan = {
+        let sources = sources.clone();
+        let options = PlanOptions {
+            keep_names: request.keep_names,
+            scrub: !request.keep_metadata,
+            max_files: MAX_FILES,
+        };
+        let folder_name = folder_name_for(&request.title);
+        publisher
+            .tasks
+            .spawn_blocking("inspect before publishing", move || {
+                plan(&sources, &folder_name, options)
+            })
+            .await
+            .map_err(|e| ApiError::internal("inspection task", e))??
+    };
+    if !plan.kept.is_empty() && !request.allow_metadata {
+        let hidden = (!plan.hidden.is_empty()).then(|| hidden_line(&plan.hidden));
+        return Err(ApiError::MetadataKept {
+            files: plan.kept,
+            hidden,
+        });
+    }
+
     let staging = publisher
         .dir
         .content_dir()
         .join(format!(".staging-{}", random_hex()));
-    let result = stage_and_publish(publisher, &request, &sources, &staging, thumbnail).await;
+    let result = stage_and_publish(publisher, &request, plan, &staging, thumbnail).await;
     // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
     let _ = fs::remove_dir_all(&staging);
     result
@@ -90,20 +125,19 @@ pub(crate) async fn publish(
 async fn stage_and_publish(
     publisher: &Publisher,
     request: &PublishRequest,
-    sources: &[PathBuf],
+    plan: Plan,
     staging: &Path,
     thumbnail: Option<Thumbnail>,
 ) -> Result<PublishedView, ApiError> {
-    let name = torrent_name_for(sources, &request.title);
-    let root = staging.join(&name);
+    let root = staging.join(&plan.root_name);
     let warnings = {
-        let sources = sources.to_vec();
         let root = root.clone();
         let scrub = !request.keep_metadata;
         publisher
             .tasks
             .spawn_blocking("copy for publishing", move || {
-                let warnings = copy_sources(&sources, &root, scrub)?;
+                copy_planned(&plan, &root, scrub)?;
+                let warnings = plan_warnings(&plan);
                 // On disk before anything names it (see `durable`).
                 crate::durable::sync_tree_and_parent(&root)
                     .map_err(|e| ApiError::internal("writing the files to disk", e))?;
@@ -317,7 +351,7 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ApiError> {
     Ok(out)
 }
 
-fn file_name(path: &Path) -> Result<String, ApiError> {
+pub(crate) fn file_name(path: &Path) -> Result<String, ApiError> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
@@ -329,13 +363,9 @@ fn file_name(path: &Path) -> Result<String, ApiError> {
         })
 }
 
-/// One file or directory keeps its own name; several are gathered in a folder named after the title.
-fn torrent_name_for(sources: &[PathBuf], title: &str) -> String {
-    if let [single] = sources
-        && let Some(name) = single.file_name().and_then(|n| n.to_str())
-    {
-        return name.to_owned();
-    }
+/// The name of a publication's folder when it is not a folder's own: the title, made safe as a file name (the
+/// title is what the user typed for everyone to read, so it reveals nothing more).
+fn folder_name_for(title: &str) -> String {
     let cleaned: String = title
         .chars()
         .map(|c| {
@@ -355,104 +385,39 @@ fn torrent_name_for(sources: &[PathBuf], title: &str) -> String {
     }
 }
 
-/// Copy the sources into `root` (a file, or a folder of them). Symbolic links inside folders are refused: following
-/// them could publish files the user never meant to share.
-/// With `scrub`, each file's metadata is removed on the way (see [`copy_file`]); returns warnings for the user.
-fn copy_sources(sources: &[PathBuf], root: &Path, scrub: bool) -> Result<Vec<String>, ApiError> {
-    let mut copy = Copy {
-        budget: MAX_FILES,
-        scrub,
-        warnings: Vec::new(),
-    };
+/// Copy the planned files into `root` (a file, or a folder of them), scrubbing each unless `scrub` is off.
+fn copy_planned(plan: &Plan, root: &Path, scrub: bool) -> Result<(), ApiError> {
     let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
-    if let [single] = sources {
-        copy_entry(single, root, &mut copy)?;
-        return Ok(copy.warnings);
-    }
-    fs::create_dir_all(root).map_err(|e| io(root, e))?;
-    for source in sources {
-        let name = file_name(source)?;
-        copy_entry(source, &root.join(name), &mut copy)?;
-    }
-    Ok(copy.warnings)
-}
-
-/// State of one copy of the user's files.
-struct Copy {
-    /// Files still allowed.
-    budget: usize,
-    scrub: bool,
-    warnings: Vec<String>,
-}
-
-fn copy_entry(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError> {
-    let io = |path: &Path, e: std::io::Error| ApiError::Invalid(format!("{}: {e}", path.display()));
-    let meta = fs::metadata(source).map_err(|e| io(source, e))?;
-    if meta.is_file() {
-        if copy.budget == 0 {
-            return Err(ApiError::Invalid(format!(
-                "too many files: a publication holds at most {MAX_FILES}"
-            )));
-        }
-        copy.budget -= 1;
+    for file in &plan.files {
+        let dest = if plan.single_file {
+            root.to_path_buf()
+        } else {
+            root.join(&file.dest)
+        };
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        return copy_file(source, dest, copy);
-    }
-    fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
-    let mut entries: Vec<_> = fs::read_dir(source)
-        .map_err(|e| io(source, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| io(source, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| io(&path, e))?;
-        if kind.is_symlink() {
-            return Err(ApiError::Invalid(format!(
-                "{} is a symbolic link; kolokol publishes regular files and folders only",
-                path.display()
-            )));
-        }
-        if !kind.is_file() && !kind.is_dir() {
-            return Err(ApiError::Invalid(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        let name = file_name(&path)?;
-        copy_entry(&path, &dest.join(name), copy)?;
+        copy_file(file, &dest, scrub)?;
     }
     Ok(())
 }
 
-/// Copy one file; with scrubbing, without its location and device metadata (EXIF, XMP, IPTC, GPS; MP4 metadata
-/// boxes), never re-encoded. A file of a known type that cannot be parsed is refused rather than published with
-/// its metadata: the user can still choose `--keep-metadata`.
-fn copy_file(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError> {
-    if !copy.scrub {
+/// Copy one file; with scrubbing, without its location and device metadata (see kolokol-scrub), never re-encoded.
+/// A file of a known type that cannot be parsed is refused rather than published with its metadata: the user can
+/// still choose `--keep-metadata`. A file whose kind changed since the dry run is refused too: the user confirmed
+/// (or was told nothing about) what the dry run saw, not what the file became.
+fn copy_file(file: &PlannedFile, dest: &Path, scrub: bool) -> Result<(), ApiError> {
+    let source = &file.source;
+    if !scrub || file.keeps_metadata {
         return fs::copy(source, dest)
             .map(|_| ())
             .map_err(|e| ApiError::Invalid(format!("{}: {e}", source.display())));
     }
-    if is_heif(source) {
-        // iPhone photos: their location sits beside the picture in the same `meta` box; publishing them with a mere
-        // warning would hand out the position of the person who took them.
-        return Err(ApiError::Invalid(format!(
-            "{}: kolokol cannot yet remove the location from HEIC/AVIF photos; convert it to JPEG, or publish with \
-             --keep-metadata",
-            source.display()
-        )));
-    }
     match kolokol_scrub::scrub_file(source, dest) {
-        Ok(scrubbed) if scrubbed.kind == kolokol_scrub::FileKind::Unknown => {
-            copy.warnings.push(format!(
-                "{}: kolokol cannot remove metadata from this type of file; it is published as it is",
-                source.display()
-            ));
-            Ok(())
-        }
+        Ok(scrubbed) if scrubbed.kind != file.kind => Err(ApiError::Invalid(format!(
+            "{}: the file changed while it was being published; publish again",
+            source.display()
+        ))),
         Ok(scrubbed) => {
             if !scrubbed.removed.is_empty() {
                 tracing::info!(file = %source.display(), removed = ?scrubbed.removed, "metadata removed");
@@ -464,28 +429,6 @@ fn copy_file(source: &Path, dest: &Path, copy: &mut Copy) -> Result<(), ApiError
             source.display()
         ))),
     }
-}
-
-/// Whether a file is a HEIF/AVIF image (an ISO base media file whose brand names an image format).
-fn is_heif(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 12];
-    let read = fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    read.is_ok()
-        && &head[4..8] == b"ftyp"
-        && matches!(
-            &head[8..12],
-            b"heic"
-                | b"heix"
-                | b"heim"
-                | b"heis"
-                | b"hevc"
-                | b"hevx"
-                | b"mif1"
-                | b"msf1"
-                | b"avif"
-                | b"avis"
-        )
 }
 
 fn mime_for(path: &str) -> String {

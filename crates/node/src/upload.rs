@@ -52,6 +52,12 @@ pub struct UploadPublishRequest {
     pub tags: Vec<String>,
     #[serde(default)]
     pub lang: Option<String>,
+    /// As [`PublishRequest::allow_metadata`]: the user ticked "publish these files with their metadata".
+    #[serde(default)]
+    pub allow_metadata: bool,
+    /// As [`PublishRequest::keep_names`].
+    #[serde(default)]
+    pub keep_names: bool,
 }
 
 /// Disk space of the data directory.
@@ -142,6 +148,8 @@ impl Api {
             tags: request.tags.clone(),
             lang: request.lang.clone(),
             keep_metadata: false,
+            allow_metadata: request.allow_metadata,
+            keep_names: request.keep_names,
             thumbnail,
         })
         .await

@@ -22,6 +22,10 @@ pub enum ScrubError {
         offset: u64,
         reason: String,
     },
+    /// The file's metadata sits where the scrubber cannot remove it without rewriting the file (an encrypted or
+    /// compressed PDF part): it would be published with it, so this is an error, never a silent pass.
+    #[error("{kind} file keeps metadata the scrubber cannot remove: {what}")]
+    Unsupported { kind: FileKind, what: &'static str },
     /// A part that has to be held in memory is larger than the scrubber accepts.
     #[error(
         "{kind} file has a {what} of {size} bytes, more than the {limit} bytes the scrubber holds in memory"

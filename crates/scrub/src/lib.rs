@@ -1,5 +1,7 @@
-//! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images and the
-//! metadata boxes (including location) from MP4/MOV files, without re-encoding anything.
+//! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images, the
+//! metadata boxes (including location) from MP4/MOV files, the document info and XMP of PDF files, comments and XMP
+//! from GIF, ID3 tags from MP3, Vorbis comments and pictures from FLAC, and tags and title from Matroska/WebM,
+//! without re-encoding anything. [`inspect`] is the dry run: whether a file would keep metadata, and what kind.
 //!
 //! The file kind is found from the magic bytes, never from the name. Every kind is handled as a stream with one
 //! fixed buffer: the large parts (JPEG entropy-coded data, PNG IDAT chunks, MP4 `mdat`) pass straight through, and
@@ -16,15 +18,24 @@ use std::path::Path;
 mod crc32;
 mod error;
 pub mod fixtures;
+mod flac;
+mod gif;
 mod input;
+mod inspect;
 mod jpeg;
+mod matroska;
+mod mp3;
 mod mp4;
+mod pdf;
 mod png;
 mod webp;
 
 pub use error::ScrubError;
+pub use flac::MAX_FLAC_METADATA;
 use input::{Input, Removed};
+pub use inspect::{Inspection, inspect};
 pub use mp4::MAX_MOVIE_BOX;
+pub use pdf::MAX_PDF;
 pub use webp::MAX_WEBP_BODY;
 
 /// The kind of a file, detected from its first bytes.
@@ -35,6 +46,16 @@ pub enum FileKind {
     Webp,
     /// ISO base media files: MP4, MOV, M4A, 3GP.
     Mp4,
+    /// GIF images: comments and application extensions (XMP) dropped.
+    Gif,
+    /// MP3 audio: ID3v2 and ID3v1 tags dropped.
+    Mp3,
+    /// FLAC audio: Vorbis comments emptied, pictures dropped.
+    Flac,
+    /// Matroska and WebM video: `Tags` and the segment title blanked.
+    Matroska,
+    /// PDF documents: the document info and XMP are blanked in place.
+    Pdf,
     /// Not a kind the scrubber knows: copied unchanged.
     Unknown,
 }
@@ -46,6 +67,11 @@ impl std::fmt::Display for FileKind {
             FileKind::Png => "PNG",
             FileKind::Webp => "WebP",
             FileKind::Mp4 => "MP4/MOV",
+            FileKind::Pdf => "PDF",
+            FileKind::Gif => "GIF",
+            FileKind::Mp3 => "MP3",
+            FileKind::Flac => "FLAC",
+            FileKind::Matroska => "Matroska/WebM",
             FileKind::Unknown => "unknown",
         })
     }
@@ -77,6 +103,19 @@ pub fn detect(head: &[u8]) -> FileKind {
         FileKind::Jpeg
     } else if head.starts_with(png::SIGNATURE) {
         FileKind::Png
+    } else if head.starts_with(b"%PDF-") {
+        FileKind::Pdf
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        FileKind::Gif
+    } else if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        FileKind::Matroska
+    } else if head.starts_with(b"fLaC") {
+        FileKind::Flac
+    } else if head.starts_with(b"ID3")
+        // An MPEG audio frame sync with a layer (layer bits 00 would be AAC's ADTS).
+        || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0 && head[1] & 0x06 != 0)
+    {
+        FileKind::Mp3
     } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         FileKind::Webp
     } else if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|t| &head[4..8] == *t) {
@@ -116,6 +155,17 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Png => png::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Webp => webp::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Mp4 => mp4::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Gif => gif::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Flac => flac::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Matroska => matroska::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Mp3 => mp3::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Pdf => {
+            let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;
+            for what in pdf::blank_metadata(&mut bytes).map_err(pdf_error)? {
+                removed.add(what);
+            }
+            out.write_all(&bytes)?;
+        }
         FileKind::Unknown => {
             source.copy_to_end(&mut out)?;
         }
@@ -125,6 +175,20 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         kind,
         removed: removed.into_vec(),
     })
+}
+
+fn pdf_error(error: pdf::PdfError) -> ScrubError {
+    match error {
+        pdf::PdfError::Malformed { offset, reason } => ScrubError::Malformed {
+            kind: FileKind::Pdf,
+            offset: offset as u64,
+            reason: reason.to_owned(),
+        },
+        pdf::PdfError::Unsupported(what) => ScrubError::Unsupported {
+            kind: FileKind::Pdf,
+            what,
+        },
+    }
 }
 
 /// Scrubs the file at `src` into a new file at `dst`, which must not exist. `src` is only ever opened for reading.

@@ -193,7 +193,21 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// The CLI pointed at this node (in its namespace, if it has one), without running it: for a caller that
     /// needs stdin or a background process.
+    ///
+    /// A `publish` gets `--allow-metadata --keep-names`: the tests' data is random bytes (an unknown format, which
+    /// the node refuses to publish without the confirmation) and they look files up by their names. Tests of the
+    /// publishing defaults themselves use [`NodeProcess::cli_defaults`].
     pub fn cli_command(&self, args: &[&str]) -> Command {
+        let publishing = args.iter().find(|a| **a != "--json") == Some(&"publish");
+        let mut command = self.cli_defaults(args);
+        if publishing {
+            command.args(["--allow-metadata", "--keep-names"]);
+        }
+        command
+    }
+
+    /// The CLI exactly as a user runs it: no flag added (see [`NodeProcess::cli_command`]).
+    pub fn cli_defaults(&self, args: &[&str]) -> Command {
         let mut command = command_in(self.netns.as_deref(), &self.bin);
         command
             .arg("--data-dir")

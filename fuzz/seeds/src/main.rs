@@ -299,5 +299,10 @@ fn scrub_seeds(seeds: &mut Seeds) {
     seeds.write("scrub", "png-gps", &fixtures::png_with_gps());
     seeds.write("scrub", "webp-gps", &fixtures::webp_with_gps());
     seeds.write("scrub", "mp4-location", &fixtures::mp4_with_location());
+    seeds.write("scrub", "pdf-author", &fixtures::pdf_with_author());
+    seeds.write("scrub", "gif-author", &fixtures::gif_with_author().0);
+    seeds.write("scrub", "flac-author", &fixtures::flac_with_author().0);
+    seeds.write("scrub", "mp3-author", &fixtures::mp3_with_author().0);
+    seeds.write("scrub", "matroska-author", &fixtures::matroska_with_author().0);
     seeds.write("scrub", "unknown", b"plain text, not a known kind\n");
 }

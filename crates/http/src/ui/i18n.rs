@@ -149,6 +149,9 @@ pub(crate) struct Text {
     pub uploading: &'static str,
     pub publishing: &'static str,
     pub failed: &'static str,
+    pub metadata_warning: &'static str,
+    pub allow_metadata: &'static str,
+    pub keep_names: &'static str,
     pub no_transfers: &'static str,
     pub sharing_on: &'static str,
     pub sharing_off: &'static str,
@@ -263,6 +266,10 @@ static EN: Text = Text {
     uploading: "Uploading…",
     publishing: "Hashing and signing…",
     failed: "Failed",
+    metadata_warning: "These files would keep metadata that can identify you (author, software, location). \
+                       Nothing was published.",
+    allow_metadata: "Publish these files with their metadata",
+    keep_names: "Keep the original file names (by default: photo-1.jpg, video.mp4…)",
     no_transfers: "No downloads or seeds yet.",
     sharing_on: "Sharing what you watch is on: this node tells the DHT and its peers that it holds what you download \
         or stream, so anyone watching the swarm can list you as a viewer.",
@@ -356,6 +363,10 @@ static RU: Text = Text {
     uploading: "Загрузка файла…",
     publishing: "Хеширование и подпись…",
     failed: "Ошибка",
+    metadata_warning: "В этих файлах останутся метаданные, по которым вас можно узнать (автор, программа, место). \
+                       Ничего не опубликовано.",
+    allow_metadata: "Опубликовать эти файлы с метаданными",
+    keep_names: "Сохранить исходные имена файлов (по умолчанию: photo-1.jpg, video.mp4…)",
     no_transfers: "Загрузок и раздач пока нет.",
     sharing_on: "Раздача просмотренного включена: узел сообщает DHT и пирам, что у него есть то, что вы скачали или \
         смотрели, и наблюдатель за роем может узнать, что вы это смотрели.",

@@ -240,6 +240,14 @@ pub(crate) async fn publish(ctx: Ctx) -> Response {
             label { (t.lang_hint) input #lang type="text" name="lang" maxlength="35" value=(ctx.lang.code()); }
             label { (t.thumbnail) input #thumbnail type="file" name="thumbnail"
                 accept="image/png,image/jpeg,image/webp,image/gif"; }
+            label.check { input #keep-names type="checkbox" name="keep_names"; " " (t.keep_names) }
+            // Filled by app.js when the node refuses files that would keep metadata; the checkbox is then required.
+            div.metadata-warning #metadata-warning hidden {
+                p { (t.metadata_warning) }
+                ul #metadata-list {}
+                p #metadata-hidden hidden {}
+                label.check { input #allow-metadata type="checkbox" name="allow_metadata"; " " (t.allow_metadata) }
+            }
             div.progress #publish-progress hidden {
                 progress #upload-bar value="0" max="100" {}
                 span #upload-status {}

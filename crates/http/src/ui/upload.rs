@@ -8,8 +8,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_core::Stream;
-use kolokol_node::{Api, MAX_UPLOAD_BYTES, PublishedView, UploadPublishRequest};
+use kolokol_node::{Api, ApiError, MAX_UPLOAD_BYTES, PublishedView, UploadPublishRequest};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
@@ -84,9 +85,35 @@ async fn copy_body(body: Body, file: &mut tokio::fs::File) -> Result<u64, HttpEr
     Ok(written)
 }
 
+/// Publishes; a refusal because files would keep metadata is answered `409 Conflict` with the files and what each
+/// keeps (`{"error", "metadata": [{"file", "kept"}], "hidden"}`), for the page to show before the user confirms with
+/// `allow_metadata`. The uploads are deleted either way: the page uploads again after the confirmation.
 pub(crate) async fn publish(
     State(api): State<Api>,
     Json(request): Json<UploadPublishRequest>,
-) -> Result<Json<PublishedView>, HttpError> {
-    Ok(Json(api.publish_uploads(request).await?))
+) -> Response {
+    match api.publish_uploads(request).await {
+        Ok(published) => Json::<PublishedView>(published).into_response(),
+        Err(error @ ApiError::MetadataKept { .. }) => {
+            let message = error.to_string();
+            let ApiError::MetadataKept { files, hidden } = error else {
+                return HttpError::from(error).into_response();
+            };
+            // Only the file names go back to the page: the browser never knew the paths of the uploads folder.
+            let metadata: Vec<serde_json::Value> = files
+                .iter()
+                .map(|k| {
+                    let name = std::path::Path::new(&k.file)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    serde_json::json!({ "file": name, "kept": k.kept })
+                })
+                .collect();
+            let body =
+                serde_json::json!({ "error": message, "metadata": metadata, "hidden": hidden });
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+        Err(error) => HttpError::from(error).into_response(),
+    }
 }
