@@ -12,8 +12,6 @@
 mod common;
 mod proxy_common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
@@ -21,25 +19,7 @@ use proxy_common::*;
 
 /// GET through the node's gateway or API (with the token); the status line and the body.
 fn get(node: &NodeProcess, path: &str) -> (String, Vec<u8>) {
-    let mut stream = TcpStream::connect(&node.api).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
-        node.api,
-        node.token()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&raw[..split])
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
-    (status, raw[split + 4..].to_vec())
+    node.http_get(path, Duration::from_secs(120))
 }
 
 #[test]

@@ -13,8 +13,7 @@
 mod common;
 mod hostile;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use common::{NodeProcess, TestNode, random_file, wait_for};
@@ -72,25 +71,7 @@ fn ask_as_a_new_peer(node: &NodeProcess, record: Vec<u8>, infohash: [u8; 20]) ->
 
 /// GET with the Host header (and the token, for the API); status line and body.
 fn get(node: &NodeProcess, path: &str) -> (String, Vec<u8>) {
-    let mut stream = TcpStream::connect(&node.api).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
-        node.api,
-        node.token()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&raw[..split])
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
-    (status, raw[split + 4..].to_vec())
+    node.http_get(path, Duration::from_secs(120))
 }
 
 fn status(node: &NodeProcess) -> serde_json::Value {

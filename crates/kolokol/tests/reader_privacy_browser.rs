@@ -104,19 +104,8 @@ fn dump_dom(url: &str, profile: &Path) -> String {
 
 /// A GET of the node's JSON API with its token; the whole answer.
 fn api_get(node: &NodeProcess, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(&node.api).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
-        node.api,
-        node.token()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    let (status, body) = node.http_get(path, Duration::from_secs(30));
+    format!("{status}\r\n\r\n{}", String::from_utf8_lossy(&body))
 }
 
 /// The page another site would serve: every way it has to make the node work or to learn about it.

@@ -329,20 +329,8 @@ fn make_video(dir: &Path) -> PathBuf {
 
 /// A GET of the node's JSON API.
 fn api_get(node: &NodeProcess, path: &str) -> Value {
-    let mut stream = TcpStream::connect(&node.api).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
-        node.api,
-        node.token()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    serde_json::from_slice(&raw[split + 4..]).unwrap()
+    let (_, body) = node.http_get(path, Duration::from_secs(30));
+    serde_json::from_slice(&body).unwrap()
 }
 
 /// A 160x90 PNG of the video's first frame (a record thumbnail is at most 32 KiB).

@@ -2,6 +2,15 @@
 //! to a status code and the CLI prints the message.
 
 /// An API failure.
+/// A file that would be published with metadata in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptMetadata {
+    /// The file on the publisher's machine (as the user named it).
+    pub file: String,
+    /// What it would keep, e.g. `"PDF document info and XMP (Author, Creator, Producer, dates)"`.
+    pub kept: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request itself is wrong (bad path, empty title, malformed magnet...). Nothing changed.
@@ -16,7 +25,7 @@ pub enum ApiError {
     /// Files would keep metadata after scrubbing and the user did not allow it. Nothing was copied or signed.
     #[error("{}", metadata_kept_message(files, hidden.as_deref()))]
     MetadataKept {
-        files: Vec<crate::publish_plan::KeptMetadata>,
+        files: Vec<KeptMetadata>,
         /// The line about hidden files that would be left out, if any.
         hidden: Option<String>,
     },
@@ -25,10 +34,7 @@ pub enum ApiError {
     Internal(String),
 }
 
-fn metadata_kept_message(
-    files: &[crate::publish_plan::KeptMetadata],
-    hidden: Option<&str>,
-) -> String {
+fn metadata_kept_message(files: &[KeptMetadata], hidden: Option<&str>) -> String {
     let list: Vec<String> = files
         .iter()
         .map(|k| format!("{}: {}", k.file, k.kept))

@@ -54,7 +54,7 @@ pub use config::{
     NodeConfig, ReplicationConfig,
 };
 pub use data_dir::{DataDir, DataDirError, DataPaths, api_addr_path, token_path};
-pub use error::ApiError;
+pub use error::{ApiError, KeptMetadata};
 pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
@@ -63,7 +63,6 @@ pub use proxy::{
     SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
-pub use publish_plan::KeptMetadata;
 pub use start_error::StartError;
 pub use stream::{FileInfo, FileStream, OpenFile};
 pub use torrent_file::{MAX_TORRENT_FILE_BYTES, TorrentFile};

@@ -340,7 +340,7 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ApiError> {
                 path.display()
             )));
         }
-        let name = file_name(path)?;
+        let name = crate::publish_plan::file_name(path)?;
         if !names.insert(name.clone()) {
             return Err(ApiError::Invalid(format!(
                 "two paths are both named {name:?}"
@@ -349,18 +349,6 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ApiError> {
         out.push(path.clone());
     }
     Ok(out)
-}
-
-pub(crate) fn file_name(path: &Path) -> Result<String, ApiError> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "{} has no usable file name (it must be UTF-8)",
-                path.display()
-            ))
-        })
 }
 
 /// The name of a publication's folder when it is not a folder's own: the title, made safe as a file name (the

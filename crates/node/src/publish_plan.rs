@@ -12,16 +12,7 @@ use std::path::{Path, PathBuf};
 
 use kolokol_scrub::{FileKind, Inspection};
 
-use crate::error::ApiError;
-
-/// A file that would be published with metadata in it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeptMetadata {
-    /// The file on the publisher's machine (as the user named it).
-    pub file: String,
-    /// What it would keep, e.g. `"PDF document info and XMP (Author, Creator, Producer, dates)"`.
-    pub kept: String,
-}
+use crate::error::{ApiError, KeptMetadata};
 
 /// One file to publish.
 #[derive(Debug, Clone)]
@@ -71,7 +62,7 @@ pub(crate) fn plan(
         budget: options.max_files,
     };
     for source in sources {
-        let name = crate::publish::file_name(source)?;
+        let name = file_name(source)?;
         // Under kept names, several sources sit side by side in the root folder; one folder is the root itself.
         let relative = match sources {
             [_] => PathBuf::new(),
@@ -102,7 +93,7 @@ pub(crate) fn plan(
         inspected.push((source, relative, inspection));
     }
     let root_name = match (options.keep_names, sources) {
-        (true, [single]) => crate::publish::file_name(single)?,
+        (true, [single]) => file_name(single)?,
         (false, [_]) if single_file => neutral_names(&inspected).remove(0),
         _ => folder_name.to_owned(),
     };
@@ -163,7 +154,7 @@ impl Walk {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
-            let name = crate::publish::file_name(&path)?;
+            let name = file_name(&path)?;
             if name.starts_with('.') {
                 // `.git`, `.DS_Store`, editor back-ups: never meant for readers, and often naming their owner.
                 self.hidden.push(path);
@@ -255,6 +246,19 @@ pub(crate) fn hidden_line(hidden: &[PathBuf]) -> String {
         hidden.len(),
         named.join(", ")
     )
+}
+
+/// A path's file name as UTF-8, or a clear error.
+pub(crate) fn file_name(path: &Path) -> Result<String, ApiError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{} has no usable file name (it must be UTF-8)",
+                path.display()
+            ))
+        })
 }
 
 #[cfg(test)]

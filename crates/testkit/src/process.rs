@@ -265,6 +265,36 @@ impl NodeProcess {
             .to_owned()
     }
 
+    /// A plain HTTP/1.1 `GET` of `path` on the node's API address, as the node's own page would send it (its `Host`)
+    /// with the token: the status line and the body. For the gateway, pages and `/api/v1` alike; waits at most
+    /// `limit` for the answer (a gateway request may wait on a download).
+    pub fn http_get(&self, path: &str, limit: Duration) -> (String, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(&self.api).expect("connect to the node's API");
+        stream
+            .set_read_timeout(Some(limit))
+            .expect("set a read time-out");
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Kolokol-Token: {}\r\nConnection: close\r\n\r\n",
+            self.api,
+            self.token()
+        );
+        stream.write_all(head.as_bytes()).expect("send the request");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let status = String::from_utf8_lossy(&raw[..split])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (status, raw[split + 4..].to_vec())
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
