@@ -84,36 +84,21 @@ pub(crate) async fn start_get_target(
             let name = body.files.first().map(|f| torrent_name(&f.path).to_owned());
             (body.infohash, Some(id), name, Vec::new())
         }
-        Target::Magnet(magnet) => {
-            let infohash = magnet.infohash;
-            let record = fetcher
-                .catalog
-                .run(move |c| c.records_by_infohash(&infohash))
-                .await?
-                .into_iter()
-                .next();
-            (
-                magnet.infohash,
-                record.map(|r| r.id()),
-                magnet.name.clone(),
-                magnet.peers.clone(),
-            )
-        }
+        Target::Magnet(magnet) => (
+            magnet.infohash,
+            first_record_of(fetcher, magnet.infohash).await?,
+            magnet.name.clone(),
+            magnet.peers.clone(),
+        ),
         Target::Torrent(minimal) => {
             // The info-hash is the SHA-1 of the file's info dictionary, so a record with this info-hash signed
             // exactly these files: that is the check against the catalog. With no such record the torrent is
             // downloaded all the same, as a magnet link would be, and the view says so by having no id.
             let infohash = InfoHash(minimal.infohash);
-            let record = fetcher
-                .catalog
-                .run(move |c| c.records_by_infohash(&infohash))
-                .await?
-                .into_iter()
-                .next();
             torrent = Some(minimal.bytes);
             (
                 infohash,
-                record.map(|r| r.id()),
+                first_record_of(fetcher, infohash).await?,
                 Some(minimal.name),
                 Vec::new(),
             )
@@ -189,6 +174,19 @@ pub(crate) async fn start_get_target(
         record_id,
     )
     .await
+}
+
+/// The id of a record in the catalog for this infohash, if any (the record's signature covers the infohash).
+async fn first_record_of(
+    fetcher: &Fetcher,
+    infohash: InfoHash,
+) -> Result<Option<RecordId>, ApiError> {
+    Ok(fetcher
+        .catalog
+        .run(move |c| c.records_by_infohash(&infohash))
+        .await?
+        .first()
+        .map(|r| r.id()))
 }
 
 /// Start downloading a publication this node knows the record of, into the downloads folder, also from `extra_peers`
