@@ -59,9 +59,9 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
         FileKind::Mp4 => return Ok(scrubbed("video", "mp4")),
         FileKind::Gif => return Ok(scrubbed("photo", "gif")),
         FileKind::Flac => return Ok(scrubbed("audio", "flac")),
-        FileKind::Pdf | FileKind::Mp3 | FileKind::Matroska => {
-            // Whether a PDF can be blanked, or an MP3 ends in a tag the scrubber leaves, is only known from all of
-            // the file: run the scrubber into nothing.
+        FileKind::Pdf | FileKind::Mp3 | FileKind::Matroska | FileKind::Ogg => {
+            // Whether a PDF can be blanked, an MP3 ends in a tag the scrubber leaves, or an Ogg file holds more
+            // than one stream, is only known from all of the file: run the scrubber into nothing.
             let kept = match crate::scrub(
                 std::io::Cursor::new(head.to_vec()).chain(input),
                 std::io::sink(),
@@ -76,6 +76,8 @@ pub fn inspect<R: Read>(mut input: R) -> Result<Inspection, ScrubError> {
             let (category, extension) = match kind {
                 FileKind::Pdf => ("document", "pdf"),
                 FileKind::Mp3 => ("audio", "mp3"),
+                FileKind::Ogg if head.windows(8).any(|w| w == b"OpusHead") => ("audio", "opus"),
+                FileKind::Ogg => ("audio", "ogg"),
                 _ if head.windows(4).any(|w| w == b"webm") => ("video", "webm"),
                 _ => ("video", "mkv"),
             };
@@ -124,8 +126,6 @@ fn known_unscrubbed(head: &[u8]) -> Option<(&'static str, &'static str, Option<&
             "photo",
             Some("heic"),
         )
-    } else if at(0, b"OggS") {
-        ("Ogg/Opus Vorbis comments", "audio", Some("ogg"))
     } else if at(0, b"II*\0") || at(0, b"MM\0*") {
         (
             "TIFF/raw photo: EXIF with location, not scrubbed",
@@ -271,11 +271,8 @@ mod tests {
             "malformed"
         );
         assert!(
-            inspect(&b"OggS\0\x02"[..])
-                .unwrap()
-                .kept
-                .unwrap()
-                .contains("Ogg")
+            inspect(&b"OggS\0\x02"[..]).is_err(),
+            "a truncated Ogg file is broken"
         );
         // An MP3 ending in an APE tag keeps it: the dry run says so.
         let mut ape = b"ID3\x04\0\0\0\0\0\0\xFF\xFB\x90\0".to_vec();

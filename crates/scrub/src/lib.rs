@@ -1,7 +1,7 @@
 //! Metadata scrubbing for publication: removes EXIF, XMP, IPTC and GPS data from JPEG, PNG and WebP images, the
 //! metadata boxes (including location) from MP4/MOV files, the document info and XMP of PDF files, comments and XMP
 //! from GIF, ID3 tags from MP3, Vorbis comments and pictures from FLAC, and tags and title from Matroska/WebM,
-//! without re-encoding anything. [`inspect`] is the dry run: whether a file would keep metadata, and what kind.
+//! Vorbis comments and Opus tags from Ogg, without re-encoding anything. [`inspect`] is the dry run: whether a file would keep metadata, and what kind.
 //!
 //! The file kind is found from the magic bytes, never from the name. Every kind is handled as a stream with one
 //! fixed buffer: the large parts (JPEG entropy-coded data, PNG IDAT chunks, MP4 `mdat`) pass straight through, and
@@ -26,6 +26,7 @@ mod jpeg;
 mod matroska;
 mod mp3;
 mod mp4;
+mod ogg;
 mod pdf;
 mod png;
 mod webp;
@@ -35,6 +36,7 @@ pub use flac::MAX_FLAC_METADATA;
 use input::{Input, Removed};
 pub use inspect::{Inspection, inspect};
 pub use mp4::MAX_MOVIE_BOX;
+pub use ogg::MAX_OGG_HEADERS;
 pub use pdf::MAX_PDF;
 pub use webp::MAX_WEBP_BODY;
 
@@ -54,6 +56,8 @@ pub enum FileKind {
     Flac,
     /// Matroska and WebM video: `Tags` and the segment title blanked.
     Matroska,
+    /// Ogg Vorbis and Ogg Opus audio: the comment packet emptied.
+    Ogg,
     /// PDF documents: the document info and XMP are blanked in place.
     Pdf,
     /// Not a kind the scrubber knows: copied unchanged.
@@ -72,6 +76,7 @@ impl std::fmt::Display for FileKind {
             FileKind::Mp3 => "MP3",
             FileKind::Flac => "FLAC",
             FileKind::Matroska => "Matroska/WebM",
+            FileKind::Ogg => "Ogg",
             FileKind::Unknown => "unknown",
         })
     }
@@ -109,6 +114,8 @@ pub fn detect(head: &[u8]) -> FileKind {
         FileKind::Gif
     } else if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
         FileKind::Matroska
+    } else if head.starts_with(b"OggS") {
+        FileKind::Ogg
     } else if head.starts_with(b"fLaC") {
         FileKind::Flac
     } else if head.starts_with(b"ID3")
@@ -159,6 +166,7 @@ pub fn scrub<R: Read, W: Write>(mut input: R, output: W) -> Result<Scrubbed, Scr
         FileKind::Flac => flac::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Matroska => matroska::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Mp3 => mp3::scrub(&mut source, &mut out, &mut removed)?,
+        FileKind::Ogg => ogg::scrub(&mut source, &mut out, &mut removed)?,
         FileKind::Pdf => {
             let mut bytes = source.read_to_end_capped(MAX_PDF, "PDF file")?;
             for what in pdf::blank_metadata(&mut bytes).map_err(pdf_error)? {
