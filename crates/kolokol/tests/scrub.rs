@@ -176,9 +176,10 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// Issue 12 part 5: nothing is signed while a file would keep metadata the user was not told about. A folder with a
-/// PDF naming its author, a phone photo `IMG_4471.JPG`, an Ogg file with a Vorbis comment (a kind not scrubbed yet)
-/// and a `.DS_Store`: a plain `publish` exits non-zero naming the Ogg file and what it keeps, and changes nothing; with
-/// `--allow-metadata` the PDF and the photo are clean, every file is named by type, and the hidden file is left out.
+/// PDF naming its author, a phone photo `IMG_4471.JPG`, an Ogg Vorbis file naming its artist, a binary file of a
+/// kind the scrubber does not know and a `.DS_Store`: a plain `publish` exits non-zero naming the binary file and
+/// what it keeps, and changes nothing; with `--allow-metadata` the PDF, the photo and the Ogg file are clean, every
+/// file is named by type, and the hidden file is left out.
 #[test]
 fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     let tmp = tempfile::tempdir().unwrap();
@@ -187,9 +188,12 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("IMG_4471.JPG"), fixtures::jpeg_with_gps()).unwrap();
     std::fs::write(dir.join("Anna report.pdf"), fixtures::pdf_with_author()).unwrap();
-    // An Ogg page whose Vorbis comment names the author: a kind not scrubbed yet.
-    let ogg = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova".to_vec();
+    // An Ogg Vorbis file whose comment names the artist: scrubbed.
+    let (ogg, _) = fixtures::ogg_with_artist(false, false);
     std::fs::write(dir.join("interview.ogg"), &ogg).unwrap();
+    // A binary file of a kind the scrubber does not know, naming the author: kept only after the confirmation.
+    let unknown = b"\x00\x01\x02\x03recorded by Anna Ivanova\xFF\xFE".to_vec();
+    std::fs::write(dir.join("interview.bin"), &unknown).unwrap();
     std::fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1 /Users/anna").unwrap();
     let content = a.data_dir.join("content");
     let content_before = entries(&content);
@@ -203,8 +207,12 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("interview.ogg") && stderr.contains("Ogg/Opus"),
+        stderr.contains("interview.bin") && stderr.contains("unknown format"),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("interview.ogg"),
+        "the Ogg file is scrubbed, not a problem: {stderr}"
     );
     assert!(stderr.contains("--allow-metadata"), "{stderr}");
     assert!(
@@ -267,10 +275,13 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
         "Марш",
         "the folder is named by the title"
     );
-    assert_eq!(entries(root), ["audio.ogg", "document.pdf", "photo.jpg"]);
+    assert_eq!(
+        entries(root),
+        ["audio.ogg", "document.pdf", "file.bin", "photo.jpg"]
+    );
     let warnings = published["warnings"].to_string();
     assert!(
-        warnings.contains("interview.ogg") && warnings.contains(".DS_Store"),
+        warnings.contains("interview.bin") && warnings.contains(".DS_Store"),
         "{warnings}"
     );
 
@@ -285,9 +296,14 @@ fn publishing_metadata_needs_confirmation_and_names_are_neutral() {
     assert!(contains(&pdf, b"Hello page"), "the page is kept");
     assert!(betrays_location(&std::fs::read(root.join("photo.jpg")).unwrap()).is_empty());
     assert_eq!(
-        std::fs::read(root.join("audio.ogg")).unwrap(),
-        ogg,
+        std::fs::read(root.join("file.bin")).unwrap(),
+        unknown,
         "confirmed: as it is"
+    );
+    let audio = std::fs::read(root.join("audio.ogg")).unwrap();
+    assert!(
+        contains(&ogg, fixtures::OGG_ARTIST) && !contains(&audio, b"Someone"),
+        "the Ogg file's artist is removed"
     );
     qpdf_accepts(&root.join("document.pdf"));
 
