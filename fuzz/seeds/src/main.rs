@@ -304,5 +304,7 @@ fn scrub_seeds(seeds: &mut Seeds) {
     seeds.write("scrub", "flac-author", &fixtures::flac_with_author().0);
     seeds.write("scrub", "mp3-author", &fixtures::mp3_with_author().0);
     seeds.write("scrub", "matroska-author", &fixtures::matroska_with_author().0);
+    seeds.write("scrub", "ogg-vorbis-artist", &fixtures::ogg_with_artist(false, false).0);
+    seeds.write("scrub", "ogg-opus-artist", &fixtures::ogg_with_artist(true, false).0);
     seeds.write("scrub", "unknown", b"plain text, not a known kind\n");
 }
