@@ -298,7 +298,12 @@ mod tests {
         .unwrap();
         fs::write(dir.join("notes.TXT"), "встреча").unwrap();
         fs::write(dir.join("Anna's CV.pdf"), "%PDF-1.4\n%%EOF\n").unwrap();
-        fs::write(dir.join("interview.ogg"), b"OggS\0\x02\0\0").unwrap();
+        fs::write(
+            dir.join("interview.ogg"),
+            kolokol_scrub::fixtures::ogg_with_artist(true, false).0,
+        )
+        .unwrap();
+        fs::write(dir.join("interview.bin"), b"\0\x01\x02 Anna").unwrap();
 
         let plan = plan(std::slice::from_ref(&dir), "March", options(false)).unwrap();
         assert_eq!(plan.root_name, "March");
@@ -314,14 +319,15 @@ mod tests {
                 "photo-1.jpg",
                 "photo-2.jpg",
                 "video.mp4",
-                "audio.ogg",
+                "file.bin",
+                "audio.opus",
                 "text.txt"
             ]
         );
         assert_eq!(plan.hidden.len(), 2, "{:?}", plan.hidden);
         assert_eq!(plan.kept.len(), 1);
-        assert!(plan.kept[0].file.ends_with("interview.ogg"));
-        assert!(plan.kept[0].kept.contains("Ogg"));
+        assert!(plan.kept[0].file.ends_with("interview.bin"));
+        assert!(plan.kept[0].kept.contains("unknown format"));
 
         let kept = plan_keep(&dir);
         assert_eq!(kept.root_name, "Tverskaya 3 Nov");
