@@ -137,6 +137,21 @@ fn broken_and_unsupported_files_are_errors() {
         Err(ScrubError::Unsupported { .. })
     ));
     assert!(inspect(chained.as_slice()).unwrap().kept.is_some());
+    // A second stream beginning among the headers (multiplexed, e.g. video and audio): refused.
+    let first_page_len = 27 + 1 + usize::from(ogg[27]);
+    let mut other = opus[..27 + 1 + usize::from(opus[27])].to_vec();
+    other[14..18].copy_from_slice(&7u32.to_le_bytes());
+    other[22..26].fill(0);
+    let other_crc = crc(&other);
+    other[22..26].copy_from_slice(&other_crc.to_le_bytes());
+    let mut multiplexed = ogg[..first_page_len].to_vec();
+    multiplexed.extend_from_slice(&other);
+    multiplexed.extend_from_slice(&ogg[first_page_len..]);
+    assert!(matches!(
+        scrub(multiplexed.as_slice(), Vec::new()),
+        Err(ScrubError::Unsupported { .. })
+    ));
+    assert!(inspect(multiplexed.as_slice()).unwrap().kept.is_some());
     // A first stream of another codec (Theora here): refused.
     let mut theora = ogg.clone();
     theora[28..35].copy_from_slice(b"\x80theora");
