@@ -566,18 +566,22 @@ fn hostile_record_text_runs_no_script_in_the_browser() {
     browser.screenshot("hostile-record");
 }
 
-/// Issue 12 part 5 in the browser: a photo named `IMG_4471.JPG` and an Ogg file with a Vorbis comment (a kind not scrubbed)
-/// are published through the page. The first attempt publishes nothing and lists the Ogg file and what it keeps, with an
-/// unticked checkbox; submitting again without ticking it publishes nothing (the browser requires the box); once
-/// ticked, the publication goes through, and its files are named `audio.ogg` and `photo.jpg`.
+/// Issue 12 part 5 in the browser: a photo named `IMG_4471.JPG` and a binary file of a kind the scrubber does not know,
+/// naming its author, are published through the page. The first attempt publishes nothing and lists the binary file and
+/// what it keeps, with an unticked checkbox; submitting again without ticking it publishes nothing (the browser requires
+/// the box); once ticked, the publication goes through, and its files are named `file.bin` and `photo.jpg`.
 #[test]
 fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     let tmp = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(&tmp.path().join("a"));
     let photo = tmp.path().join("IMG_4471.JPG");
     std::fs::write(&photo, kolokol_scrub::fixtures::jpeg_with_gps()).unwrap();
-    let ogg = tmp.path().join("interview.ogg");
-    std::fs::write(&ogg, b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x03vorbisARTIST=Anna Ivanova").unwrap();
+    let unknown = tmp.path().join("interview.bin");
+    std::fs::write(
+        &unknown,
+        b"\x00\x01\x02\x03recorded by Anna Ivanova\xFF\xFE",
+    )
+    .unwrap();
     let count = || node.json(&["list"]).as_array().unwrap().len();
     let before = count();
 
@@ -585,7 +589,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     browser.open(&url(&node, "/publish?lang=en"));
     browser.type_into(
         "#files",
-        &format!("{}\n{}", photo.to_str().unwrap(), ogg.to_str().unwrap()),
+        &format!("{}\n{}", photo.to_str().unwrap(), unknown.to_str().unwrap()),
     );
     browser.type_into("#title", "Interview");
     browser.click("#publish-button");
@@ -598,7 +602,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     })
     .unwrap_or_else(|| panic!("no metadata warning: {}", browser.body_text()));
     assert!(
-        listed.contains("interview.ogg") && listed.contains("Ogg/Opus"),
+        listed.contains("interview.bin") && listed.contains("unknown format"),
         "{listed}"
     );
     assert!(
@@ -641,7 +645,7 @@ fn the_publish_page_lists_files_keeping_metadata_and_needs_the_checkbox() {
     paths.sort();
     assert_eq!(
         paths,
-        ["Interview/audio.ogg", "Interview/photo.jpg"],
+        ["Interview/file.bin", "Interview/photo.jpg"],
         "{record}"
     );
     assert!(!record.to_string().contains("IMG_4471"), "{record}");
