@@ -235,12 +235,15 @@ pub struct PublishArgs {
     /// Language of the publication, e.g. ru or en.
     #[arg(long)]
     pub lang: Option<String>,
-    /// Publish the files exactly as they are. By default EXIF, XMP, IPTC and GPS data are removed from JPEG, PNG
-    /// and WebP, and metadata boxes (with location) from MP4/MOV, without re-encoding.
+    /// Publish the files exactly as they are. By default metadata is removed without re-encoding: EXIF, XMP, IPTC
+    /// and GPS from JPEG, PNG and WebP; metadata boxes (with location) from MP4/MOV; the Info dictionary and XMP from
+    /// PDF; ID3 tags from MP3; comments and pictures from FLAC, Ogg Vorbis and Ogg Opus; tags from MKV/WebM; comments
+    /// and XMP from GIF.
     #[arg(long)]
     pub keep_metadata: bool,
-    /// Publish files that would keep metadata after scrubbing (PDF, HEIC, audio, unknown formats...). Without it,
-    /// such a publish is refused before anything is signed, naming each file and what it would keep.
+    /// Publish files that would keep metadata after scrubbing (HEIC, TIFF, office documents, encrypted PDF,
+    /// unknown formats...). Without it, such a publish is refused before anything is signed, naming each file and
+    /// what it would keep.
     #[arg(long)]
     pub allow_metadata: bool,
     /// Publish files under their own names and folder structure. By default they are named by type and order

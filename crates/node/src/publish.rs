@@ -57,11 +57,12 @@ pub struct PublishRequest {
     pub tags: Vec<String>,
     #[serde(default)]
     pub lang: Option<String>,
-    /// Publish the files exactly as they are, with their EXIF/XMP/GPS and MP4 metadata. Default: scrubbed.
+    /// Publish the files exactly as they are, with their metadata. Default: scrubbed (see `kolokol_scrub`).
     #[serde(default)]
     pub keep_metadata: bool,
-    /// Publish even files that would keep metadata after scrubbing (unknown formats, PDF, HEIC...). Without it,
-    /// such a publish is refused before anything is copied or signed, naming the files and what they keep.
+    /// Publish even files that would keep metadata after scrubbing (unknown formats, HEIC, office documents,
+    /// encrypted PDF...). Without it, such a publish is refused before anything is copied or signed, naming the
+    /// files and what they keep.
     #[serde(default)]
     pub allow_metadata: bool,
     /// Publish files under their own names (and folders with their structure). Default: neutral names by type and
