@@ -24,11 +24,15 @@
 //!   from that peer ([`StemAction::Fetch`]); only when the driver reports [`StemEvent::DataComplete`] does it
 //!   forward or fluff. So every node of a stem holds every piece before the next one hears of it, and the node
 //!   that fluffs can seed it.
+//! - **A relay lost before it fetched.** If the relay we passed an item to disconnects before it has fetched
+//!   every piece from us ([`StemEvent::Fetched`]), we pass the item to another relay: churn does not cut the
+//!   stem there. (Origin and relay do this alike.)
 //! - **Fail-safe.** A node that forwarded an item sets a timer ([`StemAction::ScheduleTimer`]). If it has not
 //!   seen the item in fluff ([`StemEvent::SeenInFluff`]) when the timer fires, it fluffs the item itself. The
-//!   delay is an allowance for the rest of the stem to fetch the data (it grows with the publication's size)
-//!   plus an exponential draw, so that when a stem is cut (a relay went offline, or a spy swallows it) which
-//!   node fluffs first is random, not always the publisher.
+//!   delay is an allowance for the rest of the stem to fetch the data plus an exponential draw whose mean
+//!   also grows with the publication's size: a hop takes long when it moves a video, and a draw short beside
+//!   the hop time would make the upstream nodes, the publisher first, always fire first when a stem is cut (a
+//!   relay went offline, or a spy swallows it). The paper's timers are exponential for the same reason.
 //!
 //! **An origin is not told from a relay.** The publisher's outputs for its own publication are those of a relay
 //! that received it: one [`StemAction::SendStem`] to a relay of this epoch (drawn the same way as for an inbound
@@ -113,6 +117,14 @@ pub enum StemEvent<P, I> {
     FetchFailed {
         /// The publication.
         id: I,
+    },
+    /// `by`, the relay we passed `id` to, has fetched every piece of it from us: from now on the stem does not
+    /// depend on us. (Until then, losing `by` makes us pass the item to another relay.)
+    Fetched {
+        /// The publication.
+        id: I,
+        /// The relay.
+        by: P,
     },
     /// `id` arrived the ordinary way (fluff: pushed, announced or found by reconciliation): its stem is over.
     SeenInFluff {
@@ -276,9 +288,17 @@ impl StemConfig {
 
     /// The longest fail-safe delay for a publication of `bytes`.
     pub fn max_failsafe(&self, bytes: u64) -> Duration {
-        let draw =
-            Duration::try_from_secs_f64(self.failsafe_mean.as_secs_f64() * FAILSAFE_DRAW_CAP)
-                .unwrap_or(Duration::MAX);
+        let mean = self.failsafe_draw_mean(bytes).as_secs_f64();
+        let draw = Duration::try_from_secs_f64(mean * FAILSAFE_DRAW_CAP).unwrap_or(Duration::MAX);
         self.failsafe_floor(bytes).saturating_add(draw)
+    }
+
+    /// The mean of the exponential part of the fail-safe delay for a publication of `bytes`: the configured
+    /// mean plus the same allowance as the floor's.
+    pub fn failsafe_draw_mean(&self, bytes: u64) -> Duration {
+        let allowance = self
+            .failsafe_floor(bytes)
+            .saturating_sub(self.failsafe_base);
+        self.failsafe_mean.saturating_add(allowance)
     }
 }

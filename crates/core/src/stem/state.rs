@@ -31,8 +31,13 @@ enum Phase<P> {
     Fetching,
     /// The data is complete here, but there is no relay to pass it to yet.
     Waiting,
-    /// Passed to `to`; fluffed here at `deadline` unless seen in fluff first.
-    Forwarded { to: P, deadline: Duration },
+    /// Passed to `to`; fluffed here at `deadline` unless seen in fluff first. `handed_over` once `to` has
+    /// fetched every piece.
+    Forwarded {
+        to: P,
+        deadline: Duration,
+        handed_over: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -197,6 +202,16 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
                     self.items.remove(&id);
                 }
             }
+            StemEvent::Fetched { id, by } => {
+                if let Some(item) = self.items.get_mut(&id)
+                    && let Phase::Forwarded {
+                        to, handed_over, ..
+                    } = &mut item.phase
+                    && *to == by
+                {
+                    *handed_over = true;
+                }
+            }
             StemEvent::SeenInFluff { id } => {
                 self.items.remove(&id);
                 self.done.insert(id);
@@ -266,13 +281,20 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
         self.items.retain(|_, item| {
             !(matches!(item.phase, Phase::Fetching) && item.source == Source::Peer(peer.clone()))
         });
+        // What it had not fetched yet goes to another relay (the stem would be cut here otherwise).
+        for item in self.items.values_mut() {
+            if matches!(&item.phase, Phase::Forwarded { to, handed_over: false, .. } if to == peer)
+            {
+                item.phase = Phase::Waiting;
+            }
+        }
         if let Some(pos) = self.relays.iter().position(|r| r == peer) {
             self.relays.remove(pos);
             // Sources mapped to it are mapped afresh at their next item.
             self.routes.retain(|_, to| to != peer);
             self.add_random_relay();
-            self.forward_waiting(now, out);
         }
+        self.forward_waiting(now, out);
     }
 
     /// An item whose data is complete here: fluff it (a diffuser, for others' items) or pass it on.
@@ -296,6 +318,7 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
             item.phase = Phase::Forwarded {
                 to: to.clone(),
                 deadline,
+                handed_over: false,
             };
         }
         out.push(StemAction::SendStem { to, id });
@@ -360,13 +383,13 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
     }
 
     /// The fail-safe delay for a publication of `bytes`: the allowance for the rest of the stem plus an
-    /// exponential draw (capped at [`FAILSAFE_DRAW_CAP`] means).
+    /// exponential draw with a mean that grows with the size too (capped at [`FAILSAFE_DRAW_CAP`] means).
     fn failsafe_delay(&mut self, bytes: u64) -> Duration {
         // A uniform draw in (0, 1], so the logarithm is finite.
         let unit = ((self.rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
         let factor = (-unit.ln()).min(FAILSAFE_DRAW_CAP);
-        let draw = Duration::try_from_secs_f64(self.config.failsafe_mean.as_secs_f64() * factor)
-            .unwrap_or(Duration::MAX);
+        let mean = self.config.failsafe_draw_mean(bytes).as_secs_f64();
+        let draw = Duration::try_from_secs_f64(mean * factor).unwrap_or(Duration::MAX);
         self.config.failsafe_floor(bytes).saturating_add(draw)
     }
 

@@ -190,6 +190,9 @@ fn the_failsafe_allows_for_the_size_and_is_bounded() {
     // A size no record has does not overflow.
     assert_eq!(config.failsafe_floor(u64::MAX), secs(20) + MAX_ALLOWANCE);
     assert!(config.max_failsafe(u64::MAX) < Duration::MAX);
+    // The draw's mean grows with the size as well, so a long hop does not decide who fires first.
+    assert_eq!(config.failsafe_draw_mean(0), secs(30));
+    assert_eq!(config.failsafe_draw_mean(100 << 20), secs(30 + 1000));
 }
 
 #[test]
@@ -253,6 +256,36 @@ fn a_lost_relay_is_replaced_and_a_lost_sender_forgotten() {
     );
     m.handle(StemEvent::FetchFailed { id: 1 }, secs(4));
     assert!(!m.is_in_progress(&1));
+}
+
+#[test]
+fn a_relay_lost_before_it_fetched_is_replaced_for_the_item() {
+    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2, 3]);
+    let first = sent_to(&m.handle(StemEvent::Originate { id: 1, bytes: 10 }, secs(1)))[0];
+    let second = sent_to(&m.handle(StemEvent::Originate { id: 2, bytes: 10 }, secs(1)))[0];
+    assert_eq!(first, second, "one source, one relay");
+    // Item 2 was fetched by the relay before it went; item 1 was not.
+    m.handle(StemEvent::Fetched { id: 2, by: first }, secs(2));
+    let out = m.handle(StemEvent::PeerDown { peer: first }, secs(3));
+    let resent: Vec<u32> = out
+        .iter()
+        .filter_map(|a| match a {
+            StemAction::SendStem { to, id } => Some((*id, *to)),
+            _ => None,
+        })
+        .map(|(id, to)| {
+            assert_eq!(id, 1, "only the item not handed over is sent again");
+            to
+        })
+        .collect();
+    assert_eq!(resent.len(), 1);
+    assert_ne!(resent[0], first);
+    assert!(m.relays().contains(&resent[0]));
+    assert_eq!(
+        m.forwarded_to(&2),
+        Some(&first),
+        "item 2 waits on its fail-safe"
+    );
 }
 
 #[test]

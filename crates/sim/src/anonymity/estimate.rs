@@ -40,7 +40,12 @@ pub(crate) fn candidates(trial: &Trial, obs: Observation) -> Vec<(u32, f64)> {
             let (mut level, depth, factor, mut weight) = if obs.in_stem {
                 (vec![obs.sender], 2, 1.0, hop / (1.0 - q))
             } else {
-                (trial.relaying_to(obs.sender), 3, q / (1.0 - q), hop * hop / (1.0 - q))
+                (
+                    trial.relaying_to(obs.sender),
+                    3,
+                    q / (1.0 - q),
+                    hop * hop / (1.0 - q),
+                )
             };
             let mut out: BTreeMap<u32, f64> = BTreeMap::new();
             for k in 0..=depth {

@@ -130,6 +130,8 @@ pub struct CellReport {
     pub by_publisher: f64,
     /// See `by_failsafe`.
     pub never: f64,
+    /// Share of publications a spy first saw in stem (the rest it first heard of in fluff, or never).
+    pub seen_in_stem: f64,
 }
 
 /// Runs `trials` trials of one design at one spy share.
@@ -140,10 +142,19 @@ pub fn run_cell(
     trials: usize,
 ) -> anyhow::Result<CellReport> {
     anyhow::ensure!(config.nodes >= 10, "need at least ten nodes");
-    anyhow::ensure!((0.0..1.0).contains(&config.churn), "churn must be in [0, 1)");
-    anyhow::ensure!((0.0..1.0).contains(&spy_share), "spy share must be in [0, 1)");
+    anyhow::ensure!(
+        (0.0..1.0).contains(&config.churn),
+        "churn must be in [0, 1)"
+    );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&spy_share),
+        "spy share must be in [0, 1)"
+    );
     anyhow::ensure!(trials > 0, "need at least one trial");
-    anyhow::ensure!(config.size_min > 0 && config.size_min <= config.size_max, "bad size range");
+    anyhow::ensure!(
+        config.size_min > 0 && config.size_min <= config.size_max,
+        "bad size range"
+    );
     anyhow::ensure!(config.upload > 0, "upload rate must be positive");
     let spies = (config.nodes as f64 * spy_share).round() as usize;
     let mut report = CellReport {
@@ -158,9 +169,11 @@ pub fn run_cell(
         by_failsafe: 0.0,
         by_publisher: 0.0,
         never: 0.0,
+        seen_in_stem: 0.0,
     };
     let mut delays = Vec::new();
     let (mut hops, mut failsafe, mut publisher, mut never) = (0u64, 0usize, 0usize, 0usize);
+    let mut seen_in_stem = 0usize;
     for t in 0..trials {
         let seed = config.seed.wrapping_add(t as u64);
         let mut trial = world::Trial::new(config, design, spies, seed)?;
@@ -176,6 +189,7 @@ pub fn run_cell(
         report.publications += items.len();
         for item in items {
             debug_assert!(!trial.is_spy(item.publisher));
+            seen_in_stem += usize::from(item.first.is_some_and(|o| o.in_stem));
             match item.fluffed {
                 Some((node, at)) => {
                     delays.push(at.saturating_sub(item.published_at));
@@ -197,6 +211,7 @@ pub fn run_cell(
     report.by_failsafe = failsafe as f64 / total;
     report.by_publisher = publisher as f64 / total;
     report.never = never as f64 / total;
+    report.seen_in_stem = seen_in_stem as f64 / total;
     Ok(report)
 }
 
@@ -212,13 +227,14 @@ pub fn paper_bounds(p: f64) -> (f64, f64) {
 pub fn table(cells: &[CellReport]) -> String {
     let mut out = String::from(
         "| spies | design | first spy: precision | recall | max weight: precision (= recall) | \
-         p² | p² ln(1/p) | to fluff, median (p90) | relay hops | fluffed by fail-safe | by own publisher | never |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         p² | p² ln(1/p) | first seen in stem | to fluff, median (p90) | relay hops | fluffed by fail-safe | \
+         by own publisher | never |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in cells {
         let (low, d_pp) = paper_bounds(c.spy_share);
         out += &format!(
-            "| {:.0}% | {} | {:.3} | {:.3} | {:.3} | {:.4} | {:.4} | {:.1} s ({:.1} s) | {:.2} | {:.1}% | {:.2}% | {:.2}% |\n",
+            "| {:.0}% | {} | {:.3} | {:.3} | {:.3} | {:.4} | {:.4} | {:.1}% | {:.1} s ({:.1} s) | {:.2} | {:.1}% | {:.2}% | {:.2}% |\n",
             c.spy_share * 100.0,
             c.design,
             c.first_spy.precision,
@@ -226,6 +242,7 @@ pub fn table(cells: &[CellReport]) -> String {
             c.max_weight.precision,
             low,
             d_pp,
+            c.seen_in_stem * 100.0,
             c.to_fluff.0,
             c.to_fluff.1,
             c.mean_hops,

@@ -53,14 +53,41 @@ pub(crate) struct Item {
 }
 
 enum Ev {
-    Churn { node: u32 },
-    Maintain { node: u32 },
-    Connected { dialer: u32, target: u32 },
-    Stem { from: u32, to: u32, conn: u64, id: u32 },
-    FetchDone { node: u32, from: u32, conn: u64, id: u32 },
-    Timer { node: u32, at: Duration, life: u64 },
-    Publish { node: u32 },
-    SeenFluff { node: u32, id: u32, life: u64 },
+    Churn {
+        node: u32,
+    },
+    Maintain {
+        node: u32,
+    },
+    Connected {
+        dialer: u32,
+        target: u32,
+    },
+    Stem {
+        from: u32,
+        to: u32,
+        conn: u64,
+        id: u32,
+    },
+    FetchDone {
+        node: u32,
+        from: u32,
+        conn: u64,
+        id: u32,
+    },
+    Timer {
+        node: u32,
+        at: Duration,
+        life: u64,
+    },
+    Publish {
+        node: u32,
+    },
+    SeenFluff {
+        node: u32,
+        id: u32,
+        life: u64,
+    },
 }
 
 struct Node {
@@ -83,11 +110,20 @@ pub(crate) struct Trial {
     rng: StdRng,
     nodes: Vec<Node>,
     pub items: Vec<Item>,
+    /// Each node's own publication, if it made one.
+    own: Vec<Option<u32>>,
+    /// Publications not fluffed yet.
+    unfluffed: usize,
     next_conn: u64,
 }
 
 impl Trial {
-    pub(crate) fn new(config: &AnonConfig, design: Design, spies: usize, seed: u64) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: &AnonConfig,
+        design: Design,
+        spies: usize,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut nodes = Vec::with_capacity(config.nodes);
         for _ in 0..config.nodes {
@@ -115,6 +151,8 @@ impl Trial {
             rng,
             nodes,
             items: Vec::new(),
+            own: vec![None; config.nodes],
+            unfluffed: 0,
             next_conn: 0,
         })
     }
@@ -146,9 +184,7 @@ impl Trial {
         let end = start + self.config.publish_window + self.config.horizon;
         while let Some(event) = self.queue.pop_until(end) {
             self.dispatch(event);
-            if self.queue.now() > start + self.config.publish_window
-                && self.items.iter().all(|i| i.fluffed.is_some())
-            {
+            if self.queue.now() > start + self.config.publish_window && self.unfluffed == 0 {
                 break;
             }
         }
@@ -195,7 +231,12 @@ impl Trial {
                     self.handle(to, StemEvent::StemReceived { from, id, bytes });
                 }
             }
-            Ev::FetchDone { node, from, conn, id } => {
+            Ev::FetchDone {
+                node,
+                from,
+                conn,
+                id,
+            } => {
                 if self.nodes[node as usize].online {
                     let ok = self.conn_of(node, from) == Some(conn);
                     let event = if ok {
@@ -204,6 +245,10 @@ impl Trial {
                         StemEvent::FetchFailed { id }
                     };
                     self.handle(node, event);
+                    if ok {
+                        // The sender served every piece: it knows the stem no longer depends on it.
+                        self.handle(from, StemEvent::Fetched { id, by: node });
+                    }
                 }
             }
             Ev::Timer { node, at, life } => {
@@ -230,6 +275,8 @@ impl Trial {
         let (lo, hi) = (self.config.size_min as f64, self.config.size_max as f64);
         let bytes = (lo * (hi / lo).powf(self.rng.random::<f64>())) as u64;
         let id = self.items.len() as u32;
+        self.own[node as usize] = Some(id);
+        self.unfluffed += 1;
         self.items.push(Item {
             publisher: node,
             bytes,
@@ -258,9 +305,18 @@ impl Trial {
                 StemAction::Fetch { id, from } => match self.conn_of(node, from) {
                     Some(conn) => {
                         let bytes = self.items[id as usize].bytes;
-                        let transfer = Duration::from_secs_f64(bytes as f64 / self.config.upload as f64);
+                        let transfer =
+                            Duration::from_secs_f64(bytes as f64 / self.config.upload as f64);
                         let at = now + self.latency(node, from) * 2 + transfer;
-                        self.queue.push(at, Ev::FetchDone { node, from, conn, id });
+                        self.queue.push(
+                            at,
+                            Ev::FetchDone {
+                                node,
+                                from,
+                                conn,
+                                id,
+                            },
+                        );
                     }
                     None => self.handle(node, StemEvent::FetchFailed { id }),
                 },
@@ -298,6 +354,7 @@ impl Trial {
         if first_fluff {
             let item = &mut self.items[id as usize];
             item.fluffed = Some((node, now));
+            self.unfluffed -= 1;
             item.by_failsafe = item.forwarded_by.contains(&node);
         }
         let (arrival, pred) = self.spread(node, now);
@@ -390,7 +447,10 @@ impl Trial {
 
     /// Keeps the earliest observation of `id`, with the candidates it points at.
     fn record(&mut self, id: u32, obs: Observation) {
-        if self.items[id as usize].first.is_some_and(|f| f.at <= obs.at) {
+        if self.items[id as usize]
+            .first
+            .is_some_and(|f| f.at <= obs.at)
+        {
             return;
         }
         let candidates = super::estimate::candidates(self, obs);
@@ -448,6 +508,14 @@ impl Trial {
         }
         let now = self.queue.now();
         self.queue.push(now, Ev::Maintain { node });
+        if let Some(id) = self.own[node as usize]
+            && self.items[id as usize].fluffed.is_none()
+        {
+            // The node keeps its own publication until it is seen in fluff, and starts its stem again after a
+            // restart (a relay's stem state is in memory only).
+            let bytes = self.items[id as usize].bytes;
+            self.handle(node, StemEvent::Originate { id, bytes });
+        }
     }
 
     fn go_offline(&mut self, node: u32) {
@@ -457,7 +525,8 @@ impl Trial {
             self.nodes[peer as usize].conns.remove(&node);
             self.handle(peer, StemEvent::PeerDown { peer: node });
             let now = self.queue.now();
-            self.queue.push(now + Duration::from_secs(1), Ev::Maintain { node: peer });
+            self.queue
+                .push(now + Duration::from_secs(1), Ev::Maintain { node: peer });
         }
         let n = &mut self.nodes[node as usize];
         n.online = false;
@@ -489,20 +558,29 @@ impl Trial {
             }
             self.nodes[node as usize].dialing.insert(target);
             let at = self.queue.now() + self.latency(node, target) * 4;
-            self.queue.push(at, Ev::Connected { dialer: node, target });
+            self.queue.push(
+                at,
+                Ev::Connected {
+                    dialer: node,
+                    target,
+                },
+            );
         }
     }
 
     fn connected(&mut self, dialer: u32, target: u32) {
         self.nodes[dialer as usize].dialing.remove(&target);
         let (d, t) = (&self.nodes[dialer as usize], &self.nodes[target as usize]);
-        if !d.online || !t.online || d.conns.contains_key(&target) || t.conns.contains_key(&dialer) {
+        if !d.online || !t.online || d.conns.contains_key(&target) || t.conns.contains_key(&dialer)
+        {
             return;
         }
         self.next_conn += 1;
         let id = self.next_conn;
         self.nodes[dialer as usize].conns.insert(target, (id, true));
-        self.nodes[target as usize].conns.insert(dialer, (id, false));
+        self.nodes[target as usize]
+            .conns
+            .insert(dialer, (id, false));
         // Only outbound peers are relay candidates.
         self.handle(dialer, StemEvent::PeerUp { peer: target });
     }
@@ -510,8 +588,12 @@ impl Trial {
     /// The one-way latency of the pair, fixed for the run.
     pub(crate) fn latency(&self, a: u32, b: u32) -> Duration {
         let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
-        let unit = (splitmix(self.config.seed ^ (lo << 32 | hi)) >> 11) as f64 / (1u64 << 53) as f64;
-        let span = self.config.latency_max.saturating_sub(self.config.latency_min);
+        let unit =
+            (splitmix(self.config.seed ^ (lo << 32 | hi)) >> 11) as f64 / (1u64 << 53) as f64;
+        let span = self
+            .config
+            .latency_max
+            .saturating_sub(self.config.latency_min);
         self.config.latency_min + span.mul_f64(unit)
     }
 
