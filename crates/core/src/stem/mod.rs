@@ -6,17 +6,22 @@
 //! publisher does without a stem: push the record to its peers, seed, announce in the DHT, put the feed head.
 //! [`Stem`] decides every step of that, as in the paper:
 //!
-//! - **Epochs.** Time is cut into epochs of [`StemConfig::epoch`] (10 min). At the start of each, a node draws
-//!   its role, *diffuser* with probability [`StemConfig::diffuse_per_mille`] (q = 0.2) and otherwise *relay*,
-//!   and picks [`StemConfig::relays`] (2) relays at random among its outbound peers. Over the network these
-//!   choices form the paper's approximately 4-regular anonymity graph, and it changes only once an epoch, so an
-//!   observer cannot learn it by watching many stems.
+//! - **Epochs.** Time is cut into epochs of [`StemConfig::epoch`] (10 min). At the start of each, a node picks
+//!   [`StemConfig::relays`] (2) relays at random among its outbound peers. Over the network these choices form
+//!   the paper's approximately 4-regular anonymity graph, and it changes only once an epoch, so an observer
+//!   cannot learn it by watching many stems.
+//! - **Roles, per source.** For the stems of each inbound peer the node is, for the whole epoch, a *diffuser*
+//!   with probability [`StemConfig::diffuse_per_mille`] (q = 0.2) and otherwise a *relay*. The paper draws one
+//!   role per node and epoch; here it is drawn per inbound peer, because with one role per node a spy can send
+//!   the node a stem of its own, see it fluffed, and then know that every stem the node sends this epoch is the
+//!   node's own publication (a diffuser relays nothing else). Per peer, fluffing the spy's stems says nothing
+//!   about the node's other sources. The stem length per hop is the same: geometric with mean 1/q relay hops.
 //! - **One-to-one routing.** Within an epoch every source of stem items (each inbound peer, and this node's
 //!   own publications as one more source) is mapped to one relay, the sources spread evenly over the relays:
 //!   everything from one source goes the same way for the whole epoch (the paper's defence against the
 //!   fingerprinting of per-item random routing).
-//! - **Stem or fluff.** A relay forwards what it received to the relay its source maps to; a diffuser fluffs
-//!   it. The publisher always forwards its own publication (never fluffs it first-hand), so the number of
+//! - **Stem or fluff.** A node relays what it received to the relay its source maps to, or fluffs it if it is a
+//!   diffuser for that source. The publisher always forwards its own publication (never fluffs it first-hand), so the number of
 //!   relay hops is at least one and geometric with mean 1/q: a stem holds the publisher and at least one other
 //!   node. (The issue asks for "at least two": two *relay* hops cannot be guaranteed without telling the first
 //!   relay that it is first, and what tells an honest relay tells a spy relay too. See `ARCHITECTURE.md`.)

@@ -1,4 +1,5 @@
-//! The [`Stem`] state machine: this epoch's role, relays and routes, and the items on their way through here.
+//! The [`Stem`] state machine: this epoch's relays, and per source its role and route, and the items on their way
+//! through here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -8,12 +9,12 @@ use rand_core::RngCore;
 use super::{FAILSAFE_DRAW_CAP, StemAction, StemConfig, StemConfigError, StemEvent};
 use crate::policy::recent::RecentSet;
 
-/// A node's role for one epoch.
+/// What a node does this epoch with the stems of one inbound peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Passes other nodes' stems on to a relay.
+    /// Passes them on to a relay.
     Relay,
-    /// Ends other nodes' stems: fluffs what it receives in stem. (Its own publications still go to a relay.)
+    /// Ends them: fluffs what it receives from that peer in stem. (Its own publications always go to a relay.)
     Diffuser,
 }
 
@@ -71,7 +72,8 @@ pub struct Stem<P: Ord + Clone, I: Ord + Clone, R: RngCore> {
     peers: BTreeSet<P>,
     /// When this epoch ends; `None` before the first event.
     epoch_end: Option<Duration>,
-    role: Role,
+    /// The role drawn for each source this epoch (its first stem draws it; our own is always `Relay`).
+    roles: BTreeMap<Source<P>, Role>,
     relays: Vec<P>,
     routes: BTreeMap<Source<P>, P>,
     items: BTreeMap<I, Item<P>>,
@@ -90,7 +92,7 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
             rng,
             peers: BTreeSet::new(),
             epoch_end: None,
-            role: Role::Relay,
+            roles: BTreeMap::new(),
             relays: Vec::new(),
             routes: BTreeMap::new(),
             items: BTreeMap::new(),
@@ -103,9 +105,9 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
         &self.config
     }
 
-    /// This epoch's role.
-    pub fn role(&self) -> Role {
-        self.role
+    /// The role drawn this epoch for stems from `peer`, if it sent one.
+    pub fn role_for(&self, peer: &P) -> Option<Role> {
+        self.roles.get(&Source::Peer(peer.clone())).copied()
     }
 
     /// This epoch's relays.
@@ -232,14 +234,13 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
         self.items.contains_key(id) || self.done.contains(id)
     }
 
-    /// Starts a new epoch if the current one is over: a fresh role, fresh relays, no routes.
+    /// Starts a new epoch if the current one is over: fresh relays, no roles or routes.
     fn roll_epoch(&mut self, now: Duration, out: &mut Vec<StemAction<P, I>>) {
         if self.epoch_end.is_some_and(|end| now < end) {
             return;
         }
         self.epoch_end = Some(now.saturating_add(self.config.epoch));
-        let diffuse = self.random_below(1000) < usize::from(self.config.diffuse_per_mille);
-        self.role = if diffuse { Role::Diffuser } else { Role::Relay };
+        self.roles.clear();
         self.routes.clear();
         self.relays.clear();
         while self.relays.len() < self.config.relays && self.add_random_relay() {}
@@ -277,6 +278,7 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
     fn peer_down(&mut self, peer: &P, now: Duration, out: &mut Vec<StemAction<P, I>>) {
         self.peers.remove(peer);
         self.routes.remove(&Source::Peer(peer.clone()));
+        self.roles.remove(&Source::Peer(peer.clone()));
         // What we were fetching from it will not come.
         self.items.retain(|_, item| {
             !(matches!(item.phase, Phase::Fetching) && item.source == Source::Peer(peer.clone()))
@@ -303,7 +305,7 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
             return;
         };
         let (source, bytes) = (item.source.clone(), item.bytes);
-        if source != Source::Own && self.role == Role::Diffuser {
+        if self.role_of(&source) == Role::Diffuser {
             self.items.remove(&id);
             self.done.insert(id.clone());
             out.push(StemAction::Fluff { id });
@@ -322,6 +324,25 @@ impl<P: Ord + Clone, I: Ord + Clone, R: RngCore> Stem<P, I, R> {
             };
         }
         out.push(StemAction::SendStem { to, id });
+    }
+
+    /// The role for `source` this epoch, drawn at its first item. Our own publications are always relayed, but
+    /// draw too, so that the random draws, and with them everything after, are the same as for a peer's item.
+    fn role_of(&mut self, source: &Source<P>) -> Role {
+        if let Some(role) = self.roles.get(source) {
+            return *role;
+        }
+        let diffuse = self.random_below(1000) < usize::from(self.config.diffuse_per_mille);
+        let role = if diffuse && *source != Source::Own {
+            Role::Diffuser
+        } else {
+            Role::Relay
+        };
+        // Past the cap (ever new identities) the role is drawn for each item without being remembered.
+        if self.roles.len() <= self.config.max_peers {
+            self.roles.insert(source.clone(), role);
+        }
+        role
     }
 
     /// Passes on every item that was waiting for a relay.

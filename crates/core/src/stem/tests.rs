@@ -27,10 +27,25 @@ pub(super) fn with_peers(seed: u64, peers: &[u32]) -> Machine {
     m
 }
 
-/// A seed whose first epoch makes the node the given role.
+/// The role a node made with `seed` and peers 1, 2, 3 draws for the first stem it gets, from `from`.
+fn first_role(seed: u64, from: u32) -> Role {
+    let mut m = with_peers(seed, &[1, 2, 3]);
+    m.handle(
+        StemEvent::StemReceived {
+            from,
+            id: 0,
+            bytes: 1,
+        },
+        secs(0),
+    );
+    m.handle(StemEvent::DataComplete { id: 0 }, secs(0));
+    m.role_for(&from).expect("drawn at the first stem")
+}
+
+/// A seed whose node is `role` for the first stem it gets.
 fn seed_with_role(role: Role) -> u64 {
     (0..1000)
-        .find(|&seed| with_peers(seed, &[1, 2, 3]).role() == role)
+        .find(|&seed| first_role(seed, 7) == role)
         .expect("both roles occur among 1,000 seeds")
 }
 
@@ -73,7 +88,7 @@ fn origin_and_relay_send_the_same() {
             vec![StemAction::Fetch { id: 9, from: 50 }]
         );
         let from_relay = relay.handle(StemEvent::DataComplete { id: 9 }, now);
-        if relay.role() == Role::Relay {
+        if relay.role_for(&50) == Some(Role::Relay) {
             relays += 1;
             // The same message to the same relay and the same fail-safe time: nothing tells them apart.
             assert_eq!(from_origin, from_relay, "seed {seed}");
@@ -92,17 +107,53 @@ fn origin_and_relay_send_the_same() {
 
 #[test]
 fn own_publication_is_never_fluffed_first_hand() {
-    let mut m = with_peers(seed_with_role(Role::Diffuser), &[1, 2, 3]);
-    assert_eq!(m.role(), Role::Diffuser);
-    let out = m.handle(StemEvent::Originate { id: 1, bytes: 100 }, secs(1));
-    assert_eq!(sent_to(&out).len(), 1);
-    assert!(!out.iter().any(|a| matches!(a, StemAction::Fluff { .. })));
+    for seed in 0..200 {
+        let mut m = with_peers(seed, &[1, 2, 3]);
+        // Also when the node is a diffuser for another source.
+        m.handle(
+            StemEvent::StemReceived {
+                from: 7,
+                id: 0,
+                bytes: 1,
+            },
+            secs(0),
+        );
+        m.handle(StemEvent::DataComplete { id: 0 }, secs(0));
+        let out = m.handle(StemEvent::Originate { id: 1, bytes: 100 }, secs(1));
+        assert_eq!(sent_to(&out).len(), 1);
+        assert!(!out.iter().any(|a| matches!(a, StemAction::Fluff { .. })));
+    }
+}
+
+#[test]
+fn roles_are_drawn_per_source_and_kept_for_the_epoch() {
+    let mut m = with_peers(1, &[1, 2, 3]);
+    let mut roles = std::collections::BTreeMap::new();
+    for round in 0..3u32 {
+        for from in 10..60u32 {
+            let id = round * 100 + from;
+            m.handle(StemEvent::StemReceived { from, id, bytes: 1 }, secs(1));
+            let out = without_timers(m.handle(StemEvent::DataComplete { id }, secs(1)));
+            let role = m.role_for(&from).expect("drawn");
+            assert_eq!(
+                *roles.entry(from).or_insert(role),
+                role,
+                "role of {from} changed"
+            );
+            let fluffed = out == vec![StemAction::Fluff { id }];
+            assert_eq!(fluffed, role == Role::Diffuser);
+        }
+    }
+    // 50 sources at q = 0.2: both roles occur (a spy fluffed by this node learns nothing of other sources).
+    let diffusers = roles.values().filter(|r| **r == Role::Diffuser).count();
+    assert!((1..50).contains(&diffusers), "{diffusers} diffusers");
 }
 
 #[test]
 fn a_relay_fetches_before_it_forwards_and_a_diffuser_fluffs() {
     for role in [Role::Relay, Role::Diffuser] {
         let mut m = with_peers(seed_with_role(role), &[1, 2, 3]);
+        assert_eq!(m.role_for(&7), None, "drawn at the first stem, not before");
         let out = m.handle(
             StemEvent::StemReceived {
                 from: 7,
@@ -125,7 +176,26 @@ fn a_relay_fetches_before_it_forwards_and_a_diffuser_fluffs() {
 
 #[test]
 fn a_source_keeps_its_relay_for_the_epoch_and_sources_spread_over_relays() {
-    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2, 3, 4, 5]);
+    let relays_both = |seed: u64| {
+        let mut m = with_peers(seed, &[1, 2, 3, 4, 5]);
+        for (id, from) in [(90, 10), (91, 11)] {
+            m.handle(
+                StemEvent::StemReceived {
+                    from,
+                    id,
+                    bytes: 10,
+                },
+                secs(0),
+            );
+        }
+        m.handle(StemEvent::DataComplete { id: 90 }, secs(0));
+        m.handle(StemEvent::DataComplete { id: 91 }, secs(0));
+        m.role_for(&10) == Some(Role::Relay) && m.role_for(&11) == Some(Role::Relay)
+    };
+    let seed = (0..1000)
+        .find(|s| relays_both(*s))
+        .expect("a seed relaying both");
+    let mut m = with_peers(seed, &[1, 2, 3, 4, 5]);
     let mut by_source = std::collections::BTreeMap::new();
     for (n, from) in [10u32, 11, 10, 11, 10, 11].into_iter().enumerate() {
         let id = n as u32;
@@ -168,7 +238,7 @@ fn a_new_epoch_draws_role_and_relays_again() {
 
 #[test]
 fn the_failsafe_fluffs_what_was_not_seen_in_fluff() {
-    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2]);
+    let mut m = with_peers(1, &[1, 2]);
     m.handle(StemEvent::Originate { id: 1, bytes: 0 }, secs(0));
     m.handle(StemEvent::Originate { id: 2, bytes: 0 }, secs(0));
     assert!(m.poll_timeout() <= Some(m.config().max_failsafe(0)));
@@ -197,7 +267,7 @@ fn the_failsafe_allows_for_the_size_and_is_bounded() {
 
 #[test]
 fn a_duplicate_stem_starts_nothing() {
-    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2]);
+    let mut m = with_peers(1, &[1, 2]);
     let stem = |from| StemEvent::StemReceived {
         from,
         id: 4,
@@ -212,7 +282,7 @@ fn a_duplicate_stem_starts_nothing() {
 
 #[test]
 fn with_no_peer_a_publication_waits_then_goes_to_a_relay() {
-    let mut m = machine(seed_with_role(Role::Diffuser));
+    let mut m = machine(1);
     let out = m.handle(StemEvent::Originate { id: 1, bytes: 10 }, secs(1));
     assert!(
         without_timers(out).is_empty(),
@@ -226,7 +296,7 @@ fn with_no_peer_a_publication_waits_then_goes_to_a_relay() {
 
 #[test]
 fn a_lost_relay_is_replaced_and_a_lost_sender_forgotten() {
-    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2, 3]);
+    let mut m = with_peers(1, &[1, 2, 3]);
     let before = m.relays().to_vec();
     m.handle(StemEvent::PeerDown { peer: before[0] }, secs(1));
     assert_eq!(m.relays().len(), 2);
@@ -260,7 +330,7 @@ fn a_lost_relay_is_replaced_and_a_lost_sender_forgotten() {
 
 #[test]
 fn a_relay_lost_before_it_fetched_is_replaced_for_the_item() {
-    let mut m = with_peers(seed_with_role(Role::Relay), &[1, 2, 3]);
+    let mut m = with_peers(1, &[1, 2, 3]);
     let first = sent_to(&m.handle(StemEvent::Originate { id: 1, bytes: 10 }, secs(1)))[0];
     let second = sent_to(&m.handle(StemEvent::Originate { id: 2, bytes: 10 }, secs(1)))[0];
     assert_eq!(first, second, "one source, one relay");
@@ -292,9 +362,6 @@ fn a_relay_lost_before_it_fetched_is_replaced_for_the_item() {
 fn an_item_is_not_sent_back_to_the_relay_it_came_from() {
     for seed in 0..50 {
         let mut m = with_peers(seed, &[1, 2]);
-        if m.role() == Role::Diffuser {
-            continue;
-        }
         let from = m.relays()[0];
         m.handle(
             StemEvent::StemReceived {
@@ -305,7 +372,9 @@ fn an_item_is_not_sent_back_to_the_relay_it_came_from() {
             secs(1),
         );
         let out = m.handle(StemEvent::DataComplete { id: 1 }, secs(1));
-        assert_eq!(sent_to(&out), vec![m.relays()[1]]);
+        if m.role_for(&from) == Some(Role::Relay) {
+            assert_eq!(sent_to(&out), vec![m.relays()[1]]);
+        }
     }
 }
 
