@@ -127,3 +127,63 @@ pub(crate) fn max_weight(items: &[Item], rng: &mut StdRng) -> Score {
         recall: share,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn item(publisher: u32, sender: u32, candidates: Vec<(u32, f64)>) -> Item {
+        Item {
+            publisher,
+            bytes: 1,
+            published_at: Duration::ZERO,
+            fluffed: None,
+            by_failsafe: false,
+            hops: 0,
+            stem_nodes: Vec::new(),
+            forwarded_by: BTreeSet::new(),
+            first: Some(Observation {
+                at: Duration::ZERO,
+                sender,
+                in_stem: true,
+            }),
+            candidates,
+        }
+    }
+
+    #[test]
+    fn first_spy_is_scored_as_the_paper_scores_it() {
+        // Node 1 is credited with its own and node 2's publication (ward of two), node 3 with its own.
+        let items = [
+            item(1, 1, vec![]),
+            item(2, 1, vec![]),
+            item(3, 3, vec![]),
+            item(4, 9, vec![]),
+        ];
+        let score = first_spy(&items);
+        assert!(
+            (score.precision - (0.5 + 1.0) / 4.0).abs() < 1e-12,
+            "{score:?}"
+        );
+        assert!((score.recall - 2.0 / 4.0).abs() < 1e-12, "{score:?}");
+    }
+
+    #[test]
+    fn max_weight_gives_each_node_one_publication_heaviest_first() {
+        // Both point at node 1 first; the heavier claim wins it and the other falls back to node 2.
+        let items = [
+            item(1, 1, vec![(1, 0.6)]),
+            item(2, 1, vec![(1, 0.5), (2, 0.2)]),
+            item(3, 3, vec![(3, 0.5), (1, 0.1)]),
+            item(4, 9, vec![(9, 0.5)]),
+        ];
+        let score = max_weight(&items, &mut StdRng::seed_from_u64(1));
+        assert!((score.precision - 3.0 / 4.0).abs() < 1e-12, "{score:?}");
+        assert_eq!(score.precision, score.recall);
+    }
+}

@@ -117,6 +117,8 @@ pub struct CellReport {
     pub publications: usize,
     /// First-spy estimator, mean over trials.
     pub first_spy: Score,
+    /// The lowest and highest first-spy precision of a single trial (how stable the mean is).
+    pub first_spy_range: (f64, f64),
     /// Maximum-weight estimator, mean over trials.
     pub max_weight: Score,
     /// Time from publishing to the first fluff: median and 90th percentile, seconds.
@@ -163,6 +165,7 @@ pub fn run_cell(
         trials,
         publications: 0,
         first_spy: Score::default(),
+        first_spy_range: (f64::INFINITY, 0.0),
         max_weight: Score::default(),
         to_fluff: (0.0, 0.0),
         mean_hops: 0.0,
@@ -183,6 +186,8 @@ pub fn run_cell(
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let mw = estimate::max_weight(items, &mut rng);
         report.first_spy.precision += fs.precision / trials as f64;
+        report.first_spy_range.0 = report.first_spy_range.0.min(fs.precision);
+        report.first_spy_range.1 = report.first_spy_range.1.max(fs.precision);
         report.first_spy.recall += fs.recall / trials as f64;
         report.max_weight.precision += mw.precision / trials as f64;
         report.max_weight.recall += mw.recall / trials as f64;
@@ -226,7 +231,7 @@ pub fn paper_bounds(p: f64) -> (f64, f64) {
 /// Prints cells as a Markdown table.
 pub fn table(cells: &[CellReport]) -> String {
     let mut out = String::from(
-        "| spies | design | first spy: precision | recall | max weight: precision (= recall) | \
+        "| spies | design | first spy: precision (trials' range) | recall | max weight: precision (= recall) | \
          p² | p² ln(1/p) | first seen in stem | to fluff, median (p90) | relay hops | fluffed by fail-safe | \
          by own publisher | never |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -234,10 +239,12 @@ pub fn table(cells: &[CellReport]) -> String {
     for c in cells {
         let (low, d_pp) = paper_bounds(c.spy_share);
         out += &format!(
-            "| {:.0}% | {} | {:.3} | {:.3} | {:.3} | {:.4} | {:.4} | {:.1}% | {:.1} s ({:.1} s) | {:.2} | {:.1}% | {:.2}% | {:.2}% |\n",
+            "| {:.0}% | {} | {:.3} ({:.3}-{:.3}) | {:.3} | {:.3} | {:.4} | {:.4} | {:.1}% | {:.1} s ({:.1} s) | {:.2} | {:.1}% | {:.2}% | {:.2}% |\n",
             c.spy_share * 100.0,
             c.design,
             c.first_spy.precision,
+            c.first_spy_range.0,
+            c.first_spy_range.1,
             c.first_spy.recall,
             c.max_weight.precision,
             low,
