@@ -16,6 +16,7 @@
 //! what the stem cost (time to fluff, how stems ended). The network is churning (`world.rs` has the model).
 
 mod estimate;
+mod overlay;
 mod world;
 
 use std::fmt;

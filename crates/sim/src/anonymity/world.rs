@@ -52,7 +52,7 @@ pub(crate) struct Item {
     pub candidates: Vec<(u32, f64)>,
 }
 
-enum Ev {
+pub(super) enum Ev {
     Churn {
         node: u32,
     },
@@ -90,31 +90,31 @@ enum Ev {
     },
 }
 
-struct Node {
-    online: bool,
-    spy: bool,
+pub(super) struct Node {
+    pub(super) online: bool,
+    pub(super) spy: bool,
     /// Peer -> (connection id, whether we dialed).
-    conns: BTreeMap<u32, (u64, bool)>,
-    dialing: BTreeSet<u32>,
-    stem: Stem<u32, u32, StdRng>,
-    timer_at: Option<Duration>,
+    pub(super) conns: BTreeMap<u32, (u64, bool)>,
+    pub(super) dialing: BTreeSet<u32>,
+    pub(super) stem: Stem<u32, u32, StdRng>,
+    pub(super) timer_at: Option<Duration>,
     /// Incremented at every start, so that events of an earlier life are dropped.
-    life: u64,
+    pub(super) life: u64,
 }
 
 /// A trial's network.
 pub(crate) struct Trial {
-    config: AnonConfig,
-    design: Design,
-    queue: EventQueue<Ev>,
-    rng: StdRng,
-    nodes: Vec<Node>,
+    pub(super) config: AnonConfig,
+    pub(super) design: Design,
+    pub(super) queue: EventQueue<Ev>,
+    pub(super) rng: StdRng,
+    pub(super) nodes: Vec<Node>,
     pub items: Vec<Item>,
     /// Each node's own publication, if it made one.
-    own: Vec<Option<u32>>,
+    pub(super) own: Vec<Option<u32>>,
     /// Publications not fluffed yet.
-    unfluffed: usize,
-    next_conn: u64,
+    pub(super) unfluffed: usize,
+    pub(super) next_conn: u64,
 }
 
 impl Trial {
@@ -297,7 +297,7 @@ impl Trial {
     }
 
     /// Feeds one event to a node's stem machine and carries out its actions.
-    fn handle(&mut self, node: u32, event: StemEvent<u32, u32>) {
+    pub(super) fn handle(&mut self, node: u32, event: StemEvent<u32, u32>) {
         let now = self.queue.now();
         let actions = self.nodes[node as usize].stem.handle(event, now);
         for action in actions {
@@ -486,136 +486,4 @@ impl Trial {
             .filter(|p| !self.nodes[*p as usize].spy)
             .collect()
     }
-
-    fn conn_of(&self, node: u32, peer: u32) -> Option<u64> {
-        let n = &self.nodes[node as usize];
-        if !n.online {
-            return None;
-        }
-        n.conns.get(&peer).map(|(id, _)| *id)
-    }
-
-    fn go_online(&mut self, node: u32) {
-        let seed = self.rng.random();
-        let config = self.config.stem.clone();
-        let n = &mut self.nodes[node as usize];
-        n.online = true;
-        n.life += 1;
-        n.timer_at = None;
-        // In-memory state starts afresh.
-        if let Ok(stem) = Stem::new(config, StdRng::seed_from_u64(seed)) {
-            n.stem = stem;
-        }
-        let now = self.queue.now();
-        self.queue.push(now, Ev::Maintain { node });
-        if let Some(id) = self.own[node as usize]
-            && self.items[id as usize].fluffed.is_none()
-        {
-            // The node keeps its own publication until it is seen in fluff, and starts its stem again after a
-            // restart (a relay's stem state is in memory only).
-            let bytes = self.items[id as usize].bytes;
-            self.handle(node, StemEvent::Originate { id, bytes });
-        }
-    }
-
-    fn go_offline(&mut self, node: u32) {
-        let peers: Vec<u32> = self.nodes[node as usize].conns.keys().copied().collect();
-        for peer in peers {
-            self.nodes[node as usize].conns.remove(&peer);
-            self.nodes[peer as usize].conns.remove(&node);
-            self.handle(peer, StemEvent::PeerDown { peer: node });
-            let now = self.queue.now();
-            self.queue
-                .push(now + Duration::from_secs(1), Ev::Maintain { node: peer });
-        }
-        let n = &mut self.nodes[node as usize];
-        n.online = false;
-        n.dialing.clear();
-        n.timer_at = None;
-    }
-
-    /// Dials random nodes until the node has its outbound connections.
-    fn maintain(&mut self, node: u32) {
-        let want = self.config.outbound;
-        let mut attempts = 0;
-        loop {
-            let n = &self.nodes[node as usize];
-            let outbound = n.conns.values().filter(|(_, out)| *out).count() + n.dialing.len();
-            if outbound >= want || attempts >= want * 4 {
-                break;
-            }
-            attempts += 1;
-            let target = self.rng.random_range(0..self.nodes.len() as u32);
-            let t = &self.nodes[target as usize];
-            let inbound = t.conns.values().filter(|(_, out)| !*out).count();
-            if target == node
-                || !t.online
-                || inbound >= self.config.max_inbound
-                || n.conns.contains_key(&target)
-                || n.dialing.contains(&target)
-            {
-                continue;
-            }
-            self.nodes[node as usize].dialing.insert(target);
-            let at = self.queue.now() + self.latency(node, target) * 4;
-            self.queue.push(
-                at,
-                Ev::Connected {
-                    dialer: node,
-                    target,
-                },
-            );
-        }
-    }
-
-    fn connected(&mut self, dialer: u32, target: u32) {
-        self.nodes[dialer as usize].dialing.remove(&target);
-        let (d, t) = (&self.nodes[dialer as usize], &self.nodes[target as usize]);
-        if !d.online || !t.online || d.conns.contains_key(&target) || t.conns.contains_key(&dialer)
-        {
-            return;
-        }
-        self.next_conn += 1;
-        let id = self.next_conn;
-        self.nodes[dialer as usize].conns.insert(target, (id, true));
-        self.nodes[target as usize]
-            .conns
-            .insert(dialer, (id, false));
-        // Only outbound peers are relay candidates.
-        self.handle(dialer, StemEvent::PeerUp { peer: target });
-    }
-
-    /// The one-way latency of the pair, fixed for the run.
-    pub(crate) fn latency(&self, a: u32, b: u32) -> Duration {
-        let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
-        let unit =
-            (splitmix(self.config.seed ^ (lo << 32 | hi)) >> 11) as f64 / (1u64 << 53) as f64;
-        let span = self
-            .config
-            .latency_max
-            .saturating_sub(self.config.latency_min);
-        self.config.latency_min + span.mul_f64(unit)
-    }
-
-    fn churn_wait(&mut self, online: bool) -> Duration {
-        if self.config.churn <= 0.0 {
-            return Duration::from_secs(365 * 86_400);
-        }
-        let offline = self.config.mean_offline;
-        let mean = if online {
-            offline.mul_f64((1.0 - self.config.churn) / self.config.churn)
-        } else {
-            offline
-        };
-        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-        mean.mul_f64(-u.ln())
-    }
-}
-
-/// SplitMix64 (per-pair latencies without storing them).
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
