@@ -56,6 +56,24 @@
 //! **Not yet run by the node.** The node still publishes as before (publisher push); wiring this machine into
 //! the node's publish and relay paths is a later step. The simulator runs it (`kolokol-sim anonymity`).
 //!
+//! # What the driver must do (for the node's integration, which is not done yet)
+//!
+//! The machine's guarantees hold only if the node around it keeps the stem secret too:
+//!
+//! - report only **outbound** kolokol peers with [`StemEvent::PeerUp`] (relays are picked among them);
+//! - check a stem's record through the one validation path before [`StemEvent::StemReceived`], and bound what a
+//!   peer can make us fetch (a stem costs a whole publication's download);
+//! - keep an item **held back** everywhere while its stem runs, on the publisher and on every relay: not stored
+//!   as a catalog record, not offered by reconciliation, not relayed, not announced in the DHT, no feed head;
+//!   serve its data only to the relay it was passed to ([`Stem::forwarded_to`]) and answer anyone else as if it
+//!   were not here (so that a probe cannot find the nodes of a stem);
+//! - when the fluff reaches a node that held the item in stem, behave towards the announcer as a node that
+//!   lacked it would, or the announcer learns that this node was on the stem;
+//! - report [`StemEvent::Fetched`] when the relay has fetched every piece, and keep the node's own publication
+//!   until it is seen in fluff, starting its stem again after a restart (the simulator models exactly that);
+//! - do on [`StemAction::Fluff`] everything the publisher does today (push, seed, announce, put the feed head),
+//!   and nothing of it on the publisher's own node before its publication is seen in fluff.
+//!
 //! # Invariants (checked by the tests)
 //!
 //! - Every item this machine forwarded is fluffed by it when its timer fires unless it was seen in fluff
