@@ -81,6 +81,9 @@ pub struct AnonConfig {
     pub horizon: Duration,
     /// The stem machine's parameters (the node's defaults).
     pub stem: StemConfig,
+    /// Whether spies swallow the stems they receive (log them and pass nothing on), so that the fail-safes of
+    /// the nodes before them must end those stems: off (spies follow the protocol).
+    pub spies_swallow_stems: bool,
 }
 
 impl Default for AnonConfig {
@@ -101,6 +104,7 @@ impl Default for AnonConfig {
             publish_window: Duration::from_secs(60),
             horizon: Duration::from_secs(3600),
             stem: StemConfig::default(),
+            spies_swallow_stems: false,
         }
     }
 }

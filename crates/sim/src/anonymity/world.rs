@@ -221,6 +221,9 @@ impl Trial {
                 if self.conn_of(to, from) == Some(conn) {
                     if self.nodes[to as usize].spy {
                         self.observe(id, from, now, true);
+                        if self.config.spies_swallow_stems {
+                            return;
+                        }
                     }
                     let item = &mut self.items[id as usize];
                     if item.fluffed.is_none() {

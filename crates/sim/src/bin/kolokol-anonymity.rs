@@ -35,6 +35,9 @@ struct Args {
     /// Upload rate of a node in kB/s.
     #[arg(long, default_value_t = 2000)]
     upload_kbs: u64,
+    /// Spies swallow the stems they receive instead of passing them on.
+    #[arg(long)]
+    spies_swallow_stems: bool,
     /// Seed of the first trial.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         mean_offline: Duration::from_secs(args.mean_offline_secs),
         size_max: args.size_max_mb * 1_000_000,
         upload: args.upload_kbs * 1000,
+        spies_swallow_stems: args.spies_swallow_stems,
         ..AnonConfig::default()
     };
     config.stem.diffuse_per_mille = args.diffuse_per_mille;
