@@ -7,6 +7,8 @@
 //! - [`magnet`]: v1 magnet links, parsed and printed.
 //! - [`replication`]: the disk-quota and mirror policy ([`replication::CachePolicy`]) and the publisher's
 //!   replicate-before-announce push ([`replication::PublisherPush`]).
+//! - [`stem`]: the Dandelion++ stem phase that hides which node published ([`stem::Stem`]); run by the
+//!   simulator, not yet by the node.
 //!
 //! # Architecture invariant
 //!
@@ -26,6 +28,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod replication;
+pub mod stem;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};
 pub use keys::{AuthorId, KeyError, Keypair, NodeId, PublicKey};

@@ -5,8 +5,10 @@
 //! generator, and all state is kept in ordered maps, so a configuration and a seed give one exact run. The
 //! [`world::World`] models links (latency, bandwidth, loss as resend delay), a random overlay of target degree,
 //! churn, partitions and spamming nodes; `protocol.rs` is the glue a real node will have between the wire and
-//! the state machines. [`scenario`] runs the measured scenarios and prints their figures.
+//! the state machines. [`scenario`] runs the measured scenarios and prints their figures. [`anonymity`] runs
+//! core's stem machine ([`kolokol_core::stem`]) with spies and measures how well they find publishers.
 
+pub mod anonymity;
 pub mod config;
 pub mod metrics;
 pub mod node;

@@ -45,7 +45,7 @@
 //!   [`MAX_ALTERNATES`] alternates each, [`PolicyConfig::max_peers`] peers. (Held-back records come only from
 //!   local publishing.)
 
-mod recent;
+pub(crate) mod recent;
 mod state;
 #[cfg(test)]
 mod tests;
