@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use kolokol_node::{
-    Api, BlockedView, FollowView, IdView, IdentityView, PeerView, PublishRequest, PublishedView, RecordView,
-    SearchRequest, StatusView, TransferView,
+    Api, BlockedView, FollowView, IdView, IdentityView, PeerView, PublishRequest, PublishedView,
+    RecordView, SearchRequest, StatusView, TransferView,
 };
 use serde::Deserialize;
 

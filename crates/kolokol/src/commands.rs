@@ -21,7 +21,9 @@ const POLL: Duration = Duration::from_millis(250);
 pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Up(_) => bail!("`up` runs a node; it is not a client command"),
-        Command::Identity(_) => bail!("`identity` works on the data directory; it is not a client command"),
+        Command::Identity(_) => {
+            bail!("`identity` works on the data directory; it is not a client command")
+        }
         Command::Id => {
             let id: IdView = client.get("/id").await?;
             print(json, &id, || {

@@ -133,7 +133,10 @@ pub async fn run(
             let (key, passphrase) = match first {
                 Ok(key) => (key, None),
                 Err(KeystoreError::NeedsPassphrase(_)) => {
-                    let passphrase = ask(&format!("Passphrase of the key in {}: ", file.display()), false)?;
+                    let passphrase = ask(
+                        &format!("Passphrase of the key in {}: ", file.display()),
+                        false,
+                    )?;
                     let again = passphrase.clone();
                     let (store, name) = (store.clone(), name.clone());
                     let key = blocking(move || store.import(&name, &file, Some(&again))).await?;
@@ -160,7 +163,10 @@ pub async fn run(
                 blocking(move || store.read(&name)).await?
             };
             let current = if current.is_sealed() {
-                vec![ask(&format!("Current passphrase of identity {name}: "), false)?]
+                vec![ask(
+                    &format!("Current passphrase of identity {name}: "),
+                    false,
+                )?]
             } else {
                 Vec::new()
             };
@@ -177,7 +183,9 @@ pub async fn run(
         IdentityCommand::Unlock { name } => {
             let name = IdentityName::parse(&name)?;
             let Some(node) = node else {
-                bail!("no node runs on this data directory: `kolokol up` unlocks identities at start");
+                bail!(
+                    "no node runs on this data directory: `kolokol up` unlocks identities at start"
+                );
             };
             let sealed = {
                 let (store, name) = (store.clone(), name.clone());
@@ -188,7 +196,9 @@ pub async fn run(
             } else {
                 None
             };
-            let view: IdentityView = node.post("/identities/unlock", &unlock_body(&name, passphrase)).await?;
+            let view: IdentityView = node
+                .post("/identities/unlock", &unlock_body(&name, passphrase))
+                .await?;
             print(json, &view, || {
                 format!(
                     "the node can sign as {}: author {}",
@@ -208,14 +218,23 @@ fn unlock_body(name: &IdentityName, passphrase: Option<Passphrase>) -> serde_jso
 }
 
 /// Tell a running node about identity `name`; the line to print about it.
-async fn tell_node(node: Option<&Client>, name: &IdentityName, passphrase: Option<Passphrase>) -> String {
+async fn tell_node(
+    node: Option<&Client>,
+    name: &IdentityName,
+    passphrase: Option<Passphrase>,
+) -> String {
     let Some(node) = node else {
-        return "no node runs on this data directory: it uses the identity from its next start".into();
+        return "no node runs on this data directory: it uses the identity from its next start"
+            .into();
     };
-    let told: anyhow::Result<IdentityView> = node.post("/identities/unlock", &unlock_body(name, passphrase)).await;
+    let told: anyhow::Result<IdentityView> = node
+        .post("/identities/unlock", &unlock_body(name, passphrase))
+        .await;
     match if_running(told) {
         Ok(Some(_)) => "the running node can sign with it now".into(),
-        Ok(None) => "no node runs on this data directory: it uses the identity from its next start".into(),
+        Ok(None) => {
+            "no node runs on this data directory: it uses the identity from its next start".into()
+        }
         Err(error) => format!(
             "the running node could not take it in ({error:#}): restart it, or run `kolokol identity unlock {name}`"
         ),
@@ -229,7 +248,10 @@ fn list_text(views: &[IdentityView]) -> String {
     views
         .iter()
         .map(|v| {
-            let author = v.author_id.as_deref().unwrap_or("(locked: the author id shows once unlocked)");
+            let author = v
+                .author_id
+                .as_deref()
+                .unwrap_or("(locked: the author id shows once unlocked)");
             let mut notes = Vec::new();
             if v.default {
                 notes.push("default");
@@ -262,10 +284,12 @@ pub fn ask(prompt: &str, confirm: bool) -> anyhow::Result<Passphrase> {
              terminal)"
         );
     }
-    let first = Passphrase::new(rpassword::prompt_password(prompt).context("reading the passphrase")?)?;
+    let first =
+        Passphrase::new(rpassword::prompt_password(prompt).context("reading the passphrase")?)?;
     if confirm {
         let second = Passphrase::new(
-            rpassword::prompt_password("The same passphrase again: ").context("reading the passphrase")?,
+            rpassword::prompt_password("The same passphrase again: ")
+                .context("reading the passphrase")?,
         )?;
         if first.expose() != second.expose() {
             bail!("the two passphrases differ; nothing was changed");

@@ -152,7 +152,9 @@ async fn passphrases_for(data_dir: &Path) -> anyhow::Result<Vec<Passphrase>> {
                         // The one just typed opens nothing: forget it.
                         known.pop();
                         if asked >= 3 {
-                            anyhow::bail!("wrong passphrase for identity {name}; nothing was changed");
+                            anyhow::bail!(
+                                "wrong passphrase for identity {name}; nothing was changed"
+                            );
                         }
                         eprintln!("wrong passphrase for identity {name}");
                     }
@@ -160,7 +162,10 @@ async fn passphrases_for(data_dir: &Path) -> anyhow::Result<Vec<Passphrase>> {
                     Err(other) => return Err(other.into()),
                 }
             }
-            known.push(ask(&format!("Passphrase for identity {name}: "), false)?);
+            known.push(
+                ask(&format!("Passphrase for identity {name}: "), false)
+                    .with_context(|| format!("identity {name} is locked with a passphrase"))?,
+            );
             asked += 1;
         }
     }

@@ -54,7 +54,9 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     for entry in entries {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("catalog.sqlite") || ["engine", "dht.state", "lock"].contains(&name.as_str()) {
+        if name.starts_with("catalog.sqlite")
+            || ["engine", "dht.state", "lock"].contains(&name.as_str())
+        {
             continue;
         }
         if path.is_dir() {
@@ -130,7 +132,10 @@ fn publish_as_signs_with_that_identity_and_an_unknown_one_changes_nothing() {
     let id = published["id"].as_str().unwrap();
     assert_eq!(record_author(&node, id), work);
     let plain = node.json(&["publish", file.to_str().unwrap(), "--title", "ordinary"]);
-    assert_eq!(record_author(&node, plain["id"].as_str().unwrap()), default_author);
+    assert_eq!(
+        record_author(&node, plain["id"].as_str().unwrap()),
+        default_author
+    );
 
     // Own identities are own everywhere: not followed, not blocked.
     let out = node.cli(&["follow", &work]);
@@ -148,15 +153,25 @@ fn publish_as_signs_with_that_identity_and_an_unknown_one_changes_nothing() {
     assert!(message.contains("no identity named nosuch"), "{message}");
     for bad in ["Work", "../author", "a b", ""] {
         let message = failed(&publish_as(&node, &other, "never", bad));
-        assert!(message.contains("not an identity name"), "{bad:?}: {message}");
+        assert!(
+            message.contains("not an identity name"),
+            "{bad:?}: {message}"
+        );
     }
     assert_eq!(record_count(&node), records);
-    assert_eq!(snapshot(&node.data_dir), before, "a refused publish changed files");
+    assert_eq!(
+        snapshot(&node.data_dir),
+        before,
+        "a refused publish changed files"
+    );
 
     // Bad and taken names for a new identity: refused, nothing written.
     for bad in ["Work", "-x", "a/b", &"x".repeat(33)] {
-        let message = failed(&node.cli(&["identity", "new", bad]));
-        assert!(message.contains("not an identity name"), "{bad:?}: {message}");
+        let message = failed(&node.cli(&["identity", "new", "--", bad]));
+        assert!(
+            message.contains("not an identity name"),
+            "{bad:?}: {message}"
+        );
     }
     let message = failed(&node.cli(&["identity", "new", "work"]));
     assert!(message.contains("exists already"), "{message}");
@@ -214,13 +229,24 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
     let plain = tmp.path().join("plain.key");
     std::fs::write(&plain, hex::encode(secret)).unwrap();
     ok_json(
-        offline(&dir, &["--json", "identity", "import", "secret", plain.to_str().unwrap()])
-            .output()
-            .unwrap(),
+        offline(
+            &dir,
+            &[
+                "--json",
+                "identity",
+                "import",
+                "secret",
+                plain.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap(),
     );
     std::fs::remove_file(&plain).unwrap();
     // No passphrase in the environment and no terminal: a clear error at once, the key untouched.
-    let out = offline(&dir, &["identity", "lock", "secret"]).output().unwrap();
+    let out = offline(&dir, &["identity", "lock", "secret"])
+        .output()
+        .unwrap();
     assert!(failed(&out).contains("KOLOKOL_PASSPHRASE"));
     let out = offline(&dir, &["--json", "identity", "lock", "secret"])
         .env("KOLOKOL_PASSPHRASE", "correct horse")
@@ -230,11 +256,21 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
     let key_file = dir.join("identities/secret.key");
     let on_disk = std::fs::read_to_string(&key_file).unwrap();
     assert!(!on_disk.contains(&hex::encode(secret)), "{on_disk}");
-    assert!(!on_disk.contains(&author), "the locked file names its author");
-    assert!(on_disk.starts_with("kolokol-author-key 1 argon2id"), "{on_disk}");
+    assert!(
+        !on_disk.contains(&author),
+        "the locked file names its author"
+    );
+    assert!(
+        on_disk.starts_with("kolokol-author-key 1 argon2id"),
+        "{on_disk}"
+    );
     assert_eq!(mode(&key_file), 0o600);
     // Listed, but without its author id (that would prove authorship without the passphrase).
-    let list = ok_json(offline(&dir, &["--json", "identity", "list"]).output().unwrap());
+    let list = ok_json(
+        offline(&dir, &["--json", "identity", "list"])
+            .output()
+            .unwrap(),
+    );
     let entry = list
         .as_array()
         .unwrap()
@@ -248,10 +284,13 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
     // A new identity locked from the start, with another passphrase... from the same variable: `up` must then be
     // given one that opens every locked key, so this one uses the same.
     ok_json(
-        offline(&dir, &["--json", "identity", "new", "second", "--passphrase"])
-            .env("KOLOKOL_PASSPHRASE", "correct horse")
-            .output()
-            .unwrap(),
+        offline(
+            &dir,
+            &["--json", "identity", "new", "second", "--passphrase"],
+        )
+        .env("KOLOKOL_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap(),
     );
 
     let before = snapshot(&dir);
@@ -260,6 +299,7 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(message.contains("KOLOKOL_PASSPHRASE"), "{message}");
+    assert!(message.contains("identity second is locked"), "{message}");
     // A wrong one: a clear error, nothing changed.
     let out = up(&dir, Some("wrong horse")).map(|_| ()).unwrap_err();
     let message = String::from_utf8_lossy(&out.stderr);
@@ -267,16 +307,15 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
     assert_eq!(snapshot(&dir), before, "a refused start changed files");
 
     // The right one: the node starts and signs as the locked identity.
-    let node = up(&dir, Some("correct horse")).unwrap_or_else(|out| {
-        panic!(
-            "did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let node = up(&dir, Some("correct horse"))
+        .unwrap_or_else(|out| panic!("did not start: {}", String::from_utf8_lossy(&out.stderr)));
     let file = tmp.path().join("clip.bin");
     random_file(&file, 40_000, 3);
     let published = ok_json(publish_as(&node, &file, "locked", "secret"));
-    assert_eq!(record_author(&node, published["id"].as_str().unwrap()), author);
+    assert_eq!(
+        record_author(&node, published["id"].as_str().unwrap()),
+        author
+    );
     // The running node knows the author ids of what it unlocked, and `identity list` shows them then.
     let list = node.json(&["identity", "list"]);
     let entry = list
@@ -293,26 +332,42 @@ fn a_locked_key_is_not_on_disk_and_up_needs_its_passphrase() {
 fn export_import_round_trip_and_bad_files_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let plain = ok_json(offline(&a, &["--json", "identity", "new", "plain"]).output().unwrap());
+    let plain = ok_json(
+        offline(&a, &["--json", "identity", "new", "plain"])
+            .output()
+            .unwrap(),
+    );
     let sealed = ok_json(
         offline(&a, &["--json", "identity", "new", "sealed", "--passphrase"])
             .env("KOLOKOL_PASSPHRASE", "pw one")
             .output()
             .unwrap(),
     );
-    let (plain_backup, sealed_backup) = (tmp.path().join("plain.bak"), tmp.path().join("sealed.bak"));
+    let (plain_backup, sealed_backup) =
+        (tmp.path().join("plain.bak"), tmp.path().join("sealed.bak"));
     for (name, file) in [("plain", &plain_backup), ("sealed", &sealed_backup)] {
         ok_json(
-            offline(&a, &["--json", "identity", "export", name, file.to_str().unwrap()])
-                .output()
-                .unwrap(),
+            offline(
+                &a,
+                &["--json", "identity", "export", name, file.to_str().unwrap()],
+            )
+            .output()
+            .unwrap(),
         );
         assert_eq!(mode(file), 0o600);
     }
     // An export never overwrites.
-    let out = offline(&a, &["identity", "export", "plain", sealed_backup.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = offline(
+        &a,
+        &[
+            "identity",
+            "export",
+            "plain",
+            sealed_backup.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(failed(&out).contains("exists already"));
     // The sealed backup stays sealed.
     let backup = std::fs::read_to_string(&sealed_backup).unwrap();
@@ -321,24 +376,45 @@ fn export_import_round_trip_and_bad_files_are_refused() {
 
     // Imported into a node that is running: it signs with the imported keys at once.
     let node = NodeProcess::start(&b);
-    let imported = node.json(&["identity", "import", "restored", plain_backup.to_str().unwrap()]);
+    let imported = node.json(&[
+        "identity",
+        "import",
+        "restored",
+        plain_backup.to_str().unwrap(),
+    ]);
     assert_eq!(imported["author_id"], plain["author_id"]);
     // A sealed backup needs its passphrase: none (no terminal), then a wrong one, then the right one.
     let before = snapshot(&b);
     let out = node
-        .cli_defaults(&["identity", "import", "locked", sealed_backup.to_str().unwrap()])
+        .cli_defaults(&[
+            "identity",
+            "import",
+            "locked",
+            sealed_backup.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(failed(&out).contains("KOLOKOL_PASSPHRASE"));
     let out = node
-        .cli_defaults(&["identity", "import", "locked", sealed_backup.to_str().unwrap()])
+        .cli_defaults(&[
+            "identity",
+            "import",
+            "locked",
+            sealed_backup.to_str().unwrap(),
+        ])
         .env("KOLOKOL_PASSPHRASE", "pw two")
         .output()
         .unwrap();
     assert!(failed(&out).contains("wrong passphrase"));
     assert_eq!(snapshot(&b), before, "a refused import changed files");
     let out = node
-        .cli_defaults(&["--json", "identity", "import", "locked", sealed_backup.to_str().unwrap()])
+        .cli_defaults(&[
+            "--json",
+            "identity",
+            "import",
+            "locked",
+            sealed_backup.to_str().unwrap(),
+        ])
         .env("KOLOKOL_PASSPHRASE", "pw one")
         .output()
         .unwrap();
@@ -371,9 +447,19 @@ fn export_import_round_trip_and_bad_files_are_refused() {
         let message = failed(&out);
         assert!(message.contains("not a kolokol author key"), "{message}");
     }
-    let out = node.cli(&["identity", "import", "restored", plain_backup.to_str().unwrap()]);
+    let out = node.cli(&[
+        "identity",
+        "import",
+        "restored",
+        plain_backup.to_str().unwrap(),
+    ]);
     assert!(failed(&out).contains("exists already"));
-    let out = node.cli(&["identity", "import", "x", tmp.path().join("missing").to_str().unwrap()]);
+    let out = node.cli(&[
+        "identity",
+        "import",
+        "x",
+        tmp.path().join("missing").to_str().unwrap(),
+    ]);
     failed(&out);
     assert_eq!(snapshot(&b), before);
 }
@@ -415,5 +501,66 @@ fn a_locked_key_put_in_place_by_hand_is_refused_until_unlocked() {
     assert_eq!(
         record_author(&node, published["id"].as_str().unwrap()),
         made["author_id"].as_str().unwrap()
+    );
+}
+
+/// Each identity has its own feed head in the DHT, signed with its own key and naming its own latest record: a
+/// follower of either identity finds it. Tuned on purpose: feed polls every second (the default is 5 minutes).
+#[test]
+fn each_identity_puts_its_own_feed_head() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let fast = ["--feed-poll-secs", "1"];
+    let p = NodeProcess::start_with(&tmp.path().join("p"), &fast);
+    let p_dht = p.json(&["status"])["dht_addr"].as_str().unwrap().to_owned();
+    let with_bootstrap = ["--feed-poll-secs", "1", "--bootstrap", &p_dht];
+    let a = NodeProcess::start_with(&tmp.path().join("a"), &with_bootstrap);
+    let f = NodeProcess::start_with(&tmp.path().join("f"), &with_bootstrap);
+    let a_wire = a.json(&["status"])["wire_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.json(&["peer", "add", &a_wire]);
+
+    let default_author = a.json(&["id"])["author_id"].as_str().unwrap().to_owned();
+    let work = a.json(&["identity", "new", "work"])["author_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = tmp.path().join("a.bin");
+    random_file(&file, 20_000, 6);
+    let by_work = ok_json(publish_as(&a, &file, "by work", "work"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_default = a.json(&["publish", file.to_str().unwrap(), "--title", "by default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let both = common::wait_for(Duration::from_secs(60), || {
+        (f.has_record(&by_work) && f.has_record(&by_default)).then_some(())
+    });
+    assert!(both.is_some(), "F never got both records\n{}", f.log());
+
+    f.json(&["follow", &work]);
+    f.json(&["follow", &default_author]);
+    // A feed is marked caught up (`feed_seq`) only when its head was found, verified as signed by the followed
+    // author, and names a record of that author that F holds.
+    let caught_up = common::wait_for(Duration::from_secs(60), || {
+        let following = f.json(&["following"]);
+        let follows = following.as_array().unwrap();
+        (follows.len() == 2 && follows.iter().all(|x| x["feed_seq"].is_i64())).then_some(())
+    });
+    assert!(
+        caught_up.is_some(),
+        "F never found both feed heads: {}\nF log:\n{}\nA log:\n{}",
+        f.json(&["following"]),
+        f.log(),
+        a.log()
+    );
+    assert!(
+        !f.log().contains("another author's record"),
+        "a feed head named the other identity's record:\n{}",
+        f.log()
     );
 }

@@ -131,9 +131,7 @@ impl Identities {
         map.entry(name).or_insert_with(|| Arc::new(key)).clone()
     }
 
-    fn read_map(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<IdentityName, Arc<Keypair>>> {
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<IdentityName, Arc<Keypair>>> {
         self.others.read().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -172,7 +172,9 @@ impl KeyFile {
     /// The file's text (one line and a line break).
     pub fn to_text(&self) -> Zeroizing<String> {
         match self {
-            KeyFile::Plain(secret) => Zeroizing::new(format!("{}\n", hex::encode(secret.as_slice()))),
+            KeyFile::Plain(secret) => {
+                Zeroizing::new(format!("{}\n", hex::encode(secret.as_slice())))
+            }
             KeyFile::Sealed(sealed) => Zeroizing::new(format!(
                 "{} {}\n",
                 sealed.header(),
@@ -295,7 +297,10 @@ mod tests {
         let KeyFile::Sealed(parsed) = KeyFile::parse(weaker.as_bytes()).unwrap() else {
             panic!("not sealed");
         };
-        assert_eq!(parsed.open(&pass("pw")).unwrap_err(), KeyFileError::WrongPassphrase);
+        assert_eq!(
+            parsed.open(&pass("pw")).unwrap_err(),
+            KeyFileError::WrongPassphrase
+        );
         for bad in [
             text.replace("m=65536", "m=1024"),
             text.replace("m=65536", "m=99999999999"),

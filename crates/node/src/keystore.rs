@@ -84,7 +84,8 @@ impl IdentityName {
     pub fn parse(name: &str) -> Result<IdentityName, KeystoreError> {
         let bad = || KeystoreError::BadName(name.chars().take(64).collect());
         let first = name.bytes().next().ok_or_else(bad)?;
-        let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+        let allowed =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
         if name.len() > MAX_IDENTITY_NAME
             || !(first.is_ascii_lowercase() || first.is_ascii_digit())
             || !name.bytes().all(allowed)

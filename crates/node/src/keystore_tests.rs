@@ -99,7 +99,9 @@ fn new_identities_are_listed_refused_twice_and_0600() {
     let text = String::from_utf8(bytes).unwrap();
     assert!(!text.contains(&hex::encode(secret.secret_bytes())));
     assert!(!text.contains(&secret.public().to_string()));
-    let opened = store.open(&name("sealed"), &[pass("no"), pass("pw")]).unwrap();
+    let opened = store
+        .open(&name("sealed"), &[pass("no"), pass("pw")])
+        .unwrap();
     assert_eq!(opened.public(), secret.public());
     let err = store.open(&name("sealed"), &[pass("no")]).unwrap_err();
     assert!(matches!(err, KeystoreError::WrongPassphrase(_)), "{err}");
@@ -122,29 +124,45 @@ fn export_and_import_round_trip_and_bad_files_change_nothing() {
     assert_eq!(mode(&sealed_file), 0o600);
     let err = from.export(&name("plain"), &sealed_file).unwrap_err();
     assert!(matches!(err, KeystoreError::FileExists(_)), "{err}");
-    assert_eq!(fs::read(&sealed_file).unwrap(), fs::read(from.path(&name("sealed"))).unwrap());
+    assert_eq!(
+        fs::read(&sealed_file).unwrap(),
+        fs::read(from.path(&name("sealed"))).unwrap()
+    );
 
     let imported = to.import(&name("p"), &plain_file, None).unwrap();
     assert_eq!(imported.public(), plain.public());
     let err = to.import(&name("s"), &sealed_file, None).unwrap_err();
     assert!(matches!(err, KeystoreError::NeedsPassphrase(_)), "{err}");
-    let err = to.import(&name("s"), &sealed_file, Some(&pass("nope"))).unwrap_err();
+    let err = to
+        .import(&name("s"), &sealed_file, Some(&pass("nope")))
+        .unwrap_err();
     assert!(matches!(err, KeystoreError::WrongPassphrase(_)), "{err}");
     assert!(!to.path(&name("s")).exists());
-    let imported = to.import(&name("s"), &sealed_file, Some(&pass("pw"))).unwrap();
+    let imported = to
+        .import(&name("s"), &sealed_file, Some(&pass("pw")))
+        .unwrap();
     assert_eq!(imported.public(), sealed.public());
-    assert!(to.read(&name("s")).unwrap().is_sealed(), "import keeps the seal");
+    assert!(
+        to.read(&name("s")).unwrap().is_sealed(),
+        "import keeps the seal"
+    );
 
     let before = files(&b);
-    let err = to.import(&name("p"), &sealed_file, Some(&pass("pw"))).unwrap_err();
+    let err = to
+        .import(&name("p"), &sealed_file, Some(&pass("pw")))
+        .unwrap_err();
     assert!(matches!(err, KeystoreError::Exists(_)), "{err}");
     let junk = tmp.path().join("junk");
     for bytes in [&b"not a key"[..], &[0xff; 10][..], &[b'a'; 5000][..], b""] {
         fs::write(&junk, bytes).unwrap();
-        let err = to.import(&name("junk"), &junk, Some(&pass("pw"))).unwrap_err();
+        let err = to
+            .import(&name("junk"), &junk, Some(&pass("pw")))
+            .unwrap_err();
         assert!(matches!(err, KeystoreError::File { .. }), "{err}");
     }
-    let err = to.import(&name("junk"), &tmp.path().join("missing"), None).unwrap_err();
+    let err = to
+        .import(&name("junk"), &tmp.path().join("missing"), None)
+        .unwrap_err();
     assert!(matches!(err, KeystoreError::Io { .. }), "{err}");
     assert_eq!(files(&b), before, "a refused import changed files");
 }
@@ -157,9 +175,13 @@ fn lock_seals_an_existing_key_and_keeps_its_author() {
     let default = IdentityName::default_name();
     store.lock(&default, &[], &pass("first")).unwrap();
     assert!(store.read(&default).unwrap().is_sealed());
-    let err = store.lock(&default, &[pass("wrong")], &pass("second")).unwrap_err();
+    let err = store
+        .lock(&default, &[pass("wrong")], &pass("second"))
+        .unwrap_err();
     assert!(matches!(err, KeystoreError::WrongPassphrase(_)), "{err}");
-    store.lock(&default, &[pass("first")], &pass("second")).unwrap();
+    store
+        .lock(&default, &[pass("first")], &pass("second"))
+        .unwrap();
     let opened = store.open_or_create_default(&[pass("second")]).unwrap();
     assert_eq!(opened.public(), key.public());
     assert_eq!(mode(&store.path(&default)), 0o600);

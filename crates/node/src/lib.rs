@@ -58,11 +58,11 @@ pub use config::{
 };
 pub use data_dir::{DataDir, DataDirError, DataPaths, api_addr_path, token_path};
 pub use error::{ApiError, KeptMetadata};
+pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use keyfile::{KeyFileError, MAX_PASSPHRASE_BYTES, Passphrase};
 pub use keystore::{
     DEFAULT_IDENTITY, IdentityName, IdentityView, Keystore, KeystoreError, MAX_IDENTITY_NAME,
 };
-pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,

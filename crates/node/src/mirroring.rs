@@ -129,7 +129,10 @@ async fn sync_held(mirror: &Mirror) -> Result<(), CatalogError> {
         };
         // Own publications and data saved outside the data directory are not the cache's: they do not count against
         // the quota and are never evicted.
-        if records.iter().any(|r| mirror.identities.is_own(&r.body().author)) || !row.output_dir.starts_with(&data_root)
+        if records
+            .iter()
+            .any(|r| mirror.identities.is_own(&r.body().author))
+            || !row.output_dir.starts_with(&data_root)
         {
             known.insert(row.infohash, row.state);
             continue;

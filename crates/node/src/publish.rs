@@ -90,7 +90,13 @@ pub(crate) async fn publish(
         None => None,
     };
     // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
-    let mut draft = draft_body(publisher, &key, &request, placeholder_files(), InfoHash([0; 20]));
+    let mut draft = draft_body(
+        publisher,
+        &key,
+        &request,
+        placeholder_files(),
+        InfoHash([0; 20]),
+    );
     draft.thumbnail = thumbnail.clone();
     sign_record(draft, &key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
