@@ -307,18 +307,15 @@ fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Key files and Argon2 (a fraction of a second, 64 MiB) off the async threads.
-async fn blocking<T: Send + 'static, E: Send + 'static>(
-    work: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E>
-where
-    E: From<KeystoreError>,
-{
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KeystoreError> + Send + 'static,
+) -> Result<T, KeystoreError> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
-        Err(error) => Err(E::from(KeystoreError::Io {
+        Err(error) => Err(KeystoreError::Io {
             what: "key file task",
             path: String::new(),
             source: std::io::Error::other(error),
-        })),
+        }),
     }
 }
