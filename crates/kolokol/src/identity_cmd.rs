@@ -278,7 +278,9 @@ pub fn ask(prompt: &str, confirm: bool) -> anyhow::Result<Passphrase> {
         Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not valid UTF-8"),
         Err(std::env::VarError::NotPresent) => {}
     }
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    // Standard input decides (the prompt goes to the terminal itself, so `up 2>log` still asks); without a terminal
+    // there, never a read that could wait for ever.
+    if !std::io::stdin().is_terminal() {
         bail!(
             "a passphrase is needed and there is no terminal to ask it on: set {PASSPHRASE_ENV} (or run this in a \
              terminal)"
