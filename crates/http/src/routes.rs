@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use kolokol_node::{
-    Api, BlockedView, FollowView, IdView, PeerView, PublishRequest, PublishedView, RecordView,
-    SearchRequest, StatusView, TransferView,
+    Api, BlockedView, FollowView, IdView, IdentityView, PeerView, PublishRequest, PublishedView,
+    RecordView, SearchRequest, StatusView, TransferView,
 };
 use serde::Deserialize;
 
@@ -34,6 +34,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/unblock", post(unblock))
         .route("/api/v1/follow", post(follow))
         .route("/api/v1/unfollow", post(unfollow))
+        .route("/api/v1/identities", get(identities))
+        .route("/api/v1/identities/unlock", post(identity_unlock))
         .merge(crate::proxy_routes::routes())
         .merge(crate::bundle_routes::routes())
         .merge(crate::gateway::routes())
@@ -46,6 +48,27 @@ pub fn router(api: Api) -> Router {
 
 async fn id(State(api): State<Api>) -> Json<IdView> {
     Json(api.id())
+}
+
+async fn identities(State(api): State<Api>) -> Json<Vec<IdentityView>> {
+    Json(api.identities())
+}
+
+#[derive(Deserialize)]
+struct UnlockRequest {
+    name: String,
+    /// For a sealed identity; the node keeps the key, never the passphrase.
+    passphrase: Option<String>,
+}
+
+async fn identity_unlock(
+    State(api): State<Api>,
+    Json(request): Json<UnlockRequest>,
+) -> Result<IdentityView> {
+    Ok(Json(
+        api.identity_unlock(&request.name, request.passphrase)
+            .await?,
+    ))
 }
 
 async fn status(State(api): State<Api>) -> Result<StatusView> {

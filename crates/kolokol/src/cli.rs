@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// Publish files or directories: hash, sign, store and seed them.
     Publish(PublishArgs),
+    /// Author identities: separate author keys (one per sensitive publication, if you wish), optionally locked with
+    /// a passphrase. These commands work on the data directory, with the node running or stopped.
+    #[command(subcommand)]
+    Identity(crate::identity_cmd::IdentityCommand),
     /// List the publications in this node's catalog, newest first.
     List(ListArgs),
     /// Search this node's catalog (works offline): words in titles, descriptions and tags, with filters.
@@ -254,6 +258,10 @@ pub struct PublishArgs {
     /// A small image (JPEG, PNG, WebP or GIF, at most 32 KiB) shown as the publication's thumbnail.
     #[arg(long)]
     pub thumbnail: Option<PathBuf>,
+    /// Sign with this author identity (`kolokol identity list`) instead of the default one. An unknown or locked
+    /// identity is refused before anything is published.
+    #[arg(long = "as", value_name = "NAME")]
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Args)]

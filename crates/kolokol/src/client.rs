@@ -8,6 +8,31 @@ use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Nothing listens at the API address: no node runs there.
+#[derive(Debug)]
+pub struct NoNode(SocketAddr);
+
+impl std::fmt::Display for NoNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no kolokol node answers at {} (start one with `kolokol up`)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NoNode {}
+
+/// `Ok(None)` for "no node answers", the value otherwise (for commands that work with the node stopped too).
+pub fn if_running<T>(result: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.downcast_ref::<NoNode>().is_some() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// A client of one node's API.
 pub struct Client {
     http: reqwest::Client,
@@ -114,10 +139,7 @@ impl Client {
     async fn send_raw(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Vec<u8>> {
         let response = request.send().await.map_err(|error| {
             if error.is_connect() {
-                anyhow!(
-                    "no kolokol node answers at {} (start one with `kolokol up`)",
-                    self.api
-                )
+                anyhow::Error::new(NoNode(self.api))
             } else {
                 anyhow!("request to the node at {} failed: {error}", self.api)
             }

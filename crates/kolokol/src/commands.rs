@@ -21,6 +21,9 @@ const POLL: Duration = Duration::from_millis(250);
 pub async fn run(client: &Client, command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Up(_) => bail!("`up` runs a node; it is not a client command"),
+        Command::Identity(_) => {
+            bail!("`identity` works on the data directory; it is not a client command")
+        }
         Command::Id => {
             let id: IdView = client.get("/id").await?;
             print(json, &id, || {
@@ -220,6 +223,7 @@ async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Resu
         allow_metadata: args.allow_metadata,
         keep_names: args.keep_names,
         thumbnail: args.thumbnail.as_deref().map(absolute).transpose()?,
+        identity: args.identity,
     };
     let spinner = spinner(json, "hashing and publishing");
     let result: anyhow::Result<PublishedView> = client.post("/publish", &request).await;

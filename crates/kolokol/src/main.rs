@@ -7,6 +7,7 @@ mod bundle_cmd;
 mod cli;
 mod client;
 mod commands;
+mod identity_cmd;
 mod proxy_cmd;
 mod torrent_cmd;
 mod up;
@@ -44,6 +45,14 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 None => default_api()?,
             };
             up::run(&api, &data_dir, *args).await
+        }
+        cli::Command::Identity(command) => {
+            // Only a node that wrote its address into this data directory (or one named by --api) is told.
+            let api = match cli.api {
+                Some(api) => Some(api),
+                None => running_api(&data_dir)?,
+            };
+            identity_cmd::run(&data_dir, api, command, cli.json).await
         }
         command => {
             let api = match cli.api {

@@ -12,11 +12,15 @@ use kolokol_node::{
 use tokio::net::TcpListener;
 
 use crate::cli::UpArgs;
+use crate::identity_cmd::{PASSPHRASE_ENV, ask};
+use kolokol_node::{IdentityName, Keystore, KeystoreError, Passphrase};
 
 pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
     init_logging();
     // Lock first: a second node on the same data directory must hear about the lock, not about a busy port.
     let dir = DataDir::lock(data_dir)?;
+    // Before the API listens: a wrong or missing passphrase stops here, having changed nothing.
+    let passphrases = passphrases_for(data_dir).await?;
     let listener = TcpListener::bind(api)
         .await
         .with_context(|| format!("cannot listen for the HTTP API on {api}"))?;
@@ -66,6 +70,7 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
             quota: args.quota,
             share_watched: args.share_watched,
         },
+        passphrases,
     };
     let node = Node::start(dir, config).await?;
     let api = node.api();
@@ -103,6 +108,68 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// Passphrases that open every identity locked with one: `KOLOKOL_PASSPHRASE` (which must open them all), or asked
+/// on the terminal for each that none typed so far opens (three tries each). No terminal and no variable: an error
+/// at once, never a wait.
+async fn passphrases_for(data_dir: &Path) -> anyhow::Result<Vec<Passphrase>> {
+    let store = Keystore::new(data_dir);
+    let sealed: Vec<IdentityName> = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.list())
+            .await
+            .context("reading the author keys")??
+            .into_iter()
+            .filter(|view| view.passphrase)
+            .map(|view| IdentityName::parse(&view.name))
+            .collect::<Result<_, _>>()?
+    };
+    if sealed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let from_env = std::env::var_os(PASSPHRASE_ENV).is_some();
+    let mut known: Vec<Passphrase> = Vec::new();
+    if from_env {
+        known.push(ask("", false)?);
+    }
+    for name in sealed {
+        let mut asked = 0;
+        loop {
+            if !known.is_empty() {
+                let (store, which, tried) = (store.clone(), name.clone(), known.clone());
+                let opened = tokio::task::spawn_blocking(move || store.open(&which, &tried))
+                    .await
+                    .context("unlocking an author key")?;
+                match opened {
+                    Ok(_) => break,
+                    Err(KeystoreError::WrongPassphrase(_)) if from_env => {
+                        anyhow::bail!(
+                            "wrong passphrase for identity {name} (from {PASSPHRASE_ENV}); nothing was changed"
+                        )
+                    }
+                    Err(KeystoreError::WrongPassphrase(_)) if asked > 0 => {
+                        // The one just typed opens nothing: forget it.
+                        known.pop();
+                        if asked >= 3 {
+                            anyhow::bail!(
+                                "wrong passphrase for identity {name}; nothing was changed"
+                            );
+                        }
+                        eprintln!("wrong passphrase for identity {name}");
+                    }
+                    Err(KeystoreError::WrongPassphrase(_)) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            known.push(
+                ask(&format!("Passphrase for identity {name}: "), false)
+                    .with_context(|| format!("identity {name} is locked with a passphrase"))?,
+            );
+            asked += 1;
+        }
+    }
+    Ok(known)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

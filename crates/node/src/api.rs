@@ -21,6 +21,9 @@ use crate::data_dir::DataPaths;
 use crate::discovery::Discovery;
 use crate::error::ApiError;
 use crate::fetch::Fetcher;
+use crate::identities::Identities;
+use crate::keyfile::Passphrase;
+use crate::keystore::IdentityView;
 use crate::peering::Peering;
 use crate::peers::PeerRegistry;
 use crate::proxy::ProxyService;
@@ -63,7 +66,7 @@ pub struct Api {
     pub(crate) bt_addr: SocketAddr,
     pub(crate) network: String,
     pub(crate) node_key: Arc<Keypair>,
-    pub(crate) author_key: Arc<Keypair>,
+    pub(crate) identities: Arc<Identities>,
     pub(crate) dir: DataPaths,
     pub(crate) tasks: Tasks,
     pub(crate) catalog: Arc<CatalogService>,
@@ -95,7 +98,7 @@ impl Api {
     pub fn id(&self) -> IdView {
         IdView {
             node_id: self.node_key.public().to_string(),
-            author_id: self.author_key.public().to_string(),
+            author_id: self.identities.default_key().public().to_string(),
         }
     }
 
@@ -113,7 +116,7 @@ impl Api {
             .await?;
         Ok(StatusView {
             node_id: self.node_key.public().to_string(),
-            author_id: self.author_key.public().to_string(),
+            author_id: self.identities.default_key().public().to_string(),
             network: self.network.clone(),
             api_addr: self.api_addr.to_string(),
             wire_addr: self.wire_addr.to_string(),
@@ -130,6 +133,38 @@ impl Api {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             proxy_addr: self.proxy.proxy_addr().map(|a| a.to_string()),
         })
+    }
+
+    /// The author identities this node has loaded (and can sign with), default first. `kolokol identity list`
+    /// reads the data directory instead, so it also shows identities the node has not loaded.
+    pub fn identities(&self) -> Vec<IdentityView> {
+        self.identities.views()
+    }
+
+    /// Whether `author` (hex) is one of the identities this node has loaded.
+    pub fn is_own_author(&self, author: &str) -> bool {
+        parse_author(author).is_ok_and(|author| self.identities.is_own(&author))
+    }
+
+    /// Take in identity `name` from the data directory (the CLI made or imported it while this node ran), opening
+    /// it with `passphrase` if it is sealed. A wrong passphrase or an unknown name is an error and changes nothing.
+    pub async fn identity_unlock(
+        &self,
+        name: &str,
+        passphrase: Option<String>,
+    ) -> Result<IdentityView, ApiError> {
+        let passphrase = passphrase
+            .map(Passphrase::new)
+            .transpose()
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let (identities, name) = (self.identities.clone(), name.to_owned());
+        self.tasks
+            .spawn_blocking("unlock an identity", move || {
+                identities.unlock(&name, passphrase.as_ref())
+            })
+            .await
+            .map_err(|e| ApiError::internal("unlock task", e))?
+            .map_err(ApiError::from)
     }
 
     /// Publish files or directories: copy, hash, sign, store, seed, and tell connected peers.
@@ -240,9 +275,9 @@ impl Api {
     /// Follow an author: their feed head is polled in the DHT and the records it names are fetched from peers.
     pub async fn follow(&self, author: &str) -> Result<FollowView, ApiError> {
         let author = parse_author(author)?;
-        if author == self.author_key.public() {
+        if self.identities.is_own(&author) {
             return Err(ApiError::Invalid(
-                "that is this node's own author id".into(),
+                "that is one of this node's own author ids".into(),
             ));
         }
         self.catalog
@@ -295,9 +330,9 @@ impl Api {
     /// records from peers from now on.
     pub async fn block(&self, author: &str) -> Result<BlockedView, ApiError> {
         let author = parse_author(author)?;
-        if author == self.author_key.public() {
+        if self.identities.is_own(&author) {
             return Err(ApiError::Invalid(
-                "that is this node's own author id".into(),
+                "that is one of this node's own author ids".into(),
             ));
         }
         let purge = self

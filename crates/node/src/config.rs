@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub replication: ReplicationConfig,
     /// What this node keeps of others' publications (mirror mode, viewer cache) and under what quota.
     pub cache: CacheOptions,
+    /// Passphrases tried on author keys sealed with one (`kolokol up` asks for them, or reads `KOLOKOL_PASSPHRASE`);
+    /// a sealed identity none of them opens stops the start. Never printed (see [`crate::Passphrase`]).
+    pub passphrases: Vec<crate::keyfile::Passphrase>,
 }
 
 /// Publisher push (design decision 5): the publisher must not be the first and only seeder.
@@ -172,6 +175,7 @@ impl Default for NodeConfig {
             stream_timeout: kolokol_transfer::DEFAULT_STREAM_TIMEOUT,
             replication: ReplicationConfig::default(),
             cache: CacheOptions::default(),
+            passphrases: Vec::new(),
             proxy: crate::proxy::ProxyOptions::default(),
         }
     }

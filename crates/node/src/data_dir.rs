@@ -4,7 +4,8 @@
 //! ```text
 //! lock            held (flock) while a node runs; holds the pid of that node
 //! node.key        Ed25519 node identity (wire protocol), mode 0600
-//! author.key      Ed25519 author key that signs publications, mode 0600
+//! author.key      the `default` author identity's Ed25519 key (plain hex, or sealed with a passphrase), mode 0600
+//! identities/     the other author identities, NAME.key each, mode 0600 (folder 0700; see `keystore.rs`)
 //! api.token       secret the local API demands on every API request, mode 0600
 //! api.addr        the address the running node's API listens on (written by `up`, read by the CLI), mode 0600
 //! catalog.sqlite  the SQLite database (catalog, torrents, peers, settings), WAL mode
@@ -153,9 +154,6 @@ impl DataPaths {
     }
     pub fn node_key_path(&self) -> PathBuf {
         self.root.join("node.key")
-    }
-    pub fn author_key_path(&self) -> PathBuf {
-        self.root.join("author.key")
     }
     pub fn token_path(&self) -> PathBuf {
         token_path(&self.root)

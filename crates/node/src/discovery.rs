@@ -44,7 +44,7 @@ pub(crate) struct Discovery {
     pub feeds_wake: Arc<Notify>,
     pub network: String,
     pub node_key: Arc<Keypair>,
-    pub author_key: Arc<Keypair>,
+    pub identities: Arc<crate::identities::Identities>,
     pub wire_addr: SocketAddr,
     pub bt_addr: SocketAddr,
     /// When the node started: the overlay's clock.
@@ -329,11 +329,16 @@ pub(crate) fn spawn_peer_lookup(discovery: Discovery, infohash: InfoHash) {
     });
 }
 
-/// After a publish: put the author's feed head (latest record, record count) in the DHT.
-pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId) {
+/// After a publish: put the feed head (latest record, record count) of the identity that signed it in the DHT,
+/// signed with that identity's key (each identity has its own feed; none names another).
+pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId, author: AuthorId) {
+    let Some(key) = discovery.identities.by_author(&author) else {
+        // Not one of ours (cannot happen for a record this node published): nothing we could sign.
+        tracing::warn!("no local identity for a published record's author; feed head not put");
+        return;
+    };
     let tasks = discovery.tasks.clone();
     tasks.spawn("feed head put", async move {
-        let author = discovery.author_key.public();
         // Count, next sequence number and its saving are one job: two puts cannot take the same number.
         let taken = discovery
             .catalog
@@ -356,7 +361,7 @@ pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId) {
         };
         match discovery
             .dht
-            .put_feed(&discovery.author_key, FeedHead { latest, count }, seq)
+            .put_feed(&key, FeedHead { latest, count }, seq)
             .await
         {
             Ok(put) => {

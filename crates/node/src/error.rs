@@ -60,6 +60,17 @@ impl From<crate::catalog::CatalogError> for ApiError {
     }
 }
 
+impl From<crate::keystore::KeystoreError> for ApiError {
+    fn from(error: crate::keystore::KeystoreError) -> Self {
+        use crate::keystore::KeystoreError;
+        match error {
+            KeystoreError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            KeystoreError::Io { .. } => ApiError::internal("author identities", error),
+            _ => ApiError::Invalid(error.to_string()),
+        }
+    }
+}
+
 impl From<kolokol_store::StoreError> for ApiError {
     fn from(error: kolokol_store::StoreError) -> Self {
         ApiError::internal("catalog", error)

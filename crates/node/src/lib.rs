@@ -21,7 +21,10 @@ mod durable;
 mod error;
 mod fetch;
 mod holdings_api;
+mod identities;
 mod identity;
+mod keyfile;
+mod keystore;
 mod mirroring;
 mod node;
 mod peering;
@@ -56,6 +59,10 @@ pub use config::{
 pub use data_dir::{DataDir, DataDirError, DataPaths, api_addr_path, token_path};
 pub use error::{ApiError, KeptMetadata};
 pub use holdings_api::{PinView, ReplicaView, SharingView};
+pub use keyfile::{KeyFileError, MAX_PASSPHRASE_BYTES, Passphrase};
+pub use keystore::{
+    DEFAULT_IDENTITY, IdentityName, IdentityView, Keystore, KeystoreError, MAX_IDENTITY_NAME,
+};
 pub use node::Node;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,

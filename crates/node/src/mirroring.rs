@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kolokol_core::keys::Keypair;
 use kolokol_core::record::InfoHash;
 use kolokol_core::replication::cache::{CacheAction, Candidate};
 use kolokol_store::TorrentState;
@@ -29,7 +28,7 @@ pub(crate) struct Mirror {
     pub catalog: Arc<CatalogService>,
     pub engine: Arc<Engine>,
     pub replication: Arc<Replication>,
-    pub author_key: Arc<Keypair>,
+    pub identities: Arc<crate::identities::Identities>,
     pub dir: DataPaths,
     pub fetcher: Fetcher,
 }
@@ -114,7 +113,6 @@ async fn sync_held(mirror: &Mirror) -> Result<(), CatalogError> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let own = mirror.author_key.public();
     let data_root = mirror.dir.root().to_path_buf();
     let mut known = mirror.cache.known();
     for (row, records) in new_rows.into_iter().zip(records) {
@@ -131,7 +129,10 @@ async fn sync_held(mirror: &Mirror) -> Result<(), CatalogError> {
         };
         // Own publications and data saved outside the data directory are not the cache's: they do not count against
         // the quota and are never evicted.
-        if records.iter().any(|r| r.body().author == own) || !row.output_dir.starts_with(&data_root)
+        if records
+            .iter()
+            .any(|r| mirror.identities.is_own(&r.body().author))
+            || !row.output_dir.starts_with(&data_root)
         {
             known.insert(row.infohash, row.state);
             continue;

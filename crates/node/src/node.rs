@@ -19,7 +19,9 @@ use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
 use crate::discovery::Discovery;
 use crate::fetch::Fetcher;
+use crate::identities::Identities;
 use crate::identity::{load_or_create_key, load_or_create_secret};
+use crate::keystore::Keystore;
 use crate::mirroring::Mirror;
 use crate::peering::Peering;
 use crate::peers::PeerRegistry;
@@ -54,7 +56,14 @@ impl Node {
     /// Start a node on a locked data directory. Returns once every listener is bound and the API can be served.
     pub async fn start(dir: DataDir, config: NodeConfig) -> Result<Node, StartError> {
         let node_key = load_or_create_key(&dir.node_key_path())?;
-        let author_key = load_or_create_key(&dir.author_key_path())?;
+        // Every author identity, unlocked (a sealed one with a passphrase given to `up`): a wrong passphrase stops
+        // the start here, before anything else is opened.
+        let identities = {
+            let (store, passphrases) = (Keystore::new(dir.root()), config.passphrases.clone());
+            tokio::task::spawn_blocking(move || Identities::load(store, &passphrases))
+                .await
+                .map_err(StartError::IdentityTask)??
+        };
         let token = hex::encode(load_or_create_secret(&dir.token_path())?);
         // Opening may migrate the schema: off the async threads. Until the catalog thread takes it over below, start-up
         // alone uses it (a few settings rows), before any task runs.
@@ -104,7 +113,7 @@ impl Node {
             crate::peering::MAX_BAD_RECORDS,
         )
         .map_err(StartError::RecordPolicySettings)?;
-        let (node_key, author_key) = (Arc::new(node_key), Arc::new(author_key));
+        let (node_key, identities) = (Arc::new(node_key), Arc::new(identities));
         let tasks = Tasks::new();
         let started = Instant::now();
         let catalog = Arc::new(CatalogService::start(catalog).map_err(StartError::CatalogThread)?);
@@ -126,7 +135,7 @@ impl Node {
             feeds_wake: feeds_wake.clone(),
             network: config.network.clone(),
             node_key: node_key.clone(),
-            author_key: author_key.clone(),
+            identities: identities.clone(),
             wire_addr,
             bt_addr,
             started,
@@ -165,7 +174,7 @@ impl Node {
         let publisher = Publisher {
             tasks: tasks.clone(),
             catalog: catalog.clone(),
-            author_key: author_key.clone(),
+            identities: identities.clone(),
             dir: dir.paths().clone(),
             engine: engine.clone(),
             admission: admission.clone(),
@@ -178,7 +187,7 @@ impl Node {
             catalog: catalog.clone(),
             engine: engine.clone(),
             replication: replication.clone(),
-            author_key: author_key.clone(),
+            identities: identities.clone(),
             dir: dir.paths().clone(),
             fetcher: fetcher.clone(),
         };
@@ -213,7 +222,7 @@ impl Node {
             bt_addr,
             network: config.network.clone(),
             node_key,
-            author_key,
+            identities,
             dir: dir.paths().clone(),
             tasks: tasks.clone(),
             catalog: catalog.clone(),

@@ -23,6 +23,7 @@ use crate::catalog::CatalogService;
 use crate::clock::unix_now;
 use crate::data_dir::DataPaths;
 use crate::error::ApiError;
+use crate::identities::Identities;
 use crate::publish_plan::{Plan, PlanOptions, PlannedFile, hidden_line, plan, plan_warnings};
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
@@ -34,7 +35,7 @@ use crate::views::{PublishedView, magnet_of};
 pub(crate) struct Publisher {
     pub tasks: Tasks,
     pub catalog: Arc<CatalogService>,
-    pub author_key: Arc<Keypair>,
+    pub identities: Arc<Identities>,
     pub dir: DataPaths,
     pub engine: Arc<Engine>,
     pub admission: Arc<Admission>,
@@ -72,21 +73,33 @@ pub struct PublishRequest {
     /// An image file (JPEG, PNG, WebP or GIF, at most 32 KiB) carried in the record as its thumbnail.
     #[serde(default)]
     pub thumbnail: Option<PathBuf>,
+    /// The author identity that signs the record (`kolokol identity list`); default: the identity `default`. An
+    /// unknown or locked identity is refused before anything is copied or signed.
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 pub(crate) async fn publish(
     publisher: &Publisher,
     request: PublishRequest,
 ) -> Result<PublishedView, ApiError> {
+    // Before anything else: an unknown or locked identity changes nothing.
+    let key = publisher.identities.key(request.identity.as_deref())?;
     let sources = check_sources(&request.paths)?;
     let thumbnail = match &request.thumbnail {
         Some(path) => Some(read_thumbnail(path, request.keep_metadata)?),
         None => None,
     };
     // Judge title, description, tags and language before copying anything: a bad title must not cost a 1 GiB copy.
-    let mut draft = draft_body(publisher, &request, placeholder_files(), InfoHash([0; 20]));
+    let mut draft = draft_body(
+        publisher,
+        &key,
+        &request,
+        placeholder_files(),
+        InfoHash([0; 20]),
+    );
     draft.thumbnail = thumbnail.clone();
-    sign_record(draft, &publisher.author_key).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    sign_record(draft, &key).map_err(|e| ApiError::Invalid(e.to_string()))?;
 
     // The dry run: reads the files, writes nothing.
     let plan = {
@@ -117,7 +130,7 @@ pub(crate) async fn publish(
         .dir
         .content_dir()
         .join(format!(".staging-{}", random_hex()));
-    let result = stage_and_publish(publisher, &request, plan, &staging, thumbnail).await;
+    let result = stage_and_publish(publisher, key, &request, plan, &staging, thumbnail).await;
     // Whatever happened, the staging folder is gone afterwards (renamed into place on success).
     let _ = fs::remove_dir_all(&staging);
     result
@@ -125,6 +138,7 @@ pub(crate) async fn publish(
 
 async fn stage_and_publish(
     publisher: &Publisher,
+    key: Arc<Keypair>,
     request: &PublishRequest,
     plan: Plan,
     staging: &Path,
@@ -182,11 +196,10 @@ async fn stage_and_publish(
             }
         })
         .collect();
-    let mut body = draft_body(publisher, request, files, infohash);
+    let mut body = draft_body(publisher, &key, request, files, infohash);
     body.thumbnail = thumbnail;
     let record = {
         // The proof-of-work search takes about a second at the default difficulty: off the async threads.
-        let key = publisher.author_key.clone();
         let bits = publisher.admission.work_bits();
         publisher
             .tasks
@@ -233,13 +246,14 @@ async fn stage_and_publish(
 
 fn draft_body(
     publisher: &Publisher,
+    key: &Keypair,
     request: &PublishRequest,
     files: Vec<FileEntry>,
     infohash: InfoHash,
 ) -> RecordBody {
     RecordBody {
         network: publisher.network.clone(),
-        author: publisher.author_key.public(),
+        author: key.public(),
         created: unix_now(),
         title: request.title.clone(),
         description: request.description.clone(),

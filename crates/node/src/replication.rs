@@ -166,7 +166,11 @@ async fn announce(replicator: &Replicator, record: &SignedRecord) {
     crate::relaying::report(&replicator.relayer, events).await;
     // The publisher holds every piece too: peers count it among the full copies.
     broadcast_holding(replicator, infohash);
-    crate::discovery::spawn_feed_put(replicator.discovery.clone(), record.id());
+    crate::discovery::spawn_feed_put(
+        replicator.discovery.clone(),
+        record.id(),
+        record.body().author,
+    );
     let replicator = replicator.clone();
     let tasks = replicator.tasks.clone();
     tasks.spawn("announce a publication", async move {

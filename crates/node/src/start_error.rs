@@ -7,6 +7,8 @@ pub enum StartError {
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
+    AuthorKey(#[from] crate::keystore::KeystoreError),
+    #[error(transparent)]
     Store(#[from] kolokol_store::StoreError),
     /// The blocking task that opens (and may migrate) the catalog did not finish.
     #[error("opening the catalog")]
@@ -35,6 +37,9 @@ pub enum StartError {
     },
     #[error(transparent)]
     Proxy(#[from] crate::proxy::ProxyStartError),
+    /// The blocking task that reads (and unlocks) the author keys did not finish.
+    #[error("reading the author keys")]
+    IdentityTask(#[source] tokio::task::JoinError),
     #[error("cannot start the catalog thread: {0}")]
     CatalogThread(#[source] std::io::Error),
 }

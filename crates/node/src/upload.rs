@@ -58,6 +58,9 @@ pub struct UploadPublishRequest {
     /// As [`PublishRequest::keep_names`].
     #[serde(default)]
     pub keep_names: bool,
+    /// As [`PublishRequest::identity`].
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 /// Disk space of the data directory.
@@ -151,6 +154,7 @@ impl Api {
             allow_metadata: request.allow_metadata,
             keep_names: request.keep_names,
             thumbnail,
+            identity: request.identity.clone(),
         })
         .await
     }

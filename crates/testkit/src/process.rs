@@ -32,6 +32,7 @@ pub struct NodeCommand {
     netns: Option<String>,
     up_args: Vec<String>,
     log_filter: String,
+    envs: Vec<(String, String)>,
 }
 
 impl NodeCommand {
@@ -42,6 +43,7 @@ impl NodeCommand {
             netns: None,
             up_args: Vec::new(),
             log_filter: "info,librqbit=warn".into(),
+            envs: Vec::new(),
         }
     }
 
@@ -55,6 +57,12 @@ impl NodeCommand {
     /// More `up` arguments (clap lets a later repeat of an option win).
     pub fn args(mut self, args: &[&str]) -> NodeCommand {
         self.up_args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// An environment variable for the node process (e.g. `KOLOKOL_PASSPHRASE`).
+    pub fn env(mut self, key: &str, value: &str) -> NodeCommand {
+        self.envs.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -78,6 +86,9 @@ impl NodeCommand {
             .env("KOLOKOL_LOG", &self.log_filter)
             // Only the proxy settings the test gives: none inherited from the machine running the tests.
             .env_remove("KOLOKOL_PROXY")
+            // No passphrase but the one the test gives (and no terminal: stdin is null).
+            .env_remove("KOLOKOL_PASSPHRASE")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -214,6 +225,8 @@ impl NodeProcess {
             .arg(&self.data_dir)
             .args(["--api", &self.api])
             .args(args)
+            // A passphrase reaches the CLI only when a test sets one on the returned command.
+            .env_remove("KOLOKOL_PASSPHRASE")
             .stdin(Stdio::null());
         command
     }

@@ -187,7 +187,8 @@ pub(crate) async fn author(
     };
     let more = split_page(&mut records);
     let thumbs = thumbnails(&api, &records).await;
-    let own = api.id().author_id == author;
+    // Any of this node's identities: the page offers neither follow nor block for them.
+    let own = api.is_own_author(&author);
     let following = api
         .following()
         .await
