@@ -58,6 +58,7 @@ pub use error::{ApiError, KeptMetadata};
 pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
+    PresenceError,
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
     SavedFileDamage, SiteView,

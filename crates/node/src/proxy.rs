@@ -9,6 +9,7 @@
 //! memory only, so after a restart every site starts direct again unless a rule says otherwise.
 
 mod api;
+pub(crate) mod presence;
 mod saved;
 mod views;
 
@@ -24,6 +25,7 @@ use kolokol_proxy::{
 use kolokol_store::Catalog;
 
 pub use api::ProxyApi;
+pub use presence::PresenceError;
 pub use saved::{MAX_BRIDGES, MAX_INVITATIONS, SavedError, SavedFileDamage};
 use saved::{SavedBridge, SavedInvitation};
 pub use views::{
@@ -65,6 +67,9 @@ pub struct BridgeOptions {
     /// DANGEROUS: let invited clients reach this machine's loopback and private networks (its router, its LAN,
     /// local services). Only for tests on one machine and private deployments.
     pub allow_private_targets: bool,
+    /// A bridge-only node (`up --bridge-only`): the bridge and nothing of the kolokol network. Without it the node
+    /// is a full node that lists itself nowhere. See `presence.rs` for what each starts.
+    pub only: bool,
 }
 
 /// Why the proxy or the bridge could not start. (`Proxy` and `Bridge` carry their error in the message rather than

@@ -35,6 +35,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Proxy(#[from] crate::proxy::ProxyStartError),
+    #[error(transparent)]
+    Presence(#[from] crate::proxy::PresenceError),
     #[error("cannot start the catalog thread: {0}")]
     CatalogThread(#[source] std::io::Error),
 }
