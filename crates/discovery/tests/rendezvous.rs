@@ -155,7 +155,11 @@ async fn a_rendezvous_without_announce_finds_others_and_is_never_found() {
     // by then the others have run several rounds in which the hidden node could have been returned.
     let done = |found: &BTreeMap<usize, BTreeSet<SocketAddr>>| {
         (0..nodes.len()).all(|i| {
-            let want = if i == hidden { nodes.len() - 1 } else { nodes.len() - 2 };
+            let want = if i == hidden {
+                nodes.len() - 1
+            } else {
+                nodes.len() - 2
+            };
             found.get(&i).is_some_and(|f| f.len() >= want)
         })
     };
@@ -163,7 +167,10 @@ async fn a_rendezvous_without_announce_finds_others_and_is_never_found() {
     while !done(&found) && tokio::time::Instant::now() < deadline {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some((i, addr))) => {
-                assert_ne!(addr, hidden_addr, "node {i} found the node that never announces");
+                assert_ne!(
+                    addr, hidden_addr,
+                    "node {i} found the node that never announces"
+                );
                 found.entry(i).or_default().insert(addr);
             }
             _ => break,

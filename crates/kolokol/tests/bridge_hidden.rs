@@ -50,9 +50,17 @@ fn bridges_are_not_found_in_a_dht_lookup_of_the_rendezvous() {
 
     // The --bridge node looks the rendezvous up and finds the listed node: it is on the DHT and uses it.
     let met = wait_for(Duration::from_secs(120), || {
-        (bridge.json(&["status"])["peers_connected"].as_u64().unwrap() > 0).then_some(())
+        (bridge.json(&["status"])["peers_connected"]
+            .as_u64()
+            .unwrap()
+            > 0)
+        .then_some(())
     });
-    assert!(met.is_some(), "the bridge's node found no peer\n{}", bridge.log());
+    assert!(
+        met.is_some(),
+        "the bridge's node found no peer\n{}",
+        bridge.log()
+    );
 
     // A lookup of the rendezvous (libtorrent's get_peers) finds the listed node...
     let rendezvous = InfoHash::rendezvous(network).to_string();
@@ -121,12 +129,28 @@ fn bridges_are_not_found_in_a_dht_lookup_of_the_rendezvous() {
 fn a_bridge_refuses_a_wire_listener_outside_loopback() {
     let tmp = tempfile::tempdir().unwrap();
     let failed = NodeCommand::new(BIN, tmp.path())
-        .args(&["--listen", "127.0.0.1:0", "--dht", "127.0.0.1:0", "--proxy", "127.0.0.1:0"])
-        .args(&["--no-default-bootstrap", "--no-lan", "--bridge", "--bridge-listen", "127.0.0.1:0"])
+        .args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--dht",
+            "127.0.0.1:0",
+            "--proxy",
+            "127.0.0.1:0",
+        ])
+        .args(&[
+            "--no-default-bootstrap",
+            "--no-lan",
+            "--bridge",
+            "--bridge-listen",
+            "127.0.0.1:0",
+        ])
         .args(&["--wire", "0.0.0.0:0"])
         .spawn()
         .err()
         .expect("a bridge with a public wire listener must not start");
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("accepts no kolokol connection from outside"), "{stderr}");
+    assert!(
+        stderr.contains("accepts no kolokol connection from outside"),
+        "{stderr}"
+    );
 }

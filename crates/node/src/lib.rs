@@ -58,10 +58,9 @@ pub use error::{ApiError, KeptMetadata};
 pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
 pub use proxy::{
-    PresenceError,
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
-    MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
-    SavedFileDamage, SiteView,
+    MAX_INVITATIONS, PresenceError, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView,
+    SavedError, SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
 pub use start_error::StartError;

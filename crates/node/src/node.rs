@@ -208,7 +208,9 @@ impl Node {
             // Nothing of the kolokol network: no listener (its loopback port closes here), no dialling, no
             // discovery, nothing resumed or mirrored.
             drop((wire_listener, relayer, mirror));
-            tracing::info!("bridge-only node: no catalog exchange, no wire listener, no DHT, no LAN");
+            tracing::info!(
+                "bridge-only node: no catalog exchange, no wire listener, no DHT, no LAN"
+            );
         } else {
             crate::peering::spawn_listener(peering.clone(), wire_listener);
             crate::peering::spawn_dialer(peering.clone()).await;

@@ -18,7 +18,11 @@ use tokio::net::{TcpSocket, TcpStream};
 /// How long a test listens to a connection to say that nothing came back yet.
 const QUIET: Duration = Duration::from_millis(500);
 
-async fn bridge(max_pending: usize, per_addr: usize, silence: Duration) -> (BridgeHandle, Invitation) {
+async fn bridge(
+    max_pending: usize,
+    per_addr: usize,
+    silence: Duration,
+) -> (BridgeHandle, Invitation) {
     let mut config = BridgeConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         BridgeKey::generate().unwrap(),
@@ -44,9 +48,7 @@ fn now_secs() -> u64 {
 /// Connects from `source` (a loopback address) to the bridge.
 async fn connect_from(source: &str, bridge: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{source}:0").parse().unwrap())
-        .unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     tokio::time::timeout(STEP, socket.connect(bridge))
         .await
         .expect("the kernel completes the connection")
@@ -65,7 +67,9 @@ async fn junk(source: &str, bridge: SocketAddr) -> TcpStream {
 /// Nothing at all comes back within [`QUIET`]: no byte, no FIN, no reset.
 async fn is_quiet(tcp: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
-    tokio::time::timeout(QUIET, tcp.read(&mut byte)).await.is_err()
+    tokio::time::timeout(QUIET, tcp.read(&mut byte))
+        .await
+        .is_err()
 }
 
 /// Reads until the bridge closes; panics on a reset. Returns what came back.
@@ -134,11 +138,17 @@ async fn an_address_at_its_limit_replaces_its_oldest_pending_connection_silently
 
     // An invitation holder behind the flooding address (a carrier-grade NAT) still gets its handshake read.
     let mut holder = connect_from("127.0.0.2", addr).await;
-    tokio::time::timeout(STEP, handshake::client(&mut holder, &invitation, now_secs()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(read_to_fin(&mut flood[1]).await.is_empty(), "the next oldest made room");
+    tokio::time::timeout(
+        STEP,
+        handshake::client(&mut holder, &invitation, now_secs()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        read_to_fin(&mut flood[1]).await.is_empty(),
+        "the next oldest made room"
+    );
     assert_eq!(bridge.stats().evicted_total, 2);
     assert_eq!(bridge.stats().tunnels_total, 1);
     bridge.shutdown().await;

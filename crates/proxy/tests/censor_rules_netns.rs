@@ -117,7 +117,10 @@ fn freeze_rule_stalls_large_downloads_and_the_tunnel_itself() {
     first.report("old transport, direct, rule (b) freeze, first small page");
     let large = world.via(&addr, LARGE_URL, 15);
     large.report("old transport, direct, rule (b) freeze, 1 MiB");
-    assert!(!large.ok && large.body.len() < LARGE, "the tunnel passed the freeze");
+    assert!(
+        !large.ok && large.body.len() < LARGE,
+        "the tunnel passed the freeze"
+    );
     assert!(outcomes_for(&world, bridge_addr()).contains(&Outcome::Frozen));
     // What comes next is reported, not asserted: the pool notices the dead tunnel and opens a new one, which gets
     // a fresh 16 KiB (each tunnel is good for one small page or so).
@@ -157,7 +160,10 @@ fn whitelist_passes_only_listed_names_on_listed_ranges() {
         })
         .unwrap();
     let listed = world.direct(&["-k"], "https://site0.test/", 20);
-    assert!(listed.ok && listed.text().contains("s_server"), "{listed:?}");
+    assert!(
+        listed.ok && listed.text().contains("s_server"),
+        "{listed:?}"
+    );
     let unlisted_name = world.direct(&["-k", "--resolve", &other_name], "https://other.test/", 5);
     assert!(!unlisted_name.ok);
     let unlisted_range = world.direct(&["-k", "--resolve", &wrong_range], "https://site0.test/", 5);
@@ -202,7 +208,9 @@ fn udp_arrivals(world: &World, ports: &[u16], send: &[(u16, Vec<u8>)]) -> Vec<(u
         listeners.push(
             netns::spawn_in_namespace(&world.net.outside, move || {
                 let socket = UdpSocket::bind((SITES[0], port)).unwrap();
-                socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+                socket
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
                 bound_tx.send(()).unwrap();
                 let until = Instant::now() + Duration::from_secs(3);
                 let mut buf = [0u8; 2048];
@@ -240,7 +248,11 @@ fn quic_rule_drops_long_header_datagrams_to_port_443_only() {
         packet
     };
     let short = vec![0x43, 1, 2, 3, 4, 5, 6, 7];
-    let sends = vec![(443, initial.clone()), (443, short.clone()), (8443, initial.clone())];
+    let sends = vec![
+        (443, initial.clone()),
+        (443, short.clone()),
+        (8443, initial.clone()),
+    ];
 
     let open = udp_arrivals(&world, &[443, 8443], &sends);
     assert_eq!(open.len(), 3, "without the rule all arrive: {open:?}");
@@ -253,9 +265,18 @@ fn quic_rule_drops_long_header_datagrams_to_port_443_only() {
         })
         .unwrap();
     let filtered = udp_arrivals(&world, &[443, 8443], &sends);
-    assert!(!filtered.contains(&(443, initial.clone())), "QUIC to 443 passed");
-    assert!(filtered.contains(&(443, short)), "a short header was dropped");
-    assert!(filtered.contains(&(8443, initial)), "QUIC to another port was dropped");
+    assert!(
+        !filtered.contains(&(443, initial.clone())),
+        "QUIC to 443 passed"
+    );
+    assert!(
+        filtered.contains(&(443, short)),
+        "a short header was dropped"
+    );
+    assert!(
+        filtered.contains(&(8443, initial)),
+        "QUIC to another port was dropped"
+    );
 
     // Today's tunnel is TCP: the rule does not touch it.
     let (_proxy, addr) = world.bridged_proxy();
@@ -291,7 +312,10 @@ fn prober_gets_silence_from_todays_bridge() {
         if done(bridge_addr()) && done(site) {
             break probes;
         }
-        assert!(Instant::now() < deadline, "probes did not finish: {probes:?}");
+        assert!(
+            Instant::now() < deadline,
+            "probes did not finish: {probes:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     for probe in probes.iter().filter(|p| p.server == bridge_addr()) {
@@ -302,7 +326,10 @@ fn prober_gets_silence_from_todays_bridge() {
             probe.end,
             probe.lasted
         );
-        assert!(probe.answer.is_empty(), "the bridge answered a probe: {probe:?}");
+        assert!(
+            probe.answer.is_empty(),
+            "the bridge answered a probe: {probe:?}"
+        );
         assert_eq!(probe.end, ProbeEnd::StillOpen, "{probe:?}");
     }
     let get = probes

@@ -50,7 +50,9 @@ pub enum PresenceError {
         "--wire {0}: a bridge accepts no kolokol connection from outside; give a loopback address or leave --wire out"
     )]
     WireOutside(SocketAddr),
-    #[error("--dht-server would put the bridge's address in other DHT nodes' routing tables; leave it out")]
+    #[error(
+        "--dht-server would put the bridge's address in other DHT nodes' routing tables; leave it out"
+    )]
     DhtServer,
 }
 

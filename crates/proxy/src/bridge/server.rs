@@ -461,7 +461,12 @@ async fn serve_connection(
 
 /// Reads and discards until `deadline`, until the other side closes, or until `evicted`, then closes normally.
 /// Draining first means the close is a FIN, not the RST that unread data would cause.
-async fn silence(mut tcp: TcpStream, deadline: Instant, evicted: &CancellationToken, shared: &Shared) {
+async fn silence(
+    mut tcp: TcpStream,
+    deadline: Instant,
+    evicted: &CancellationToken,
+    shared: &Shared,
+) {
     shared.silenced_total.fetch_add(1, Ordering::Relaxed);
     let mut sink = vec![0; 4096];
     loop {

@@ -168,7 +168,14 @@ pub fn certificate(dir: &Path, name: &str) -> (String, String) {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "2", "-subj"])
         .arg(format!("/CN={name}"))
         .arg("-keyout")
@@ -193,7 +200,9 @@ pub fn tls_site(ns: &str, ip: &str, name: &str, dir: &Path) -> Proc {
     let proc = Proc::start(
         ns,
         "openssl",
-        &["s_server", "-accept", &accept, "-cert", &cert, "-key", &key, "-www", "-naccept", "100"],
+        &[
+            "s_server", "-accept", &accept, "-cert", &cert, "-key", &key, "-www", "-naccept", "100",
+        ],
     );
     proc.wait_for("ACCEPT");
     proc
@@ -217,12 +226,21 @@ impl World {
         ensure_tools();
         let net = CensorNet::create(prefixes).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let small = Proc::harness(&net.outside, &["site", "--listen", &format!("{}:80", SITES[0])]);
+        let small = Proc::harness(
+            &net.outside,
+            &["site", "--listen", &format!("{}:80", SITES[0])],
+        );
         small.wait_for("ready");
         let large_size = LARGE.to_string();
         let large = Proc::harness(
             &net.outside,
-            &["site", "--listen", &format!("{}:8080", SITES[0]), "--body-size", &large_size],
+            &[
+                "site",
+                "--listen",
+                &format!("{}:8080", SITES[0]),
+                "--body-size",
+                &large_size,
+            ],
         );
         large.wait_for("ready");
         let tls0 = tls_site(&net.outside, SITES[0], "site0.test", dir.path());
@@ -230,7 +248,13 @@ impl World {
         // The bridge with the library's defaults except what the harness must be told (its address).
         let bridge = Proc::harness(
             &net.outside,
-            &["bridge", "--listen", &format!("{BRIDGE}:443"), "--invite-host", BRIDGE],
+            &[
+                "bridge",
+                "--listen",
+                &format!("{BRIDGE}:443"),
+                "--invite-host",
+                BRIDGE,
+            ],
         );
         let code = bridge
             .wait_for("invitation ")
@@ -267,7 +291,12 @@ impl World {
 
     /// curl through `proxy` (SOCKS5, names resolved by the bridge).
     pub fn via(&self, proxy: &str, url: &str, max_secs: u64) -> Fetch {
-        curl(&self.net.client, &["--socks5-hostname", proxy], url, max_secs)
+        curl(
+            &self.net.client,
+            &["--socks5-hostname", proxy],
+            url,
+            max_secs,
+        )
     }
 
     /// curl straight from the client namespace.

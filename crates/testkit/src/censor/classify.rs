@@ -207,7 +207,11 @@ mod tests {
             packet.extend(filler(4, 100));
             assert_eq!(fully_encrypted(&packet), Verdict::ExemptKnownProtocol);
         }
-        for start in [&[0x15, 0x03, 0x01][..], &[0x16, 0x03, 0x0a], &[0x16, 0x02, 0x01]] {
+        for start in [
+            &[0x15, 0x03, 0x01][..],
+            &[0x16, 0x03, 0x0a],
+            &[0x16, 0x02, 0x01],
+        ] {
             let mut packet = start.to_vec();
             packet.extend(filler(4, 100));
             assert_eq!(fully_encrypted(&packet), Verdict::Blocked, "{start:?}");

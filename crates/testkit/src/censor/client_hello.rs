@@ -92,11 +92,14 @@ pub fn server_name(flight: &[u8]) -> Result<Option<String>, HelloError> {
     if record.len() < 4 {
         return Err(HelloError::Malformed("handshake header"));
     }
-    let body_len = (usize::from(record[1]) << 16) | (usize::from(record[2]) << 8) | usize::from(record[3]);
+    let body_len =
+        (usize::from(record[1]) << 16) | (usize::from(record[2]) << 8) | usize::from(record[3]);
     if body_len != record.len() - 4 {
         return Err(HelloError::Malformed("handshake length"));
     }
-    let mut hello = Reader { bytes: &record[4..] };
+    let mut hello = Reader {
+        bytes: &record[4..],
+    };
     let version = hello.u16("version")?;
     if !(0x0301..=0x0304).contains(&version) {
         return Err(HelloError::Malformed("version"));
@@ -223,7 +226,10 @@ mod tests {
     fn not_tls_is_refused_at_once() {
         assert_eq!(server_name(b"GET / HTTP/1.1\r\n"), Err(HelloError::NotTls));
         assert_eq!(server_name(&[0x16, 0x02]), Err(HelloError::NotTls));
-        assert_eq!(server_name(&[0x16, 0x03, 0x07, 0, 5]), Err(HelloError::NotTls));
+        assert_eq!(
+            server_name(&[0x16, 0x03, 0x07, 0, 5]),
+            Err(HelloError::NotTls)
+        );
         let mut server_hello = OPENSSL.to_vec();
         server_hello[5] = 0x02;
         assert_eq!(server_name(&server_hello), Err(HelloError::NotClientHello));

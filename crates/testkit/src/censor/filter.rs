@@ -45,7 +45,8 @@ const FIRST_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 /// Longest a black-holed or frozen connection is held before the censor lets go of it (tests end sooner).
 const HOLD_LIMIT: Duration = Duration::from_secs(180);
 /// The netfilter rule of the QUIC drop: UDP to 443 whose first payload byte has the two top bits set.
-const QUIC_RULE: &str = "FORWARD -p udp --dport 443 -m u32 --u32 0>>22&0x3C@8>>24&0xC0=0xC0 -j DROP";
+const QUIC_RULE: &str =
+    "FORWARD -p udp --dport 443 -m u32 --u32 0>>22&0x3C@8>>24&0xC0=0xC0 -j DROP";
 
 /// An IPv4 range, `a.b.c.d/len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,9 @@ pub(crate) struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running filter; stopped (and its netfilter rules removed) when dropped.
@@ -192,14 +195,13 @@ impl Censor {
                 }
             };
             runtime.block_on(async move {
-                let listener =
-                    match TcpListener::bind((Ipv4Addr::UNSPECIFIED, FILTER_PORT)).await {
-                        Ok(listener) => listener,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(format!("filter listen: {e}")));
-                            return;
-                        }
-                    };
+                let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, FILTER_PORT)).await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("filter listen: {e}")));
+                        return;
+                    }
+                };
                 let _ = ready_tx.send(Ok(()));
                 accept_loop(listener, thread_shared, stop_rx).await;
             });
@@ -210,8 +212,25 @@ impl Censor {
         // Every TCP connection from the client side, except to the censor's own block-page server, goes to the
         // filter. Appended after CensorNet's own NAT rule, which keeps its block-page redirect.
         netns::run(&[
-            "ip", "netns", "exec", &net.censor, "iptables", "-t", "nat", "-A", "PREROUTING", "-i",
-            "eth0", "-p", "tcp", "!", "-d", BLOCK_SERVER, "-j", "REDIRECT", "--to-ports",
+            "ip",
+            "netns",
+            "exec",
+            &net.censor,
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-i",
+            "eth0",
+            "-p",
+            "tcp",
+            "!",
+            "-d",
+            BLOCK_SERVER,
+            "-j",
+            "REDIRECT",
+            "--to-ports",
             &FILTER_PORT.to_string(),
         ])?;
         let mut censor = Censor {
@@ -282,7 +301,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     }
 }
 
-fn record(shared: &Shared, client: SocketAddr, server: SocketAddr, outcome: Outcome, first_len: usize) {
+fn record(
+    shared: &Shared,
+    client: SocketAddr,
+    server: SocketAddr,
+    outcome: Outcome,
+    first_len: usize,
+) {
     lock(&shared.flows).push(FlowRecord {
         client,
         server,
@@ -311,9 +336,18 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, server: SocketAddr, sha
     let Some(first) = first else {
         return; // the client closed before sending anything
     };
-    if rules.fully_encrypted && !first.is_empty() && classify::fully_encrypted(&first) == Verdict::Blocked {
+    if rules.fully_encrypted
+        && !first.is_empty()
+        && classify::fully_encrypted(&first) == Verdict::Blocked
+    {
         lock(&shared.residual).insert(triple, Instant::now() + rules.residual);
-        record(&shared, peer, server, Outcome::BlockedFullyEncrypted, first.len());
+        record(
+            &shared,
+            peer,
+            server,
+            Outcome::BlockedFullyEncrypted,
+            first.len(),
+        );
         return black_hole(client).await;
     }
     if let Some(whitelist) = &rules.whitelist {
@@ -331,12 +365,19 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, server: SocketAddr, sha
     };
     record(&shared, peer, server, Outcome::Relayed, first.len());
     if rules.prober && !first.is_empty() && lock(&shared.seen_servers).insert(server) {
-        tokio::spawn(probe::probe_server(server, first.clone(), rules.probe_wait, shared.clone()));
+        tokio::spawn(probe::probe_server(
+            server,
+            first.clone(),
+            rules.probe_wait,
+            shared.clone(),
+        ));
     }
     let limit = rules
         .freeze_after
         .filter(|_| rules.foreign.iter().any(|r| r.contains(server.ip())));
-    let sent = first.len().min(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+    let sent = first
+        .len()
+        .min(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
     if upstream.write_all(&first[..sent]).await.is_err() {
         return;
     }
@@ -380,7 +421,12 @@ async fn read_first_flight(client: &mut TcpStream, whole_hello: bool) -> Option<
 
 /// Relays both ways until either side closes. With a `limit`, stops once either direction has carried that many
 /// bytes and returns `true` (the caller then freezes the connection). `up_start`: bytes already sent upstream.
-async fn relay(client: &mut TcpStream, upstream: &mut TcpStream, limit: Option<u64>, up_start: u64) -> bool {
+async fn relay(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    limit: Option<u64>,
+    up_start: u64,
+) -> bool {
     let limit = limit.unwrap_or(u64::MAX);
     let (mut up_count, mut down_count) = (up_start, 0u64);
     let (mut client_read, mut client_write) = client.split();
@@ -453,7 +499,11 @@ mod tests {
         let range = Cidr::parse("198.18.2.0/24").unwrap();
         assert!(range.contains("198.18.2.50".parse().unwrap()));
         assert!(!range.contains("198.18.1.2".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
         let one = Cidr::parse("198.18.2.10").unwrap();
         assert!(one.contains("198.18.2.10".parse().unwrap()));
         assert!(!one.contains("198.18.2.11".parse().unwrap()));

@@ -91,7 +91,12 @@ pub(crate) async fn probe_server(
     }
 }
 
-async fn probe_once(server: SocketAddr, kind: ProbeKind, payload: &[u8], wait: Duration) -> ProbeRecord {
+async fn probe_once(
+    server: SocketAddr,
+    kind: ProbeKind,
+    payload: &[u8],
+    wait: Duration,
+) -> ProbeRecord {
     let started = Instant::now();
     let mut record = ProbeRecord {
         server,
