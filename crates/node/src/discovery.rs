@@ -50,7 +50,7 @@ pub(crate) struct Discovery {
     /// When the node started: the overlay's clock.
     pub started: Instant,
     /// Announce nothing anywhere: no rendezvous announce (lookups only), no torrent announce, no feed head put
-    /// (a bridge's node: `crate::proxy::presence`).
+    /// (a bridge's node: see the `presence` module).
     pub hidden: bool,
 }
 

@@ -27,6 +27,7 @@ mod node;
 mod peering;
 mod peers;
 mod ports;
+mod presence;
 mod proxy;
 mod publish;
 mod publish_plan;
@@ -57,10 +58,11 @@ pub use data_dir::{DataDir, DataDirError, DataPaths, api_addr_path, token_path};
 pub use error::{ApiError, KeptMetadata};
 pub use holdings_api::{PinView, ReplicaView, SharingView};
 pub use node::Node;
+pub use presence::PresenceError;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
-    MAX_INVITATIONS, PresenceError, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView,
-    SavedError, SavedFileDamage, SiteView,
+    MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,
+    SavedFileDamage, SiteView,
 };
 pub use publish::PublishRequest;
 pub use start_error::StartError;

@@ -53,9 +53,9 @@ pub struct Node {
 impl Node {
     /// Start a node on a locked data directory. Returns once every listener is bound and the API can be served.
     pub async fn start(dir: DataDir, config: NodeConfig) -> Result<Node, StartError> {
-        // A bridge's node lists itself nowhere; a bridge-only node starts only the bridge (`proxy/presence.rs`).
-        let config = crate::proxy::presence::apply(config)?;
-        let presence = crate::proxy::presence::Presence::of(&config);
+        // A bridge's node lists itself nowhere; a bridge-only node starts only the bridge (`presence.rs`).
+        let config = crate::presence::apply(config)?;
+        let presence = crate::presence::Presence::of(&config);
         let node_key = load_or_create_key(&dir.node_key_path())?;
         let author_key = load_or_create_key(&dir.author_key_path())?;
         let token = hex::encode(load_or_create_secret(&dir.token_path())?);
@@ -204,7 +204,7 @@ impl Node {
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
         crate::replication::resume_held_back(&replicator).await;
         cache.load_saved_sharing(&catalog).await;
-        if presence == crate::proxy::presence::Presence::BridgeOnly {
+        if presence == crate::presence::Presence::BridgeOnly {
             // Nothing of the kolokol network: no listener (its loopback port closes here), no dialling, no
             // discovery, nothing resumed or mirrored.
             drop((wire_listener, relayer, mirror));

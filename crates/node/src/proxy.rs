@@ -9,7 +9,6 @@
 //! memory only, so after a restart every site starts direct again unless a rule says otherwise.
 
 mod api;
-pub(crate) mod presence;
 mod saved;
 mod views;
 
@@ -25,7 +24,6 @@ use kolokol_proxy::{
 use kolokol_store::Catalog;
 
 pub use api::ProxyApi;
-pub use presence::PresenceError;
 pub use saved::{MAX_BRIDGES, MAX_INVITATIONS, SavedError, SavedFileDamage};
 use saved::{SavedBridge, SavedInvitation};
 pub use views::{
@@ -68,7 +66,7 @@ pub struct BridgeOptions {
     /// local services). Only for tests on one machine and private deployments.
     pub allow_private_targets: bool,
     /// A bridge-only node (`up --bridge-only`): the bridge and nothing of the kolokol network. Without it the node
-    /// is a full node that lists itself nowhere. See `presence.rs` for what each starts.
+    /// is a full node that lists itself nowhere. See the node's `presence` module for what each starts.
     pub only: bool,
 }
 

@@ -36,7 +36,7 @@ pub enum StartError {
     #[error(transparent)]
     Proxy(#[from] crate::proxy::ProxyStartError),
     #[error(transparent)]
-    Presence(#[from] crate::proxy::PresenceError),
+    Presence(#[from] crate::presence::PresenceError),
     #[error("cannot start the catalog thread: {0}")]
     CatalogThread(#[source] std::io::Error),
 }
