@@ -8,12 +8,14 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+mod proxy_common;
 
 use std::time::Duration;
 
 use common::*;
 use kolokol_core::InfoHash;
 use kolokol_testkit::libtorrent::Dht;
+use proxy_common::{Site, bridge_streams, proxy_addr, socks};
 
 fn port_of(node: &NodeProcess, field: &str) -> u16 {
     node.json(&["status"])[field]
@@ -153,4 +155,34 @@ fn a_bridge_refuses_a_wire_listener_outside_loopback() {
         stderr.contains("accepts no kolokol connection from outside"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_bridge_only_node_serves_its_invited_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = Site::start();
+    // `--bridge-allow-private` because the site is on 127.0.0.1, which a real bridge refuses to reach.
+    let only = NodeProcess::start_with(
+        &tmp.path().join("only"),
+        &[
+            "--bridge-only",
+            "--bridge-listen",
+            "127.0.0.1:0",
+            "--bridge-allow-private",
+        ],
+    );
+    let code = only.json(&["bridge", "invite"])["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = NodeProcess::start_with(&tmp.path().join("client"), &["--proxy-rule", "*=bridge"]);
+    client.json(&["bridge", "add", &code]);
+    let proxy = proxy_addr(&client);
+    let page = proxy_common::fetch(
+        &socks(&proxy),
+        &format!("http://127.0.0.1:{}/via-bridge-only", site.port),
+    );
+    assert!(page.contains("/via-bridge-only"), "{page}");
+    assert_eq!(bridge_streams(&only), 1);
+    assert!(client.stop() && only.stop());
 }
