@@ -18,6 +18,8 @@ command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 # Proxy tests fetch pages with curl through the proxy; the censor test in network namespaces uses iptables.
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_packages+=(iptables)
+# The censor-rule tests serve and check TLS with openssl (s_server, a self-signed certificate).
+command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
 # The web UI tests drive Debian's headless Chromium through chromedriver and make their test video with ffmpeg.
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_packages+=(chromium-driver)

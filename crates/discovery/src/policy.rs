@@ -12,6 +12,9 @@ pub enum ServerMode {
     Auto,
     /// Always answer from the start (`--dht-server`), also on the public DHT.
     Always,
+    /// Never a full DHT node (BEP 43 read-only, whatever the network): a node that must not be listed, such as a
+    /// bridge's, stays out of other nodes' routing tables even in a network of kolokol nodes only.
+    Never,
 }
 
 /// Whether the DHT node is a full DHT node from the start (BEP 5: other nodes put it in their routing tables and
@@ -32,6 +35,7 @@ pub enum ServerMode {
 pub fn answers_from_start(mode: ServerMode, public_routers_allowed: bool) -> bool {
     match mode {
         ServerMode::Always => true,
+        ServerMode::Never => false,
         ServerMode::Auto => !public_routers_allowed,
     }
 }
@@ -106,6 +110,8 @@ mod tests {
         assert!(!answers_from_start(ServerMode::Auto, true));
         assert!(answers_from_start(ServerMode::Always, true));
         assert!(answers_from_start(ServerMode::Always, false));
+        assert!(!answers_from_start(ServerMode::Never, false));
+        assert!(!answers_from_start(ServerMode::Never, true));
     }
 
     #[test]

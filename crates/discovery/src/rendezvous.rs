@@ -23,6 +23,9 @@ const CHANNEL_CAPACITY: usize = 256;
 pub struct RendezvousConfig {
     /// The kolokol wire port to announce.
     pub wire_port: u16,
+    /// Announce as well as look up (default). Off for a node that must not be listed (a hidden bridge): it only
+    /// looks the others up.
+    pub announce: bool,
     /// Time between rounds (announce + lookup) while the node has enough peers: 10 min. Announcements expire on
     /// DHT nodes after about 30 min.
     pub interval: Duration,
@@ -42,6 +45,7 @@ impl RendezvousConfig {
     pub fn new(wire_port: u16) -> RendezvousConfig {
         RendezvousConfig {
             wire_port,
+            announce: true,
             interval: Duration::from_secs(600),
             first_retry: Duration::from_secs(1),
             retry_interval: Duration::from_secs(30),
@@ -141,12 +145,15 @@ async fn run(
         RendezvousSchedule::new(config.first_retry, config.retry_interval, config.interval);
     loop {
         let round = async {
-            let announce = dht.announce_rendezvous(config.wire_port);
+            let announce = async {
+                if config.announce
+                    && let Err(error) = dht.announce_rendezvous(config.wire_port).await
+                {
+                    tracing::debug!(%error, "rendezvous announce failed");
+                }
+            };
             let lookup = dht.find_rendezvous(config.wire_port);
-            let (announced, found) = tokio::join!(announce, lookup);
-            if let Err(error) = announced {
-                tracing::debug!(%error, "rendezvous announce failed");
-            }
+            let ((), found) = tokio::join!(announce, lookup);
             found
         };
         let found = tokio::select! {

@@ -19,6 +19,7 @@ const NODES: usize = 30;
 fn fast(wire_port: u16) -> RendezvousConfig {
     RendezvousConfig {
         wire_port,
+        announce: true,
         interval: Duration::from_secs(2),
         first_retry: Duration::from_millis(250),
         retry_interval: Duration::from_millis(500),
@@ -122,4 +123,61 @@ async fn torrent_peers_are_found_through_the_dht() {
         "get_peers did not return exactly the two announced peers"
     );
     assert!(nodes[3].get_peers(InfoHash([0x11; 20])).await.is_empty());
+}
+
+/// A node that must not be listed (a bridge's) runs the rendezvous without announcing: it finds the others, and
+/// no lookup ever returns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendezvous_without_announce_finds_others_and_is_never_found() {
+    init_tracing();
+    let (_first, nodes) = private_network(6).await;
+    let wire_port = |i: usize| 41_000 + i as u16;
+    let hidden = 0;
+    let (tx, mut rx) = mpsc::channel::<(usize, SocketAddr)>(1024);
+    let mut tasks = Vec::new();
+    for (i, dht) in nodes.iter().enumerate() {
+        let mut config = fast(wire_port(i));
+        config.announce = i != hidden;
+        let mut rendezvous = Rendezvous::spawn(dht.clone(), config);
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(addr) = rendezvous.next().await {
+                if tx.send((i, addr)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let hidden_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, wire_port(hidden)));
+    let mut found: BTreeMap<usize, BTreeSet<SocketAddr>> = BTreeMap::new();
+    // Until the hidden node has found every other node, and each other node has found all the announcing ones:
+    // by then the others have run several rounds in which the hidden node could have been returned.
+    let done = |found: &BTreeMap<usize, BTreeSet<SocketAddr>>| {
+        (0..nodes.len()).all(|i| {
+            let want = if i == hidden {
+                nodes.len() - 1
+            } else {
+                nodes.len() - 2
+            };
+            found.get(&i).is_some_and(|f| f.len() >= want)
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !done(&found) && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((i, addr))) => {
+                assert_ne!(
+                    addr, hidden_addr,
+                    "node {i} found the node that never announces"
+                );
+                found.entry(i).or_default().insert(addr);
+            }
+            _ => break,
+        }
+    }
+    assert!(done(&found), "lookups did not complete: {found:?}");
+    for task in tasks {
+        task.abort();
+    }
 }

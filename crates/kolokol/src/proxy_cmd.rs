@@ -51,25 +51,38 @@ pub struct ProxyUpArgs {
     /// sends the site through a bridge. HTTP 451 always does.
     #[arg(long = "proxy-block-signature", env = "KOLOKOL_PROXY_BLOCK_SIGNATURE", value_parser = parse_signature)]
     pub proxy_block_signatures: Vec<String>,
-    /// Also run a bridge for people you invite (`kolokol bridge invite`), on a machine outside the filter.
+    /// Also run a bridge for people you invite (`kolokol bridge invite`), on a machine outside the filter. The node
+    /// then lists itself nowhere: no rendezvous or DHT announcements, no LAN announcements, and its kolokol wire
+    /// listener only on loopback. It still connects out to kolokol peers, who see its address: use --bridge-only
+    /// for a bridge that must not be linked to kolokol at all.
     #[arg(long, env = "KOLOKOL_BRIDGE")]
     pub bridge: bool,
+    /// Run only a bridge: no catalog exchange, no kolokol wire listener, no DHT, no LAN, no local proxy unless
+    /// --proxy is given. `kolokol bridge invite` and the other commands work as with --bridge.
+    #[arg(long, env = "KOLOKOL_BRIDGE_ONLY")]
+    pub bridge_only: bool,
     /// The bridge's listen address (default: all interfaces; with no port or port 0, a port chosen on the first
     /// start and kept, since invitations carry it).
-    #[arg(long, env = "KOLOKOL_BRIDGE_LISTEN", requires = "bridge")]
+    #[arg(long, env = "KOLOKOL_BRIDGE_LISTEN")]
     pub bridge_listen: Option<SocketAddr>,
     /// DANGEROUS, for tests on one machine: let invited clients reach this machine's loopback and private
     /// networks (its router, LAN and local services) through the bridge.
-    #[arg(long, env = "KOLOKOL_BRIDGE_ALLOW_PRIVATE", requires = "bridge")]
+    #[arg(long, env = "KOLOKOL_BRIDGE_ALLOW_PRIVATE")]
     pub bridge_allow_private: bool,
 }
 
 impl ProxyUpArgs {
     /// The node's proxy options from the flags.
     pub fn options(&self) -> anyhow::Result<ProxyOptions> {
+        let bridge = self.bridge || self.bridge_only;
+        if !bridge && (self.bridge_listen.is_some() || self.bridge_allow_private) {
+            bail!("--bridge-listen and --bridge-allow-private need --bridge or --bridge-only");
+        }
         let (listen, skip_if_busy) = match (self.no_proxy, self.proxy) {
             (true, _) => (None, false),
             (false, Some(addr)) => (Some(addr), false),
+            // A bridge-only node runs the local proxy only when asked by name.
+            (false, None) if self.bridge_only => (None, false),
             (false, None) => (
                 Some(
                     DEFAULT_PROXY_ADDR
@@ -86,9 +99,10 @@ impl ProxyUpArgs {
             bogus_dns: self.proxy_bogus_dns.clone(),
             block_hosts: self.proxy_block_hosts.clone(),
             block_signatures: self.proxy_block_signatures.clone(),
-            bridge: self.bridge.then_some(BridgeOptions {
+            bridge: bridge.then_some(BridgeOptions {
                 listen: self.bridge_listen,
                 allow_private_targets: self.bridge_allow_private,
+                only: self.bridge_only,
             }),
         })
     }

@@ -49,6 +49,9 @@ pub(crate) struct Discovery {
     pub bt_addr: SocketAddr,
     /// When the node started: the overlay's clock.
     pub started: Instant,
+    /// Announce nothing anywhere: no rendezvous announce (lookups only), no torrent announce, no feed head put
+    /// (a bridge's node: see the `presence` module).
+    pub hidden: bool,
 }
 
 const DHT_PORT_KEY: &str = "dht_port";
@@ -65,9 +68,10 @@ const ENOUGH_PEERS_FOR_SLOW_RENDEZVOUS: usize = 1;
 /// How often a download with too few peers asks the DHT for more.
 const PEER_LOOKUP_INTERVAL: Duration = Duration::from_secs(20);
 
-/// Start the DHT node on the kept (or configured) UDP address.
+/// Start the DHT node on the kept (or configured) UDP address; `read_only`: never a full DHT node (a bridge's).
 pub(crate) async fn start_dht(
     config: &DiscoveryConfig,
+    read_only: bool,
     network: &str,
     state_file: std::path::PathBuf,
     catalog: &mut kolokol_store::Catalog,
@@ -92,7 +96,9 @@ pub(crate) async fn start_dht(
         bootstrap: config.bootstrap.clone(),
         no_default_bootstrap: config.no_default_bootstrap,
         state_file: Some(state_file.clone()),
-        server_mode: if config.dht_server {
+        server_mode: if read_only {
+            ServerMode::Never
+        } else if config.dht_server {
             ServerMode::Always
         } else {
             ServerMode::Auto
@@ -129,6 +135,7 @@ pub(crate) async fn spawn_all(discovery: &Discovery, config: &DiscoveryConfig) {
 fn spawn_rendezvous(discovery: Discovery, interval: Duration) {
     let mut config = RendezvousConfig::new(discovery.wire_addr.port());
     config.interval = interval;
+    config.announce = !discovery.hidden;
     // Enough peers: one connected kolokol peer. The rendezvous is only the way in; the overlay's address exchange
     // with that peer finds the rest of the network.
     // Weak: the rendezvous's own task does not keep the peers registry alive.
@@ -247,6 +254,10 @@ pub(crate) async fn announce_torrent(discovery: &Discovery, infohash: InfoHash) 
 /// unless they share it); returns the ones whose announcement failed.
 async fn announce_each(discovery: &Discovery, infohashes: Vec<InfoHash>) -> Vec<InfoHash> {
     let mut failed = Vec::new();
+    if discovery.hidden {
+        // A bridge's node seeds what peers ask it for, but tells the DHT nothing.
+        return failed;
+    }
     for infohash in infohashes {
         if discovery.tasks.is_cancelled() {
             break;
@@ -330,8 +341,12 @@ pub(crate) fn spawn_peer_lookup(discovery: Discovery, infohash: InfoHash) {
 }
 
 /// After a publish: put the feed head (latest record, record count) of the identity that signed it in the DHT,
-/// signed with that identity's key (each identity has its own feed; none names another).
+/// signed with that identity's key (each identity has its own feed; none names another). A bridge's node puts none.
 pub(crate) fn spawn_feed_put(discovery: Discovery, latest: RecordId, author: AuthorId) {
+    if discovery.hidden {
+        tracing::info!("a bridge's node puts no feed head in the DHT");
+        return;
+    }
     let Some(key) = discovery.identities.by_author(&author) else {
         // Not one of ours (cannot happen for a record this node published): nothing we could sign.
         tracing::warn!("no local identity for a published record's author; feed head not put");

@@ -30,6 +30,7 @@ mod node;
 mod peering;
 mod peers;
 mod ports;
+mod presence;
 mod proxy;
 mod publish;
 mod publish_plan;
@@ -64,6 +65,7 @@ pub use keystore::{
     DEFAULT_IDENTITY, IdentityName, IdentityView, Keystore, KeystoreError, MAX_IDENTITY_NAME,
 };
 pub use node::Node;
+pub use presence::PresenceError;
 pub use proxy::{
     BridgeOptions, BridgeServerView, BridgeView, InvitationInfoView, InvitationView, MAX_BRIDGES,
     MAX_INVITATIONS, ProxyApi, ProxyOptions, ProxyStartError, ProxyStatusView, SavedError,

@@ -55,6 +55,9 @@ pub struct Node {
 impl Node {
     /// Start a node on a locked data directory. Returns once every listener is bound and the API can be served.
     pub async fn start(dir: DataDir, config: NodeConfig) -> Result<Node, StartError> {
+        // A bridge's node lists itself nowhere; a bridge-only node starts only the bridge (`presence.rs`).
+        let config = crate::presence::apply(config)?;
+        let presence = crate::presence::Presence::of(&config);
         let node_key = load_or_create_key(&dir.node_key_path())?;
         // Every author identity, unlocked (a sealed one with a passphrase given to `up`): a wrong passphrase stops
         // the start here, before anything else is opened.
@@ -92,6 +95,7 @@ impl Node {
         let bt_addr = engine.listen_addr();
         let dht = crate::discovery::start_dht(
             &config.discovery,
+            !presence.announces(),
             &config.network,
             dir.root().join("dht.state"),
             &mut catalog,
@@ -139,6 +143,7 @@ impl Node {
             wire_addr,
             bt_addr,
             started,
+            hidden: !presence.announces(),
         };
         let fetcher = Fetcher {
             tasks: tasks.clone(),
@@ -208,12 +213,21 @@ impl Node {
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
         crate::replication::resume_held_back(&replicator).await;
         cache.load_saved_sharing(&catalog).await;
-        crate::peering::spawn_listener(peering.clone(), wire_listener);
-        crate::peering::spawn_dialer(peering.clone()).await;
-        crate::discovery::spawn_all(&discovery, &config.discovery).await;
-        crate::relaying::spawn_timer(relayer);
-        resume_torrents(&fetcher).await;
-        crate::mirroring::spawn(mirror);
+        if presence == crate::presence::Presence::BridgeOnly {
+            // Nothing of the kolokol network: no listener (its loopback port closes here), no dialling, no
+            // discovery, nothing resumed or mirrored.
+            drop((wire_listener, relayer, mirror));
+            tracing::info!(
+                "bridge-only node: no catalog exchange, no wire listener, no DHT, no LAN"
+            );
+        } else {
+            crate::peering::spawn_listener(peering.clone(), wire_listener);
+            crate::peering::spawn_dialer(peering.clone()).await;
+            crate::discovery::spawn_all(&discovery, &config.discovery).await;
+            crate::relaying::spawn_timer(relayer);
+            resume_torrents(&fetcher).await;
+            crate::mirroring::spawn(mirror);
+        }
         tracing::info!(node_id = %node_key.public(), %wire_addr, %bt_addr, "node started");
         let api = Api {
             token: token.into(),

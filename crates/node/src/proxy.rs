@@ -65,6 +65,9 @@ pub struct BridgeOptions {
     /// DANGEROUS: let invited clients reach this machine's loopback and private networks (its router, its LAN,
     /// local services). Only for tests on one machine and private deployments.
     pub allow_private_targets: bool,
+    /// A bridge-only node (`up --bridge-only`): the bridge and nothing of the kolokol network. Without it the node
+    /// is a full node that lists itself nowhere. See the node's `presence` module for what each starts.
+    pub only: bool,
 }
 
 /// Why the proxy or the bridge could not start. (`Proxy` and `Bridge` carry their error in the message rather than

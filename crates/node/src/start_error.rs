@@ -40,6 +40,8 @@ pub enum StartError {
     /// The blocking task that reads (and unlocks) the author keys did not finish.
     #[error("reading the author keys")]
     IdentityTask(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Presence(#[from] crate::presence::PresenceError),
     #[error("cannot start the catalog thread: {0}")]
     CatalogThread(#[source] std::io::Error),
 }

@@ -7,7 +7,9 @@
 //! - [`aria2`]: aria2c as an independent BitTorrent client on 127.0.0.1.
 //! - [`process`]: `kolokol up` node processes (on loopback or in a network namespace) driven through the CLI.
 //! - [`netns`]: network namespaces a test creates and always removes (`ip netns`, or `unshare -n` for a
-//!   loopback-only one); [`censor_net`]: the censored client / router / outside network of the proxy tests.
+//!   loopback-only one); [`censor_net`]: the censored client / router / outside network of the proxy tests;
+//!   [`censor`]: a filter in that network whose rules (fully-encrypted traffic, freeze, whitelist, QUIC, active
+//!   probing) the tests switch on one by one.
 //! - [`records`]: signed test records.
 //!
 //! Every driver binds 127.0.0.1 only and ends by itself (a lifetime or timeout bound), so a test that is killed
@@ -15,6 +17,7 @@
 //! never skip) when a program is missing: `scripts/test.sh` installs them.
 
 pub mod aria2;
+pub mod censor;
 pub mod censor_net;
 pub mod libtorrent;
 pub mod netns;

@@ -164,3 +164,52 @@ fn read_all(mut stream: impl std::io::Read + Send + 'static) -> std::thread::Joi
         all
     })
 }
+
+/// Runs `f` on a new thread that has entered network namespace `name` (made with `ip netns add`) and returns its
+/// result. Sockets created on that thread (and on threads it starts, and by a single-threaded tokio runtime built
+/// there) belong to that namespace for their whole life, wherever they are used later.
+pub fn in_namespace<T, F>(name: &str, f: F) -> Result<T, String>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let path = Path::new("/var/run/netns").join(name);
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::thread::Builder::new()
+        .name(format!("netns {name}"))
+        .spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns: {e}"))?;
+            Ok(f())
+        })
+        .map_err(|e| format!("thread: {e}"))?
+        .join()
+        .map_err(|_| "the thread in the namespace panicked".to_owned())?
+}
+
+/// Starts a thread that enters network namespace `name` and then runs `f` there (see [`in_namespace`]); for
+/// servers that must keep running while the test goes on. `f` gets `Err` if the namespace cannot be entered.
+pub fn spawn_in_namespace<F>(name: &str, f: F) -> Result<std::thread::JoinHandle<()>, String>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let path = Path::new("/var/run/netns").join(name);
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name(format!("netns {name}"))
+        .spawn(move || {
+            let entered = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns: {e}"));
+            let ok = entered.is_ok();
+            let _ = entered_tx.send(entered);
+            if ok {
+                f();
+            }
+        })
+        .map_err(|e| format!("thread: {e}"))?;
+    entered_rx
+        .recv()
+        .map_err(|_| "the namespace thread ended early".to_owned())??;
+    Ok(handle)
+}

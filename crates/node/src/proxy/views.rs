@@ -131,6 +131,9 @@ pub struct BridgeServerView {
     pub streams_total: u64,
     /// Connections that got silence: probes, wrong or revoked secrets, replays, junk.
     pub silenced_total: u64,
+    /// Unrecognised connections closed early because their address had too many pending (a flood).
+    #[serde(default)]
+    pub evicted_total: u64,
 }
 
 impl BridgeServerView {
@@ -142,6 +145,7 @@ impl BridgeServerView {
             tunnels_total: stats.tunnels_total,
             streams_total: stats.streams_total,
             silenced_total: stats.silenced_total,
+            evicted_total: stats.evicted_total,
         }
     }
 }

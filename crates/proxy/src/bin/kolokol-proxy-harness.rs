@@ -72,6 +72,9 @@ enum Mode {
         /// The page body (`{addr}` is replaced by the address the request came to).
         #[arg(long, default_value = "real page at {addr}")]
         body: String,
+        /// Instead of `--body`, a body of this many bytes (for downloads that measure throughput).
+        #[arg(long)]
+        body_size: Option<usize>,
     },
 }
 
@@ -175,7 +178,15 @@ async fn main() -> anyhow::Result<()> {
             while stdin.read(&mut sink).await? > 0 {}
             bridge.shutdown().await;
         }
-        Mode::Site { listen, body } => {
+        Mode::Site {
+            listen,
+            body,
+            body_size,
+        } => {
+            let body = match body_size {
+                Some(size) => "0123456789abcdef".repeat(size / 16 + 1)[..size].to_owned(),
+                None => body,
+            };
             for addr in listen {
                 let listener = TcpListener::bind(addr)
                     .await

@@ -5,8 +5,18 @@
 //! read and ignored until a fixed idle time-out, then closed with an ordinary FIN. Nothing is ever written to it.
 //! The idle time-out is drawn once per bridge from [`BridgeConfig::probe_silence`], so it is stable like a real
 //! server's setting rather than a per-connection tell.
+//!
+//! Connections not yet recognised (handshakes in progress and silenced ones) are bounded twice, and neither bound
+//! ever makes the bridge answer or reset:
+//! - in all, [`BridgeConfig::max_pending`]: when the table is full the bridge stops accepting until a place frees,
+//!   so new connections wait in the kernel's accept queue (and, once that is full, their SYNs go unanswered), as
+//!   with any busy server. A connection is never accepted only to be closed at once.
+//! - per address (an IPv4 address or an IPv6 /64), [`BridgeConfig::max_pending_per_addr`]: one more from an
+//!   address at its limit takes the place of that address's oldest pending connection, which is then drained and
+//!   closed with a FIN, never a RST. So one address cannot fill the table and keep invitation holders out, and a
+//!   holder behind the same address as a flooder (carrier-grade NAT) still gets its handshake read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,8 +49,13 @@ pub struct BridgeConfig {
     pub key: BridgeKey,
     /// Secrets of the invitations handed out; more can be added while running.
     pub invitations: Vec<InviteSecret>,
-    /// Most tunnels at once; connections beyond it are closed at once.
+    /// Most tunnels at once; a valid handshake beyond it gets the same silence as a probe.
     pub max_tunnels: usize,
+    /// Most connections not yet recognised (handshakes in progress, silenced probes) at once; when full, the bridge
+    /// stops accepting until one ends (see the module notes).
+    pub max_pending: usize,
+    /// Most of those from one IPv4 address or IPv6 /64; one more replaces the oldest (see the module notes).
+    pub max_pending_per_addr: usize,
     pub max_streams_per_tunnel: usize,
     /// Connecting to a site on a client's behalf.
     pub connect_timeout: Duration,
@@ -68,6 +83,8 @@ impl BridgeConfig {
             key,
             invitations: Vec::new(),
             max_tunnels: 256,
+            max_pending: 1024,
+            max_pending_per_addr: 16,
             max_streams_per_tunnel: 256,
             connect_timeout: Duration::from_secs(10),
             dns_timeout: Duration::from_secs(10),
@@ -110,6 +127,8 @@ pub struct BridgeStats {
     pub streams_total: u64,
     /// Connections that got silence (probes, wrong secrets, replays, junk).
     pub silenced_total: u64,
+    /// Pending connections closed early because their address opened too many (see the module notes).
+    pub evicted_total: u64,
 }
 
 struct Shared {
@@ -121,6 +140,10 @@ struct Shared {
     tunnels_total: AtomicU64,
     streams_total: AtomicU64,
     silenced_total: AtomicU64,
+    evicted_total: AtomicU64,
+    /// Pending connections per address key, oldest first: (connection id, its eviction signal). Bounded by
+    /// `max_pending` in all, since every entry holds a pending place.
+    pending_by_addr: Mutex<HashMap<IpAddr, VecDeque<(u64, CancellationToken)>>>,
     shutdown: CancellationToken,
 }
 
@@ -158,6 +181,8 @@ impl BridgeServer {
             tunnels_total: AtomicU64::new(0),
             streams_total: AtomicU64::new(0),
             silenced_total: AtomicU64::new(0),
+            evicted_total: AtomicU64::new(0),
+            pending_by_addr: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             config,
         });
@@ -236,6 +261,7 @@ impl BridgeHandle {
             tunnels_total: self.shared.tunnels_total.load(Ordering::Relaxed),
             streams_total: self.shared.streams_total.load(Ordering::Relaxed),
             silenced_total: self.shared.silenced_total.load(Ordering::Relaxed),
+            evicted_total: self.shared.evicted_total.load(Ordering::Relaxed),
         }
     }
 
@@ -264,13 +290,19 @@ impl Drop for BridgeHandle {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    // Handshakes in progress and silenced connections are bounded too, so junk cannot pile up without limit.
-    let pending = Arc::new(Semaphore::new(
-        shared.config.max_tunnels.saturating_mul(4).max(16),
-    ));
+    let pending = Arc::new(Semaphore::new(shared.config.max_pending.max(1)));
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
     loop {
+        // A place first, then the connection: with the table full, connections wait in the kernel's queue rather
+        // than being accepted and closed, which a prober could tell from an idle server.
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            permit = pending.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -283,22 +315,65 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             },
         };
         while tasks.try_join_next().is_some() {}
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            drop(tcp);
-            continue;
-        };
         next_id += 1;
         let id = next_id;
+        let evicted = admit(&shared, id, peer.ip());
         let shared = shared.clone();
         tasks.spawn(async move {
             let cancel = shared.shutdown.clone();
+            let key = address_key(peer.ip());
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = serve_connection(tcp, peer, id, shared, permit) => {}
+                _ = serve_connection(tcp, peer, id, shared.clone(), permit, evicted) => {}
             }
+            leave_pending(&shared, key, id);
         });
     }
     tasks.shutdown().await;
+}
+
+/// The key per-address limits count under: an IPv4 address, or an IPv6 /64 (one subscriber's usual share).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Enters connection `id` in its address's pending list, evicting that address's oldest pending connection if the
+/// address is at its limit. Returns the signal that evicts this one.
+fn admit(shared: &Shared, id: u64, ip: IpAddr) -> CancellationToken {
+    let token = CancellationToken::new();
+    let mut table = shared
+        .pending_by_addr
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let list = table.entry(address_key(ip)).or_default();
+    while list.len() >= shared.config.max_pending_per_addr.max(1) {
+        if let Some((_, oldest)) = list.pop_front() {
+            oldest.cancel();
+            shared.evicted_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    list.push_back((id, token.clone()));
+    token
+}
+
+/// Takes connection `id` out of its address's pending list (it became a tunnel, or it ended).
+fn leave_pending(shared: &Shared, key: IpAddr, id: u64) {
+    let mut table = shared
+        .pending_by_addr
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(list) = table.get_mut(&key) {
+        list.retain(|(entry, _)| *entry != id);
+        if list.is_empty() {
+            table.remove(&key);
+        }
+    }
 }
 
 fn unix_now() -> u64 {
@@ -313,6 +388,7 @@ async fn serve_connection(
     id: u64,
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    evicted: CancellationToken,
 ) {
     let deadline = Instant::now() + shared.silence;
     let secrets = shared.secrets.read().map(|s| s.clone()).unwrap_or_default();
@@ -330,19 +406,20 @@ async fn serve_connection(
     let outcome = if tunnels_full {
         None
     } else {
-        tokio::time::timeout_at(deadline, handshake::server(&mut tcp, keys))
-            .await
-            .ok()
+        tokio::select! {
+            _ = evicted.cancelled() => None,
+            outcome = tokio::time::timeout_at(deadline, handshake::server(&mut tcp, keys)) => outcome.ok(),
+        }
     };
     let established = match outcome {
         Some(Ok((established, _))) => established,
         Some(Err(error)) => {
             tracing::debug!(%peer, %error, "unrecognised connection, staying silent");
-            silence(tcp, deadline, &shared).await;
+            silence(tcp, deadline, &evicted, &shared).await;
             return;
         }
         None => {
-            silence(tcp, deadline, &shared).await;
+            silence(tcp, deadline, &evicted, &shared).await;
             return;
         }
     };
@@ -358,6 +435,7 @@ async fn serve_connection(
         tunnels.insert(id, mux.clone());
     }
     drop(permit);
+    leave_pending(&shared, address_key(peer.ip()), id);
     tracing::debug!(%peer, "tunnel up");
     let mut streams = JoinSet::new();
     loop {
@@ -381,14 +459,20 @@ async fn serve_connection(
     tracing::debug!(%peer, "tunnel down");
 }
 
-/// Reads and discards until `deadline` or until the other side closes, then closes normally. Draining first means
-/// the close is a FIN, not the RST that unread data would cause.
-async fn silence(mut tcp: TcpStream, deadline: Instant, shared: &Shared) {
+/// Reads and discards until `deadline`, until the other side closes, or until `evicted`, then closes normally.
+/// Draining first means the close is a FIN, not the RST that unread data would cause.
+async fn silence(
+    mut tcp: TcpStream,
+    deadline: Instant,
+    evicted: &CancellationToken,
+    shared: &Shared,
+) {
     shared.silenced_total.fetch_add(1, Ordering::Relaxed);
     let mut sink = vec![0; 4096];
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
+            _ = evicted.cancelled() => break,
             read = tcp.read(&mut sink) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
