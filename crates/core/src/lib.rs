@@ -7,6 +7,7 @@
 //! - [`magnet`]: v1 magnet links, parsed and printed.
 //! - [`replication`]: the disk-quota and mirror policy ([`replication::CachePolicy`]) and the publisher's
 //!   replicate-before-announce push ([`replication::PublisherPush`]).
+//! - [`rotation`]: when the node's wire identity is renewed ([`rotation::RotationPolicy`]).
 //!
 //! # Architecture invariant
 //!
@@ -26,6 +27,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod replication;
+pub mod rotation;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};
 pub use keys::{AuthorId, KeyError, Keypair, NodeId, PublicKey};

@@ -28,6 +28,7 @@ use crate::publish::PublishRequest;
 use crate::publish::Publisher;
 use crate::replicas::Replication;
 use crate::tasks::Tasks;
+use crate::wire_identity::WireIdentity;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
@@ -62,7 +63,8 @@ pub struct Api {
     pub(crate) wire_addr: SocketAddr,
     pub(crate) bt_addr: SocketAddr,
     pub(crate) network: String,
-    pub(crate) node_key: Arc<Keypair>,
+    /// The node's wire identity (its owner; `id` and `status` show the current one to the local user only).
+    pub(crate) identity: Arc<WireIdentity>,
     pub(crate) author_key: Arc<Keypair>,
     pub(crate) dir: DataPaths,
     pub(crate) tasks: Tasks,
@@ -94,7 +96,7 @@ impl Api {
 
     pub fn id(&self) -> IdView {
         IdView {
-            node_id: self.node_key.public().to_string(),
+            node_id: self.identity.id().to_string(),
             author_id: self.author_key.public().to_string(),
         }
     }
@@ -112,7 +114,7 @@ impl Api {
             })
             .await?;
         Ok(StatusView {
-            node_id: self.node_key.public().to_string(),
+            node_id: self.identity.id().to_string(),
             author_id: self.author_key.public().to_string(),
             network: self.network.clone(),
             api_addr: self.api_addr.to_string(),

@@ -29,8 +29,10 @@ use crate::record_policy::RecordPolicyOwner;
 use crate::relaying::Relayer;
 use crate::replicas::Replication;
 use crate::replication::Replicator;
+use crate::rotation::Rotation;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
+use crate::wire_identity::{WireIdentity, forget_old_key_file};
 
 /// How long shutdown waits for the node's tasks before it names the stragglers and goes on.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
@@ -53,7 +55,9 @@ pub struct Node {
 impl Node {
     /// Start a node on a locked data directory. Returns once every listener is bound and the API can be served.
     pub async fn start(dir: DataDir, config: NodeConfig) -> Result<Node, StartError> {
-        let node_key = load_or_create_key(&dir.node_key_path())?;
+        // The wire identity is new at every start and never saved; an older version's saved one is destroyed.
+        forget_old_key_file(&dir.old_node_key_path());
+        let identity = Arc::new(WireIdentity::fresh());
         let author_key = load_or_create_key(&dir.author_key_path())?;
         let token = hex::encode(load_or_create_secret(&dir.token_path())?);
         // Opening may migrate the schema: off the async threads. Until the catalog thread takes it over below, start-up
@@ -95,7 +99,7 @@ impl Node {
             max_inbound: config.max_inbound,
             ..OverlayConfig::default()
         };
-        let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
+        let overlay = Overlay::new(overlay_config, identity.id(), rand::random())
             .map_err(StartError::PeerSettings)?;
 
         let policy = RecordPolicyOwner::new(
@@ -104,7 +108,7 @@ impl Node {
             crate::peering::MAX_BAD_RECORDS,
         )
         .map_err(StartError::RecordPolicySettings)?;
-        let (node_key, author_key) = (Arc::new(node_key), Arc::new(author_key));
+        let author_key = Arc::new(author_key);
         let tasks = Tasks::new();
         let started = Instant::now();
         let catalog = Arc::new(CatalogService::start(catalog).map_err(StartError::CatalogThread)?);
@@ -125,7 +129,7 @@ impl Node {
             dht: dht.clone(),
             feeds_wake: feeds_wake.clone(),
             network: config.network.clone(),
-            node_key: node_key.clone(),
+            identity: identity.clone(),
             author_key: author_key.clone(),
             wire_addr,
             bt_addr,
@@ -188,7 +192,7 @@ impl Node {
             catalog: catalog.clone(),
             admission: admission.clone(),
             policy,
-            node_key: node_key.clone(),
+            identity: identity.clone(),
             network: config.network.clone(),
             wire_config,
             started,
@@ -205,14 +209,20 @@ impl Node {
         crate::relaying::spawn_timer(relayer);
         resume_torrents(&fetcher).await;
         crate::mirroring::spawn(mirror);
-        tracing::info!(node_id = %node_key.public(), %wire_addr, %bt_addr, "node started");
+        crate::rotation::spawn(Rotation {
+            tasks: tasks.clone(),
+            identity: identity.clone(),
+            peers: peers.clone(),
+        });
+        tracing::info!(%wire_addr, %bt_addr, "node started");
+        tracing::debug!(node_id = %identity.id(), "wire identity");
         let api = Api {
             token: token.into(),
             api_addr: config.api_addr,
             wire_addr,
             bt_addr,
             network: config.network.clone(),
-            node_key,
+            identity,
             author_key,
             dir: dir.paths().clone(),
             tasks: tasks.clone(),
@@ -338,5 +348,56 @@ mod tests {
         std::net::TcpListener::bind(bt_a).expect("the BitTorrent port is closed after shutdown");
         b.shutdown().await;
         DataDir::lock(&root_b).unwrap();
+    }
+
+    /// A renewal of the wire identity (as the rotation driver makes daily and on a change of network): the old
+    /// identity's connections are closed and the node keeps working under the new one (its peer connects to it
+    /// again and sees only the new id).
+    #[tokio::test]
+    async fn after_a_renewal_peers_see_only_the_new_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Node::start(DataDir::lock(&tmp.path().join("a")).unwrap(), config())
+            .await
+            .unwrap();
+        let b = Node::start(DataDir::lock(&tmp.path().join("b")).unwrap(), config())
+            .await
+            .unwrap();
+        let old = a.api().id().node_id;
+        // B dials A, so B's overlay dials A again after the renewal closes the connection.
+        let peer = b.api().peer_add(&a.api.wire_addr.to_string()).await.unwrap();
+        assert_eq!(peer.node_id.as_deref(), Some(old.as_str()));
+        let stale = a.api.identity.current();
+
+        let rotation = Rotation {
+            tasks: a.tasks(),
+            identity: a.api.identity.clone(),
+            peers: a.peers.clone(),
+        };
+        crate::rotation::renew(
+            &rotation,
+            kolokol_core::rotation::RotationReason::AddressesChanged,
+        );
+        let new = a.api().id().node_id;
+        assert_ne!(new, old);
+        assert_eq!(a.api().status().await.unwrap().node_id, new);
+        assert!(!a.api.identity.is_current(&stale));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids: Vec<String> = b.peers.connections().iter().map(|c| c.id.to_string()).collect();
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "B never reconnected to A under its new identity: {ids:?}"
+            );
+            if ids == [new.clone()] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A sees B once, on a connection made under the new identity.
+        assert_eq!(a.peers.connected_count(), 1);
+
+        a.shutdown().await;
+        b.shutdown().await;
     }
 }

@@ -117,6 +117,14 @@ const MIGRATIONS: &[Migration] = &[
     ",
         crate::search::move_to_keyed_index,
     ),
+    // 7: the peer cache keeps addresses only. Wire identities are renewed at every start, daily and on a change of
+    // network (issue 12 part 3): a remembered node id is stale, and a list of the ids this device met ties it to
+    // those peers' observations. The ids are overwritten before the column goes, and secure_delete (set while
+    // migrating) zeroes the pages SQLite frees, so the old bytes do not linger in the file.
+    Sql("
+    UPDATE peers SET node_id = NULL;
+    ALTER TABLE peers DROP COLUMN node_id;
+    "),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -130,6 +138,9 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), St
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
     }
+    // Rows a migration removes or rewrites are zeroed on disk, not only unlinked (see 7).
+    let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |row| row.get(0))?;
+    conn.pragma_update(None, "secure_delete", true)?;
     for (index, migration) in MIGRATIONS
         .iter()
         .enumerate()
@@ -147,5 +158,6 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), St
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
+    conn.pragma_update(None, "secure_delete", secure_delete)?;
     Ok(())
 }

@@ -53,7 +53,7 @@ use crate::relaying::Relayer;
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
 use crate::views::PeerView;
-use kolokol_core::keys::Keypair;
+use crate::wire_identity::WireIdentity;
 use kolokol_wire::WireConfig;
 use std::time::Instant;
 
@@ -66,7 +66,9 @@ pub(crate) struct Peering {
     pub catalog: Arc<CatalogService>,
     pub admission: Arc<Admission>,
     pub policy: Arc<RecordPolicyOwner>,
-    pub node_key: Arc<Keypair>,
+    /// The wire identity every handshake proves: the current one, read at each handshake (it is renewed while the
+    /// node runs; see `rotation.rs`).
+    pub identity: Arc<WireIdentity>,
     pub network: String,
     pub wire_config: WireConfig,
     /// When the node started: the overlay's and the policy's clock.
@@ -139,11 +141,16 @@ pub(crate) fn spawn_listener(peering: Peering, listener: TcpListener) {
             let peering = peering.clone();
             let tasks = peering.tasks.clone();
             tasks.spawn("inbound handshake", async move {
+                let identity = peering.identity.current();
                 let result =
-                    handshake(stream, Role::Responder, &peering.node_key, &peering.wire_config).await;
+                    handshake(stream, Role::Responder, &identity.key, &peering.wire_config).await;
                 peering.peers.end_handshake(remote.ip());
                 drop(permit);
                 match result {
+                    Ok(_) if !peering.identity.is_current(&identity) => {
+                        // Renewed while this handshake ran: the old identity is not used for a new connection.
+                        tracing::debug!(%remote, "handshake made with a renewed identity; closed");
+                    }
                     Ok((_, _, remote_id)) if peering.peers.bans().is_banned(&remote_id, peering.started.elapsed()) => {
                         tracing::debug!(%remote, peer = %remote_id, "refusing a banned peer");
                     }
@@ -196,7 +203,7 @@ pub(crate) async fn spawn_dialer(peering: Peering) {
             let _ = peering.peers.overlay().heard_of(
                 addr,
                 source,
-                peer.node_id,
+                None,
                 peering.started.elapsed(),
             );
         }
@@ -279,13 +286,13 @@ async fn dial(peering: &Peering, addr: SocketAddr, by_user: bool) -> Result<Node
     let text = addr.to_string();
     let result = dial_inner(peering, addr, by_user).await;
     let noted = match &result {
-        Ok(id) => {
-            let id = *id;
+        Ok(_) => {
+            // The address only: the peer cache keeps no node ids (they are renewed; see kolokol-store's peers.rs).
             peering
                 .catalog
                 .run(move |catalog| {
                     catalog.add_peer(&text, by_user)?;
-                    catalog.peer_seen(&text, &id, unix_now())
+                    catalog.peer_seen(&text, unix_now())
                 })
                 .await
         }
@@ -317,7 +324,8 @@ async fn dial_inner(
         .await
         .map_err(|_| ApiError::Unreachable(format!("cannot connect to {addr}: timed out")))?
         .map_err(|e| ApiError::Unreachable(format!("cannot connect to {addr}: {e}")))?;
-    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &peering.node_key, &peering.wire_config)
+    let identity = peering.identity.current();
+    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &identity.key, &peering.wire_config)
         .await
         .map_err(|e| {
             ApiError::Unreachable(format!(
@@ -325,7 +333,13 @@ async fn dial_inner(
                 chain(&e)
             ))
         })?;
-    if remote_id == peering.node_key.public() {
+    if !peering.identity.is_current(&identity) {
+        // Renewed while this handshake ran: the old identity is not used for a new connection (dialled again later).
+        return Err(ApiError::Unreachable(format!(
+            "{addr}: this node renewed its identity during the handshake; try again"
+        )));
+    }
+    if remote_id == identity.id() {
         peering.peers.overlay().forget(&addr);
         return Err(ApiError::Invalid(format!("{addr} is this node itself")));
     }
@@ -376,7 +390,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    if remote_id == peering.node_key.public() {
+    if remote_id == peering.identity.id() {
         return Err(ConnectionError::ToSelf);
     }
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
