@@ -248,8 +248,10 @@ fn send_socket() -> Result<UdpSocket, LanError> {
 }
 
 /// The node's own addresses now: every address of every interface except loopback and unspecified ones, IPv4 and
-/// IPv6. The node renews its wire identity when this set changes (another network); an empty set means offline
-/// (or that the interfaces cannot be listed, which is logged).
+/// IPv6, and IPv6 link-local ones (`fe80::/10`: the kernel drops and adds them with the link's state, and they are
+/// the same on every network, so they would only renew the identity when a link flaps). The node renews its wire
+/// identity when this set changes (another network); an empty set means offline (or that the interfaces cannot be
+/// listed, which is logged).
 pub fn local_addresses() -> BTreeSet<IpAddr> {
     use network_interface::{NetworkInterface, NetworkInterfaceConfig};
     let interfaces = match NetworkInterface::show() {
@@ -263,9 +265,13 @@ pub fn local_addresses() -> BTreeSet<IpAddr> {
         .iter()
         .filter(|i| !i.internal)
         .flat_map(|i| i.addr.iter().map(|a| a.ip()))
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_ipv6_link_local(ip))
         .take(MAX_ADDRESSES)
         .collect()
+}
+
+fn is_ipv6_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
 
 /// Most addresses [`local_addresses`] reports (a bound, not a limit any real machine reaches).
@@ -418,6 +424,27 @@ async fn listen(
         recent.insert(announce.instance, (peer.addr, now));
         if is_new {
             wake.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_addresses_leave_out_loopback_and_ipv6_link_local() {
+        let parse = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(is_ipv6_link_local(&parse("fe80::1")));
+        assert!(is_ipv6_link_local(&parse("febf::1")));
+        assert!(!is_ipv6_link_local(&parse("fec0::1")));
+        assert!(!is_ipv6_link_local(&parse("2001:db8::1")));
+        assert!(!is_ipv6_link_local(&parse("169.254.3.4")));
+        for ip in local_addresses() {
+            assert!(
+                !ip.is_loopback() && !ip.is_unspecified() && !is_ipv6_link_local(&ip),
+                "{ip}"
+            );
         }
     }
 }

@@ -53,7 +53,7 @@ use crate::relaying::Relayer;
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
 use crate::views::PeerView;
-use crate::wire_identity::WireIdentity;
+use crate::wire_identity::{Identity, WireIdentity};
 use kolokol_wire::WireConfig;
 use std::time::Instant;
 
@@ -165,6 +165,7 @@ pub(crate) fn spawn_listener(peering: Peering, listener: TcpListener) {
                         peering.peers.reached();
                         if let Err(error) = start_connection(
                             &peering,
+                            &identity,
                             reader,
                             writer,
                             remote_id,
@@ -372,14 +373,15 @@ async fn dial_inner(
             "{addr}: not kept ({refusal:?})"
         )));
     }
-    start_connection(peering, reader, writer, remote_id, addr.to_string(), true)
+    start_connection(peering, &identity, reader, writer, remote_id, addr.to_string(), true)
         .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
     Ok(remote_id)
 }
 
-/// Register a connection that finished its handshake and spawn its tasks.
+/// Register a connection that finished its handshake (proving `identity`) and spawn its tasks.
 fn start_connection<R, W>(
     peering: &Peering,
+    identity: &Arc<Identity>,
     reader: WireReader<R>,
     writer: WireWriter<W>,
     remote_id: NodeId,
@@ -404,6 +406,11 @@ where
     let serial = peering
         .peers
         .register(remote_id, addr.clone(), outbound, steering)?;
+    // A renewal replaces the identity and then closes every registered connection: a connection registered after
+    // that close sees here that its identity is no longer the node's, and ends at once.
+    if !peering.identity.is_current(identity) {
+        cancel.cancel();
+    }
     tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
     let peering = peering.clone();
     let tasks = peering.tasks.clone();
