@@ -72,16 +72,14 @@ impl RotationPolicy {
     /// Whether the identity must be renewed, given the time and the node's addresses now. When the answer is
     /// `Some`, the policy takes it that the driver renews the identity at once (made at `now`, on `observed`).
     pub fn check(&mut self, now: Duration, observed: &BTreeSet<IpAddr>) -> Option<RotationReason> {
-        let reason = if !observed.is_empty()
-            && !self.addresses.is_empty()
-            && *observed != self.addresses
-        {
-            Some(RotationReason::AddressesChanged)
-        } else if now < self.since || now - self.since >= self.max_age {
-            Some(RotationReason::Age)
-        } else {
-            None
-        };
+        let reason =
+            if !observed.is_empty() && !self.addresses.is_empty() && *observed != self.addresses {
+                Some(RotationReason::AddressesChanged)
+            } else if now < self.since || now - self.since >= self.max_age {
+                Some(RotationReason::Age)
+            } else {
+                None
+            };
         match reason {
             Some(_) => {
                 self.since = now;
@@ -113,7 +111,9 @@ mod tests {
     }
 
     fn addrs(list: &[[u8; 4]]) -> BTreeSet<IpAddr> {
-        list.iter().map(|a| IpAddr::V4(Ipv4Addr::from(*a))).collect()
+        list.iter()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(*a)))
+            .collect()
     }
 
     const HOME: [u8; 4] = [192, 168, 1, 20];

@@ -168,7 +168,9 @@ fn lan_scenario_inside_namespace() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|(_, bytes)| bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes())
+            .filter(|(_, bytes)| {
+                bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes()
+            })
             .map(|(_, bytes)| bytes)
             .collect();
         assert!(!before.is_empty(), "A announced nothing in 3 s");
@@ -183,10 +185,15 @@ fn lan_scenario_inside_namespace() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|(_, bytes)| bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes())
+            .filter(|(_, bytes)| {
+                bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes()
+            })
             .map(|(_, bytes)| bytes)
             .collect();
-        assert!(!after.is_empty(), "A announced nothing in 3 s after renewal");
+        assert!(
+            !after.is_empty(),
+            "A announced nothing in 3 s after renewal"
+        );
         for bytes in &after {
             assert_eq!(bytes[24..], instance(9));
             assert_eq!(bytes[..24], before[0][..24], "only the instance changes");

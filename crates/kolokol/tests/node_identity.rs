@@ -43,7 +43,8 @@ fn files_holding(dir: &Path, id: &str) -> Vec<String> {
             continue;
         };
         let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-        if has(&raw) || has(hex_lower.as_bytes()) || has(hex_upper.as_bytes()) || has(id.as_bytes()) {
+        if has(&raw) || has(hex_lower.as_bytes()) || has(hex_upper.as_bytes()) || has(id.as_bytes())
+        {
             found.push(path.display().to_string());
         }
     }
@@ -75,7 +76,10 @@ fn a_restarted_node_is_another_node_and_nothing_on_disk_names_either() {
 
     // A peer that knows A by address, and so keeps A in its peer cache.
     let b = NodeProcess::start(&tmp.path().join("b"));
-    let a_wire = a.json(&["status"])["wire_addr"].as_str().unwrap().to_owned();
+    let a_wire = a.json(&["status"])["wire_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let peer = b.json(&["peer", "add", &a_wire]);
     assert_eq!(peer["node_id"], first.as_str(), "{peer}");
 
@@ -123,7 +127,12 @@ fn a_lan_announce_changes_with_every_start_and_carries_no_node_id() {
     let exe = std::env::current_exe().unwrap();
     let out = netns::run_in_loopback_only_namespace(
         &exe,
-        &["--exact", "lan_announces_inside_namespace", "--ignored", "--nocapture"],
+        &[
+            "--exact",
+            "lan_announces_inside_namespace",
+            "--ignored",
+            "--nocapture",
+        ],
         ("KOLOKOL_IDENTITY_LAN_NAMESPACE", "1"),
         Duration::from_secs(120),
     );
@@ -218,5 +227,9 @@ fn lan_announces_inside_namespace() {
     // Same data directory, same network, same kept wire port: only the instance differs, and it shares no byte run
     // with the one before (16 random bytes).
     assert_eq!(seen[0][..24], seen[1][..24]);
-    assert_ne!(seen[0][24..], seen[1][24..], "the announce did not change across a restart");
+    assert_ne!(
+        seen[0][24..],
+        seen[1][24..],
+        "the announce did not change across a restart"
+    );
 }

@@ -28,10 +28,10 @@ use crate::publish::PublishRequest;
 use crate::publish::Publisher;
 use crate::replicas::Replication;
 use crate::tasks::Tasks;
-use crate::wire_identity::WireIdentity;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
+use crate::wire_identity::WireIdentity;
 
 /// Most records one `list` call returns.
 pub const MAX_LIST: u32 = 1000;

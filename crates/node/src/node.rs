@@ -364,7 +364,11 @@ mod tests {
             .unwrap();
         let old = a.api().id().node_id;
         // B dials A, so B's overlay dials A again after the renewal closes the connection.
-        let peer = b.api().peer_add(&a.api.wire_addr.to_string()).await.unwrap();
+        let peer = b
+            .api()
+            .peer_add(&a.api.wire_addr.to_string())
+            .await
+            .unwrap();
         assert_eq!(peer.node_id.as_deref(), Some(old.as_str()));
         let stale = a.api.identity.current();
 
@@ -384,7 +388,12 @@ mod tests {
 
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let ids: Vec<String> = b.peers.connections().iter().map(|c| c.id.to_string()).collect();
+            let ids: Vec<String> = b
+                .peers
+                .connections()
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect();
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "B never reconnected to A under its new identity: {ids:?}"

@@ -142,10 +142,7 @@ mod tests {
         assert_eq!(Announce::decode(&long), Err(AnnounceError::Length(41)));
         assert_eq!(Announce::decode(&[]), Err(AnnounceError::Length(0)));
         // A version-1 announce (56 bytes, with a node id) is not read.
-        assert_eq!(
-            Announce::decode(&[0; 56]),
-            Err(AnnounceError::Length(56))
-        );
+        assert_eq!(Announce::decode(&[0; 56]), Err(AnnounceError::Length(56)));
         let change = |i: usize, v: u8| {
             let mut b = good;
             b[i] = v;

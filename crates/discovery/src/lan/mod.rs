@@ -434,7 +434,10 @@ mod tests {
 
     #[test]
     fn own_addresses_leave_out_loopback_and_ipv6_link_local() {
-        let parse = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let parse = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
         assert!(is_ipv6_link_local(&parse("fe80::1")));
         assert!(is_ipv6_link_local(&parse("febf::1")));
         assert!(!is_ipv6_link_local(&parse("fec0::1")));

@@ -201,12 +201,10 @@ pub(crate) async fn spawn_dialer(peering: Peering) {
             } else {
                 Source::Cache
             };
-            let _ = peering.peers.overlay().heard_of(
-                addr,
-                source,
-                None,
-                peering.started.elapsed(),
-            );
+            let _ = peering
+                .peers
+                .overlay()
+                .heard_of(addr, source, None, peering.started.elapsed());
         }
     }
     let tasks = peering.tasks.clone();
@@ -373,8 +371,16 @@ async fn dial_inner(
             "{addr}: not kept ({refusal:?})"
         )));
     }
-    start_connection(peering, &identity, reader, writer, remote_id, addr.to_string(), true)
-        .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
+    start_connection(
+        peering,
+        &identity,
+        reader,
+        writer,
+        remote_id,
+        addr.to_string(),
+        true,
+    )
+    .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
     Ok(remote_id)
 }
 
