@@ -1,7 +1,7 @@
 //! What discovery reads from the DHT, the LAN and its saved state file. The first input byte picks the decoder:
 //! - 0: a BEP 44 feed value (`decode_feed_value`), which must be exactly what `encode_feed_value` writes for the
 //!   head it names;
-//! - 1: a LAN announce datagram (`Announce::decode`), which must re-encode to the same 56 bytes;
+//! - 1: a LAN announce datagram (`Announce::decode`), which must re-encode to the same 40 bytes;
 //! - 2: the saved DHT state file (`DhtState::decode`), which must re-encode to the same bytes.
 #![no_main]
 

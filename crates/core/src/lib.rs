@@ -9,6 +9,7 @@
 //!   replicate-before-announce push ([`replication::PublisherPush`]).
 //! - [`stem`]: the Dandelion++ stem phase that hides which node published ([`stem::Stem`]); run by the
 //!   simulator, not yet by the node.
+//! - [`rotation`]: when the node's wire identity is renewed ([`rotation::RotationPolicy`]).
 //!
 //! # Architecture invariant
 //!
@@ -28,6 +29,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod replication;
+pub mod rotation;
 pub mod stem;
 
 pub use ids::{ParseIdError, RENDEZVOUS_PREFIX, RENDEZVOUS_VERSION};

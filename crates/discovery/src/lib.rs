@@ -45,9 +45,11 @@
 //! never resolved, and saved routing-table nodes learned in a run that allowed public routers are not used. The
 //! node then only sends to configured addresses and to nodes that those (and their peers) told it about.
 //!
-//! What the LAN reveals. A LAN announce tells everyone on the link that this device runs kolokol, its wire port,
-//! its node id and a hash of its network name. On an untrusted network (a café, an office), turn LAN discovery
-//! off.
+//! What the LAN reveals. A LAN announce tells everyone on the link that this device runs kolokol, its wire port
+//! and a hash of its network name, plus 16 random bytes (the instance) that are new with every wire identity of
+//! the node: at every start, daily, and when the node's addresses change. It carries no node id and nothing kept
+//! across restarts except the wire port (which the node keeps so that peers find it again; see SECURITY.md). On an
+//! untrusted network (a café, an office), turn LAN discovery off.
 //!
 //! # Other BitTorrent clients
 //!
@@ -68,7 +70,7 @@ pub mod state;
 pub use dht::{Dht, DhtConfig, DhtError, DhtStatus};
 pub use feed::{FeedEntry, FeedHead, next_feed_seq};
 pub use feeds::{FeedError, FeedPut};
-pub use lan::{Lan, LanConfig, LanError, LanInterfaces, LanPeer};
+pub use lan::{Lan, LanConfig, LanError, LanInterfaces, LanPeer, local_addresses};
 pub use policy::ServerMode;
 pub use rendezvous::{Rendezvous, RendezvousConfig};
 pub use state::DhtState;

@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use kolokol_core::{Keypair, NodeId};
-use kolokol_discovery::lan::{Announce, DEFAULT_GROUP, DEFAULT_PORT};
+use kolokol_discovery::lan::{ANNOUNCE_LEN, Announce, DEFAULT_GROUP, DEFAULT_PORT};
 use kolokol_discovery::{Lan, LanConfig, LanInterfaces, LanPeer};
 use kolokol_testkit::netns;
 
@@ -41,16 +40,47 @@ fn lan_discovery_in_a_private_network_namespace() {
     );
 }
 
-fn node(n: u8) -> NodeId {
-    Keypair::from_secret_bytes([n; 32]).public()
+fn instance(n: u8) -> [u8; 16] {
+    [n; 16]
 }
 
 fn config(network: &str, n: u8, wire_port: u16) -> LanConfig {
     LanConfig {
         interfaces: LanInterfaces::Only(vec![Ipv4Addr::LOCALHOST]),
         interval: Duration::from_secs(1),
-        ..LanConfig::new(network, node(n), wire_port)
+        ..LanConfig::new(network, instance(n), wire_port)
     }
+}
+
+/// Every datagram sent to the group during `limit`, with its source, read by a plain socket (what any device on the
+/// LAN can do).
+fn capture(limit: Duration) -> Vec<(SocketAddr, Vec<u8>)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket
+        .bind(&SocketAddrV4::new(DEFAULT_GROUP, DEFAULT_PORT).into())
+        .unwrap();
+    socket
+        .join_multicast_v4(&DEFAULT_GROUP, &Ipv4Addr::LOCALHOST)
+        .unwrap();
+    let socket: std::net::UdpSocket = socket.into();
+    let deadline = std::time::Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            out.push((from, buf[..len].to_vec()));
+        }
+    }
+    out
 }
 
 /// Collects what `lan` yields for `limit`.
@@ -81,12 +111,12 @@ fn lan_scenario_inside_namespace() {
         let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         raw.set_multicast_ttl_v4(1).unwrap();
         let group = SocketAddrV4::new(DEFAULT_GROUP, DEFAULT_PORT);
-        let good = Announce::new("lan-net", node(4), 7004).encode();
+        let good = Announce::new("lan-net", instance(4), 7004).encode();
         let mut wrong_version = good;
         wrong_version[4] = 9;
         for junk in [
             &b"hello"[..],
-            &good[..40],
+            &good[..30],
             &wrong_version[..],
             &[good.as_slice(), b"x"].concat(),
         ] {
@@ -99,25 +129,22 @@ fn lan_scenario_inside_namespace() {
         let other_heard = heard(&mut other, Duration::from_secs(1)).await;
 
         let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let a_set: BTreeSet<(SocketAddr, NodeId)> =
-            a_heard.iter().map(|p| (p.addr, p.node_id)).collect();
+        let a_set: BTreeSet<SocketAddr> = a_heard.iter().map(|p| p.addr).collect();
         assert_eq!(
             a_set,
-            BTreeSet::from([(loopback(7002), node(2)), (loopback(7004), node(4))]),
+            BTreeSet::from([loopback(7002), loopback(7004)]),
             "A must hear B and the hand-made announce, not itself, not the other network, not junk"
         );
         // Announces repeat every second, but a node is yielded once until its address changes or time passes.
         assert_eq!(a_heard.len(), 2, "{a_heard:?}");
         assert!(
-            b_heard
-                .iter()
-                .any(|p| p.addr == loopback(7001) && p.node_id == node(1)),
+            b_heard.iter().any(|p| p.addr == loopback(7001)),
             "{b_heard:?}"
         );
         assert!(
             b_heard
                 .iter()
-                .all(|p| p.node_id != node(2) && p.node_id != node(3))
+                .all(|p| p.addr != loopback(7002) && p.addr != loopback(7003))
         );
         assert!(
             other_heard.is_empty(),
@@ -127,12 +154,50 @@ fn lan_scenario_inside_namespace() {
         // Stopped nodes fall silent: a new node hears only the running ones.
         b.stop().await;
         let mut c = Lan::start(config("lan-net", 5, 7005)).await.unwrap();
-        let c_heard: BTreeSet<NodeId> = heard(&mut c, Duration::from_secs(3))
+        let c_heard: BTreeSet<SocketAddr> = heard(&mut c, Duration::from_secs(3))
             .await
             .into_iter()
-            .map(|p| p.node_id)
+            .map(|p| p.addr)
             .collect();
-        assert_eq!(c_heard, BTreeSet::from([node(1)]));
+        assert_eq!(c_heard, BTreeSet::from([loopback(7001)]));
+
+        // A renews its identity: what it announces from then on has nothing in common with what it announced
+        // before but the network hint and the port, and C, which had heard A, is told of it again at once (a new
+        // instance is a new node) rather than after REPEAT_AFTER.
+        let before: Vec<Vec<u8>> = tokio::task::spawn_blocking(|| capture(Duration::from_secs(3)))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, bytes)| {
+                bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes()
+            })
+            .map(|(_, bytes)| bytes)
+            .collect();
+        assert!(!before.is_empty(), "A announced nothing in 3 s");
+        assert!(before.iter().all(|b| b[24..] == instance(1)), "{before:?}");
+        a.set_instance(instance(9));
+        let c_again = heard(&mut c, Duration::from_secs(3)).await;
+        assert!(
+            c_again.iter().any(|p| p.addr == loopback(7001)),
+            "C was not told of A's new instance: {c_again:?}"
+        );
+        let after: Vec<Vec<u8>> = tokio::task::spawn_blocking(|| capture(Duration::from_secs(3)))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, bytes)| {
+                bytes.len() == ANNOUNCE_LEN && bytes[6..8] == 7001u16.to_be_bytes()
+            })
+            .map(|(_, bytes)| bytes)
+            .collect();
+        assert!(
+            !after.is_empty(),
+            "A announced nothing in 3 s after renewal"
+        );
+        for bytes in &after {
+            assert_eq!(bytes[24..], instance(9));
+            assert_eq!(bytes[..24], before[0][..24], "only the instance changes");
+        }
         a.stop().await;
         c.stop().await;
         other.stop().await;

@@ -76,10 +76,11 @@ pub async fn run(api: &SocketAddr, data_dir: &Path, args: UpArgs) -> anyhow::Res
     let api = node.api();
     let status = api.status().await?;
     // The node must not die because whoever started it stopped reading its output: write errors are ignored.
+    // No node id: it is new at every start and renewed while running, and a copy of it in a saved terminal log
+    // would tie this device to what the peers of that time saw (`kolokol status` shows the current one).
     let mut ready = format!(
-        "kolokol node {id} is up\n  web:     http://{api_addr}/\n  node id: {id}\n  author:  {author}\n  \
+        "kolokol node is up\n  web:     http://{api_addr}/\n  author:  {author}\n  \
          wire:    {wire}\n  bt:      {bt}\n  dht:     {dht}\n  data:    {data}\n",
-        id = status.node_id,
         author = status.author_id,
         wire = status.wire_addr,
         bt = status.bt_addr,

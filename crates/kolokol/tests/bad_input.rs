@@ -98,11 +98,13 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
 
     // Files the node wrote are private to the user.
     use std::os::unix::fs::PermissionsExt;
-    for key in ["node.key", "author.key", "api.token"] {
+    for key in ["author.key", "api.token"] {
         let mode = std::fs::metadata(node.data_dir.join(key))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{key}");
     }
+    // The wire identity is never written (it is new at every start).
+    assert!(!node.data_dir.join("node.key").exists());
 }

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kolokol_core::keys::Keypair;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::Dht;
 use kolokol_store::{Media, SearchError, SearchQuery};
@@ -34,6 +33,7 @@ use crate::tasks::Tasks;
 use crate::views::{
     BlockedView, FollowView, IdView, PeerView, PublishedView, RecordView, StatusView, TransferView,
 };
+use crate::wire_identity::WireIdentity;
 
 /// Most records one `list` call returns.
 pub const MAX_LIST: u32 = 1000;
@@ -65,7 +65,8 @@ pub struct Api {
     pub(crate) wire_addr: SocketAddr,
     pub(crate) bt_addr: SocketAddr,
     pub(crate) network: String,
-    pub(crate) node_key: Arc<Keypair>,
+    /// The node's wire identity (its owner; `id` and `status` show the current one to the local user only).
+    pub(crate) identity: Arc<WireIdentity>,
     pub(crate) identities: Arc<Identities>,
     pub(crate) dir: DataPaths,
     pub(crate) tasks: Tasks,
@@ -97,7 +98,7 @@ impl Api {
 
     pub fn id(&self) -> IdView {
         IdView {
-            node_id: self.node_key.public().to_string(),
+            node_id: self.identity.id().to_string(),
             author_id: self.identities.default_key().public().to_string(),
         }
     }
@@ -115,7 +116,7 @@ impl Api {
             })
             .await?;
         Ok(StatusView {
-            node_id: self.node_key.public().to_string(),
+            node_id: self.identity.id().to_string(),
             author_id: self.identities.default_key().public().to_string(),
             network: self.network.clone(),
             api_addr: self.api_addr.to_string(),

@@ -3,7 +3,6 @@
 //! Layout:
 //! ```text
 //! lock            held (flock) while a node runs; holds the pid of that node
-//! node.key        Ed25519 node identity (wire protocol), mode 0600
 //! author.key      the `default` author identity's Ed25519 key (plain hex, or sealed with a passphrase), mode 0600
 //! identities/     the other author identities, NAME.key each, mode 0600 (folder 0700; see `keystore.rs`)
 //! api.token       secret the local API demands on every API request, mode 0600
@@ -15,6 +14,9 @@
 //! bridge.key, bridge-invitations.json, bridges.json, proxy-rules.json
 //!                 the proxy's and the bridge's saved state, mode 0600 (see `proxy/saved.rs`)
 //! ```
+//!
+//! The node's wire identity is not here: it is new at every start and never written (`wire_identity.rs`). A
+//! `node.key` left by an older version is overwritten and deleted at start.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -152,7 +154,8 @@ impl DataPaths {
     pub fn catalog_path(&self) -> PathBuf {
         self.root.join("catalog.sqlite")
     }
-    pub fn node_key_path(&self) -> PathBuf {
+    /// Where older versions kept the node's wire key; only ever deleted now (`wire_identity::forget_old_key_file`).
+    pub fn old_node_key_path(&self) -> PathBuf {
         self.root.join("node.key")
     }
     pub fn token_path(&self) -> PathBuf {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use std::time::Instant;
 
 use kolokol_core::keys::AuthorId;
-use kolokol_core::keys::Keypair;
 use kolokol_core::overlay::Source;
 use kolokol_core::record::{InfoHash, RecordId};
 use kolokol_discovery::{
@@ -28,6 +27,7 @@ use crate::config::DiscoveryConfig;
 use crate::peers::PeerRegistry;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
+use crate::wire_identity::WireIdentity;
 
 /// What discovery's tasks use: the DHT, the peers it feeds with addresses, the catalog (torrents to announce, feeds
 /// followed, the peer cache) and this node's keys and addresses. Cheap to clone.
@@ -43,7 +43,8 @@ pub(crate) struct Discovery {
     /// Woken to poll followed authors' feeds at once (after `follow`).
     pub feeds_wake: Arc<Notify>,
     pub network: String,
-    pub node_key: Arc<Keypair>,
+    /// The wire identity: LAN announces carry its instance, renewed with it.
+    pub identity: Arc<WireIdentity>,
     pub identities: Arc<crate::identities::Identities>,
     pub wire_addr: SocketAddr,
     pub bt_addr: SocketAddr,
@@ -166,11 +167,9 @@ fn spawn_rendezvous(discovery: Discovery, interval: Duration) {
 }
 
 async fn spawn_lan(discovery: Discovery, interfaces: &[std::net::Ipv4Addr]) {
-    let mut config = LanConfig::new(
-        &discovery.network,
-        discovery.node_key.public(),
-        discovery.wire_addr.port(),
-    );
+    let mut renewals = discovery.identity.subscribe();
+    let instance = renewals.borrow_and_update().lan_instance;
+    let mut config = LanConfig::new(&discovery.network, instance, discovery.wire_addr.port());
     if !interfaces.is_empty() {
         config.interfaces = LanInterfaces::Only(interfaces.to_vec());
     }
@@ -187,13 +186,22 @@ async fn spawn_lan(discovery: Discovery, interfaces: &[std::net::Ipv4Addr]) {
         loop {
             let heard = tokio::select! {
                 _ = discovery.tasks.cancelled() => break,
+                renewed = renewals.changed() => {
+                    if renewed.is_err() {
+                        break;
+                    }
+                    // The wire identity was renewed: so is what the LAN hears from us, at once.
+                    let instance = renewals.borrow_and_update().lan_instance;
+                    lan.set_instance(instance);
+                    continue;
+                }
                 heard = lan.next() => heard,
             };
             let Some(peer) = heard else { break };
-            tracing::debug!(addr = %peer.addr, node = %peer.node_id, "heard a kolokol node on the LAN");
+            tracing::debug!(addr = %peer.addr, "heard a kolokol node on the LAN");
             discovery
                 .peers
-                .heard_of(peer.addr, Source::Lan, Some(peer.node_id), discovery.started.elapsed());
+                .heard_of(peer.addr, Source::Lan, None, discovery.started.elapsed());
         }
         lan.stop().await;
     });

@@ -1,11 +1,11 @@
-//! Keys and secrets kept in the data directory, created on first start with mode 0600.
+//! Secrets kept in the data directory (the API token), created on first start with mode 0600. Author keys are
+//! `keystore.rs`'s; the wire key is never saved (`wire_identity.rs`).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use kolokol_core::keys::Keypair;
 use rand::RngCore;
 
 /// Errors loading or creating a key file.
@@ -25,12 +25,6 @@ pub enum IdentityError {
     },
     #[error("{path} is damaged: expected {expected} hex characters")]
     Damaged { path: String, expected: usize },
-}
-
-/// Load the Ed25519 key stored at `path`, or create one if the file does not exist.
-pub fn load_or_create_key(path: &Path) -> Result<Keypair, IdentityError> {
-    let secret = load_or_create_secret(path)?;
-    Ok(Keypair::from_secret_bytes(secret))
 }
 
 /// Load the 32-byte secret stored (as hex) at `path`, or create a random one.
@@ -88,22 +82,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_is_created_once_with_mode_0600_and_reloaded() {
+    fn secret_is_created_once_with_mode_0600_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.key");
-        let first = load_or_create_key(&path).unwrap();
+        let path = dir.path().join("api.token");
+        let first = load_or_create_secret(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let again = load_or_create_key(&path).unwrap();
-        assert_eq!(first.public(), again.public());
+        let again = load_or_create_secret(&path).unwrap();
+        assert_eq!(first, again);
     }
 
     #[test]
-    fn damaged_key_file_is_an_error_and_is_not_replaced() {
+    fn damaged_secret_file_is_an_error_and_is_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.key");
+        let path = dir.path().join("api.token");
         fs::write(&path, "not hex").unwrap();
-        let err = load_or_create_key(&path).unwrap_err();
+        let err = load_or_create_secret(&path).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "not hex");
     }

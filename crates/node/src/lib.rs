@@ -39,6 +39,7 @@ mod record_policy;
 mod relaying;
 mod replicas;
 mod replication;
+mod rotation;
 mod start_error;
 mod stream;
 mod tasks;
@@ -46,6 +47,7 @@ mod torrent_file;
 pub mod units;
 mod upload;
 mod views;
+mod wire_identity;
 
 pub use admission::{AdmissionConfig, RefusedView};
 pub use api::{Api, MAX_LIST, SearchRequest};

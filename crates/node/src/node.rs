@@ -20,7 +20,7 @@ use crate::data_dir::DataDir;
 use crate::discovery::Discovery;
 use crate::fetch::Fetcher;
 use crate::identities::Identities;
-use crate::identity::{load_or_create_key, load_or_create_secret};
+use crate::identity::load_or_create_secret;
 use crate::keystore::Keystore;
 use crate::mirroring::Mirror;
 use crate::peering::Peering;
@@ -31,8 +31,10 @@ use crate::record_policy::RecordPolicyOwner;
 use crate::relaying::Relayer;
 use crate::replicas::Replication;
 use crate::replication::Replicator;
+use crate::rotation::Rotation;
 use crate::start_error::StartError;
 use crate::tasks::Tasks;
+use crate::wire_identity::{WireIdentity, forget_old_key_file};
 
 /// How long shutdown waits for the node's tasks before it names the stragglers and goes on.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
@@ -58,7 +60,9 @@ impl Node {
         // A bridge's node lists itself nowhere; a bridge-only node starts only the bridge (`presence.rs`).
         let config = crate::presence::apply(config)?;
         let presence = crate::presence::Presence::of(&config);
-        let node_key = load_or_create_key(&dir.node_key_path())?;
+        // The wire identity is new at every start and never saved; an older version's saved one is destroyed.
+        forget_old_key_file(&dir.old_node_key_path());
+        let identity = Arc::new(WireIdentity::fresh());
         // Every author identity, unlocked (a sealed one with a passphrase given to `up`): a wrong passphrase stops
         // the start here, before anything else is opened.
         let identities = {
@@ -108,7 +112,7 @@ impl Node {
             max_inbound: config.max_inbound,
             ..OverlayConfig::default()
         };
-        let overlay = Overlay::new(overlay_config, node_key.public(), rand::random())
+        let overlay = Overlay::new(overlay_config, identity.id(), rand::random())
             .map_err(StartError::PeerSettings)?;
 
         let policy = RecordPolicyOwner::new(
@@ -117,7 +121,7 @@ impl Node {
             crate::peering::MAX_BAD_RECORDS,
         )
         .map_err(StartError::RecordPolicySettings)?;
-        let (node_key, identities) = (Arc::new(node_key), Arc::new(identities));
+        let identities = Arc::new(identities);
         let tasks = Tasks::new();
         let started = Instant::now();
         let catalog = Arc::new(CatalogService::start(catalog).map_err(StartError::CatalogThread)?);
@@ -138,7 +142,7 @@ impl Node {
             dht: dht.clone(),
             feeds_wake: feeds_wake.clone(),
             network: config.network.clone(),
-            node_key: node_key.clone(),
+            identity: identity.clone(),
             identities: identities.clone(),
             wire_addr,
             bt_addr,
@@ -202,7 +206,7 @@ impl Node {
             catalog: catalog.clone(),
             admission: admission.clone(),
             policy,
-            node_key: node_key.clone(),
+            identity: identity.clone(),
             network: config.network.clone(),
             wire_config,
             started,
@@ -215,7 +219,7 @@ impl Node {
         cache.load_saved_sharing(&catalog).await;
         if presence == crate::presence::Presence::BridgeOnly {
             // Nothing of the kolokol network: no listener (its loopback port closes here), no dialling, no
-            // discovery, nothing resumed or mirrored.
+            // discovery, nothing resumed or mirrored, and no wire identity in use to renew.
             drop((wire_listener, relayer, mirror));
             tracing::info!(
                 "bridge-only node: no catalog exchange, no wire listener, no DHT, no LAN"
@@ -227,15 +231,21 @@ impl Node {
             crate::relaying::spawn_timer(relayer);
             resume_torrents(&fetcher).await;
             crate::mirroring::spawn(mirror);
+            crate::rotation::spawn(Rotation {
+                tasks: tasks.clone(),
+                identity: identity.clone(),
+                peers: peers.clone(),
+            });
         }
-        tracing::info!(node_id = %node_key.public(), %wire_addr, %bt_addr, "node started");
+        tracing::info!(%wire_addr, %bt_addr, "node started");
+        tracing::debug!(node_id = %identity.id(), "wire identity");
         let api = Api {
             token: token.into(),
             api_addr: config.api_addr,
             wire_addr,
             bt_addr,
             network: config.network.clone(),
-            node_key,
+            identity,
             identities,
             dir: dir.paths().clone(),
             tasks: tasks.clone(),
@@ -361,5 +371,65 @@ mod tests {
         std::net::TcpListener::bind(bt_a).expect("the BitTorrent port is closed after shutdown");
         b.shutdown().await;
         DataDir::lock(&root_b).unwrap();
+    }
+
+    /// A renewal of the wire identity (as the rotation driver makes daily and on a change of network): the old
+    /// identity's connections are closed and the node keeps working under the new one (its peer connects to it
+    /// again and sees only the new id).
+    #[tokio::test]
+    async fn after_a_renewal_peers_see_only_the_new_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Node::start(DataDir::lock(&tmp.path().join("a")).unwrap(), config())
+            .await
+            .unwrap();
+        let b = Node::start(DataDir::lock(&tmp.path().join("b")).unwrap(), config())
+            .await
+            .unwrap();
+        let old = a.api().id().node_id;
+        // B dials A, so B's overlay dials A again after the renewal closes the connection.
+        let peer = b
+            .api()
+            .peer_add(&a.api.wire_addr.to_string())
+            .await
+            .unwrap();
+        assert_eq!(peer.node_id.as_deref(), Some(old.as_str()));
+        let stale = a.api.identity.current();
+
+        let rotation = Rotation {
+            tasks: a.tasks(),
+            identity: a.api.identity.clone(),
+            peers: a.peers.clone(),
+        };
+        crate::rotation::renew(
+            &rotation,
+            kolokol_core::rotation::RotationReason::AddressesChanged,
+        );
+        let new = a.api().id().node_id;
+        assert_ne!(new, old);
+        assert_eq!(a.api().status().await.unwrap().node_id, new);
+        assert!(!a.api.identity.is_current(&stale));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids: Vec<String> = b
+                .peers
+                .connections()
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect();
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "B never reconnected to A under its new identity: {ids:?}"
+            );
+            if ids == [new.clone()] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A sees B once, on a connection made under the new identity.
+        assert_eq!(a.peers.connected_count(), 1);
+
+        a.shutdown().await;
+        b.shutdown().await;
     }
 }

@@ -4,16 +4,19 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-/// One step of the schema: SQL, or SQL followed by code that moves existing rows.
+/// One step of the schema: SQL, or SQL followed by code that moves existing rows, or SQL that removes data which must
+/// not stay anywhere in the file (the file is rebuilt with `VACUUM` after the migrations: SQLite rewrites a row in
+/// place and leaves the old bytes in the page's free space, `secure_delete` or not).
 enum Migration {
     Sql(&'static str),
+    Scrub(&'static str),
     SqlThen(
         &'static str,
         fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
     ),
 }
 
-use Migration::{Sql, SqlThen};
+use Migration::{Scrub, Sql, SqlThen};
 
 const MIGRATIONS: &[Migration] = &[
     // 1: catalog, torrents, peers, settings.
@@ -117,6 +120,13 @@ const MIGRATIONS: &[Migration] = &[
     ",
         crate::search::move_to_keyed_index,
     ),
+    // 7: the peer cache keeps addresses only. Wire identities are renewed at every start, daily and on a change of
+    // network (issue 12 part 3): a remembered node id is stale, and a list of the ids this device met ties it to
+    // those peers' observations. A scrub: the file is rebuilt afterwards, so the old ids do not linger in it.
+    Scrub("
+    UPDATE peers SET node_id = NULL;
+    ALTER TABLE peers DROP COLUMN node_id;
+    "),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -130,6 +140,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), St
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
     }
+    let mut rebuild = false;
     for (index, migration) in MIGRATIONS
         .iter()
         .enumerate()
@@ -139,6 +150,10 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), St
         let tx = conn.transaction()?;
         match migration {
             Sql(sql) => tx.execute_batch(sql)?,
+            Scrub(sql) => {
+                tx.execute_batch(sql)?;
+                rebuild = true;
+            }
             SqlThen(sql, then) => {
                 tx.execute_batch(sql)?;
                 then(&tx)?;
@@ -146,6 +161,10 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), St
         }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
+    }
+    if rebuild {
+        // Every page written anew from the live rows only (outside any transaction, as VACUUM must be).
+        conn.execute_batch("VACUUM")?;
     }
     Ok(())
 }

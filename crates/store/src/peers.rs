@@ -1,6 +1,9 @@
 //! kolokol peers this node knows (their wire addresses), used to reconnect after a restart.
+//!
+//! The cache is keyed by address and holds no node id: wire identities are renewed at every start, daily and on a
+//! change of network (issue 12 part 3), so an id would be stale at the next start, and a list of the ids this device
+//! met would tie it, once seized, to what those peers saw. Schema 7 dropped the column that older versions filled.
 
-use kolokol_core::keys::NodeId;
 use rusqlite::params;
 
 use crate::records::to_sql_int;
@@ -14,7 +17,6 @@ pub const MAX_PEERS: u32 = 1000;
 pub struct PeerRow {
     /// Wire address as `host:port`.
     pub addr: String,
-    pub node_id: Option<NodeId>,
     /// Added with `peer add`: never forgotten automatically.
     pub by_user: bool,
     pub last_seen: Option<u64>,
@@ -41,10 +43,10 @@ impl Catalog {
     }
 
     /// A handshake with `addr` succeeded at `now`.
-    pub fn peer_seen(&mut self, addr: &str, node_id: &NodeId, now: u64) -> Result<(), StoreError> {
+    pub fn peer_seen(&mut self, addr: &str, now: u64) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE peers SET node_id = ?2, last_seen = ?3, last_error = NULL WHERE addr = ?1",
-            params![addr, &node_id.as_bytes()[..], to_sql_int(now)?],
+            "UPDATE peers SET last_seen = ?2, last_error = NULL WHERE addr = ?1",
+            params![addr, to_sql_int(now)?],
         )?;
         Ok(())
     }
@@ -61,33 +63,22 @@ impl Catalog {
     /// Every known peer, user-added first, then most recently seen.
     pub fn list_peers(&self) -> Result<Vec<PeerRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT addr, node_id, by_user, last_seen, last_error FROM peers
+            "SELECT addr, by_user, last_seen, last_error FROM peers
              ORDER BY by_user DESC, coalesce(last_seen, 0) DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([MAX_PEERS], |row| {
             Ok((
                 row.get::<_, String>(0)?,
-                row.get::<_, Option<Vec<u8>>>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, Option<i64>>(3)?,
-                row.get::<_, Option<String>>(4)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, Option<String>>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (addr, node_id, by_user, last_seen, last_error) = row?;
-            let node_id = match node_id {
-                Some(bytes) => {
-                    let bytes: [u8; 32] = bytes
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("node id of the wrong length".into()))?;
-                    Some(NodeId::from_bytes(bytes))
-                }
-                None => None,
-            };
+            let (addr, by_user, last_seen, last_error) = row?;
             out.push(PeerRow {
                 addr,
-                node_id,
                 by_user,
                 last_seen: last_seen.and_then(|t| u64::try_from(t).ok()),
                 last_error,

@@ -106,12 +106,10 @@ fn torrents_peers_and_settings_round_trip() {
 
     catalog.add_peer("127.0.0.1:4000", true).unwrap();
     catalog.add_peer("127.0.0.1:4000", false).unwrap();
-    let id = Keypair::from_secret_bytes([1; 32]).public();
-    catalog.peer_seen("127.0.0.1:4000", &id, 99).unwrap();
+    catalog.peer_seen("127.0.0.1:4000", 99).unwrap();
     let peers = catalog.list_peers().unwrap();
     assert_eq!(peers.len(), 1);
     assert!(peers[0].by_user, "a user's peer stays a user's peer");
-    assert_eq!(peers[0].node_id, Some(id));
     assert_eq!(peers[0].last_seen, Some(99));
 
     assert_eq!(catalog.get_setting("wire_port").unwrap(), None);
@@ -396,4 +394,71 @@ fn missing_ids_names_only_what_the_catalog_lacks() {
         vec![unknown]
     );
     assert!(catalog.missing_ids(&[]).unwrap().is_empty());
+}
+
+/// A catalog written by schema 6 remembered each peer's node id; opening it with this version drops every id and
+/// the column, keeps the addresses, and leaves none of the id's bytes in the database file.
+#[test]
+fn the_peer_cache_keeps_no_node_ids_after_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    // A node id that is easy to find in the file: 32 bytes of 0xA7 (not a valid key; schema 6 checked only length).
+    let id = [0xA7u8; 32];
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        crate::migrations::migrate_to(&mut conn, 6).unwrap();
+        conn.execute(
+            "INSERT INTO peers (addr, node_id, by_user, last_seen) VALUES ('192.0.2.1:4000', ?1, 1, 77)",
+            [&id[..]],
+        )
+        .unwrap();
+        // Enough rows for several pages: rewriting them in place leaves old bytes in the pages' free space, which
+        // is why the migration rebuilds the file.
+        let tx = conn.transaction().unwrap();
+        for n in 0..400 {
+            tx.execute(
+                "INSERT INTO peers (addr, node_id, last_seen) VALUES (?1, ?2, 1)",
+                rusqlite::params![format!("198.51.100.{}:{}", n % 250, 5000 + n), &id[..]],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    let contains_id = |bytes: &[u8]| bytes.windows(id.len()).any(|w| w == id);
+    assert!(
+        contains_id(&std::fs::read(&path).unwrap()),
+        "the test must see the id before the migration"
+    );
+
+    let mut catalog = Catalog::open(&path, "kolokol").unwrap();
+    let peers = catalog.list_peers().unwrap();
+    assert_eq!(peers.len(), 401);
+    assert_eq!(peers[0].addr, "192.0.2.1:4000");
+    assert!(peers[0].by_user);
+    assert_eq!(peers[0].last_seen, Some(77));
+    catalog.peer_seen("192.0.2.1:4000", 88).unwrap();
+    drop(catalog);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('peers')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(columns, ["addr", "by_user", "last_seen", "last_error"]);
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let file = file.unwrap().path();
+        assert!(
+            !contains_id(&std::fs::read(&file).unwrap()),
+            "{} still holds the old node id",
+            file.display()
+        );
+    }
 }

@@ -87,6 +87,13 @@ impl Overlay {
         })
     }
 
+    /// This node's wire identity was renewed: from now on `own_node` is ourselves. Candidates, connections and the
+    /// addresses known to be our own are kept (the connections made under the old identity are closed by the
+    /// driver, which reports each with [`Overlay::disconnected`]).
+    pub fn set_own_node(&mut self, own_node: NodeId) {
+        self.own_node = own_node;
+    }
+
     /// The parameters in force.
     pub fn config(&self) -> &OverlayConfig {
         &self.config

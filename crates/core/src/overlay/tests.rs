@@ -403,3 +403,19 @@ fn different_seeds_spread_dials() {
         firsts.len()
     );
 }
+
+#[test]
+fn a_renewed_identity_is_ourselves_and_the_old_one_a_stranger() {
+    let mut o = overlay(OverlayConfig::default());
+    o.set_own_node(node(9));
+    assert_eq!(
+        o.inbound_connected(node(9), secs(0)),
+        Err(ConnectRefusal::OwnNode)
+    );
+    assert_eq!(
+        o.heard_of(addr(4, 2, 7000), Source::Lan, Some(node(9)), secs(0)),
+        Err(Refusal::OwnNode)
+    );
+    // The identity before is nobody special any more (no peer can hold it: it was never saved).
+    assert_eq!(o.inbound_connected(node(0), secs(0)), Ok(()));
+}

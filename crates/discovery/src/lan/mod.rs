@@ -1,7 +1,8 @@
 //! LAN discovery: kolokol nodes on one local network find each other by UDP multicast, with no DHT and no
 //! Internet (two laptops on one Wi-Fi).
 //!
-//! Every node sends a 56-byte [`Announce`] (its wire port, a hash of its network name and its node id) to an
+//! Every node sends a 40-byte [`Announce`] (its wire port, a hash of its network name and its instance: random
+//! bytes that are new with each wire identity, never the node id; see `message.rs`) to an
 //! administratively scoped multicast group ([`DEFAULT_GROUP`], port [`DEFAULT_PORT`]) every
 //! [`LanConfig::interval`] with jitter, with TTL 1 so it never leaves the link. It listens on the same group and
 //! yields a [`LanPeer`] for every announce of the same network that is not its own. Anything malformed is
@@ -10,6 +11,9 @@
 //!
 //! A node that hears a node it did not know answers with an announce of its own soon after (at most once per
 //! [`MIN_ANNOUNCE_GAP`]), so both sides learn of each other without waiting a whole interval.
+//!
+//! When the node renews its wire identity it gives LAN discovery a new instance ([`Lan::set_instance`]), which is
+//! announced at once; nothing in an announce then ties it to the ones before.
 //!
 //! To turn LAN discovery off (`--no-lan`), do not start it.
 
@@ -20,10 +24,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kolokol_core::NodeId;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +39,7 @@ pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 193, 74, 11);
 pub const DEFAULT_PORT: u16 = 7419;
 /// Shortest time between two announces of one node.
 pub const MIN_ANNOUNCE_GAP: Duration = Duration::from_secs(1);
-/// A node already yielded is yielded again only after this long (unless its address changed).
+/// A node already yielded is yielded again only after this long (unless its address or instance changed).
 pub const REPEAT_AFTER: Duration = Duration::from_secs(300);
 /// Most nodes remembered in the recently-heard table.
 const MAX_RECENT: usize = 256;
@@ -59,8 +62,8 @@ pub enum LanInterfaces {
 pub struct LanConfig {
     /// Our network: only announces of the same network are yielded.
     pub network: String,
-    /// Our node id: our own announces (looped back by the kernel) are ignored.
-    pub node_id: NodeId,
+    /// Our instance (see [`Announce::instance`]): our own announces (looped back by the kernel) are ignored.
+    pub instance: [u8; 16],
     /// Our kolokol wire port, announced.
     pub wire_port: u16,
     /// Multicast group.
@@ -75,10 +78,10 @@ pub struct LanConfig {
 
 impl LanConfig {
     /// The defaults for a node.
-    pub fn new(network: &str, node_id: NodeId, wire_port: u16) -> LanConfig {
+    pub fn new(network: &str, instance: [u8; 16], wire_port: u16) -> LanConfig {
         LanConfig {
             network: network.to_owned(),
-            node_id,
+            instance,
             wire_port,
             group: DEFAULT_GROUP,
             port: DEFAULT_PORT,
@@ -91,10 +94,9 @@ impl LanConfig {
 /// A kolokol node heard on the LAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LanPeer {
-    /// Where its wire protocol listens: the announce's source IP and the announced port.
+    /// Where its wire protocol listens: the announce's source IP and the announced port. Who it is, the wire
+    /// handshake tells.
     pub addr: SocketAddr,
-    /// The node id it claims (to be proven by the wire handshake).
-    pub node_id: NodeId,
 }
 
 /// Why LAN discovery could not start.
@@ -120,6 +122,7 @@ pub enum LanError {
 #[derive(Debug)]
 pub struct Lan {
     peers: mpsc::Receiver<LanPeer>,
+    instance: watch::Sender<[u8; 16]>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -158,9 +161,11 @@ impl Lan {
         let (tx, peers) = mpsc::channel(CHANNEL_CAPACITY);
         let wake = Arc::new(Notify::new());
         let cancel = CancellationToken::new();
+        let instance = watch::Sender::new(config.instance);
         let listen = tokio::spawn(listen(
             receiver.clone(),
             config.clone(),
+            instance.subscribe(),
             tx,
             wake.clone(),
             cancel.clone(),
@@ -169,12 +174,14 @@ impl Lan {
             receiver,
             sender,
             config,
+            instance.subscribe(),
             joined,
             wake.clone(),
             cancel.clone(),
         ));
         Ok(Lan {
             peers,
+            instance,
             wake,
             cancel,
             tasks: vec![listen, announce],
@@ -188,6 +195,13 @@ impl Lan {
 
     /// Sends an announce now (at most once per [`MIN_ANNOUNCE_GAP`]).
     pub fn announce_now(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The node renewed its wire identity: announce `instance` from now on (and at once), and ignore announces of
+    /// this one as our own.
+    pub fn set_instance(&self, instance: [u8; 16]) {
+        self.instance.send_replace(instance);
         self.wake.notify_one();
     }
 
@@ -233,6 +247,36 @@ fn send_socket() -> Result<UdpSocket, LanError> {
     Ok(UdpSocket::from_std(socket.into())?)
 }
 
+/// The node's own addresses now: every address of every interface except loopback and unspecified ones, IPv4 and
+/// IPv6, and IPv6 link-local ones (`fe80::/10`: the kernel drops and adds them with the link's state, and they are
+/// the same on every network, so they would only renew the identity when a link flaps). The node renews its wire
+/// identity when this set changes (another network); an empty set means offline (or that the interfaces cannot be
+/// listed, which is logged).
+pub fn local_addresses() -> BTreeSet<IpAddr> {
+    use network_interface::{NetworkInterface, NetworkInterfaceConfig};
+    let interfaces = match NetworkInterface::show() {
+        Ok(list) => list,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list network interfaces");
+            return BTreeSet::new();
+        }
+    };
+    interfaces
+        .iter()
+        .filter(|i| !i.internal)
+        .flat_map(|i| i.addr.iter().map(|a| a.ip()))
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_ipv6_link_local(ip))
+        .take(MAX_ADDRESSES)
+        .collect()
+}
+
+fn is_ipv6_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// Most addresses [`local_addresses`] reports (a bound, not a limit any real machine reaches).
+const MAX_ADDRESSES: usize = 256;
+
 /// Current IPv4 addresses of non-loopback interfaces, at most [`MAX_INTERFACES`].
 fn auto_interfaces() -> Vec<Ipv4Addr> {
     use network_interface::{Addr, NetworkInterface, NetworkInterfaceConfig};
@@ -263,13 +307,15 @@ async fn announce(
     receiver: Arc<UdpSocket>,
     sender: UdpSocket,
     config: LanConfig,
+    instance: watch::Receiver<[u8; 16]>,
     mut joined: BTreeSet<Ipv4Addr>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let message = Announce::new(&config.network, config.node_id, config.wire_port).encode();
     let group = SocketAddr::V4(SocketAddrV4::new(config.group, config.port));
     loop {
+        // Read each time: a renewed identity is announced with its new instance.
+        let message = Announce::new(&config.network, *instance.borrow(), config.wire_port).encode();
         let interfaces = match &config.interfaces {
             LanInterfaces::Only(list) => list.clone(),
             LanInterfaces::Auto => auto_interfaces(),
@@ -309,12 +355,14 @@ async fn announce(
 async fn listen(
     socket: Arc<UdpSocket>,
     config: LanConfig,
+    own: watch::Receiver<[u8; 16]>,
     tx: mpsc::Sender<LanPeer>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let hint = network_hint(&config.network);
-    let mut recent: HashMap<NodeId, (SocketAddr, Instant)> = HashMap::new();
+    // Keyed by the sender's instance: a node that renewed its identity is a new node here too.
+    let mut recent: HashMap<[u8; 16], (SocketAddr, Instant)> = HashMap::new();
     // One byte more than an announce, so that a longer datagram is seen as longer, not truncated to fit.
     let mut buf = [0u8; ANNOUNCE_LEN + 1];
     loop {
@@ -337,7 +385,7 @@ async fn listen(
                 continue;
             }
         };
-        if announce.network != hint || announce.node_id == config.node_id {
+        if announce.network != hint || announce.instance == *own.borrow() {
             continue;
         }
         let IpAddr::V4(ip) = from.ip() else { continue };
@@ -346,10 +394,9 @@ async fn listen(
         }
         let peer = LanPeer {
             addr: SocketAddr::new(from.ip(), announce.wire_port),
-            node_id: announce.node_id,
         };
         let now = Instant::now();
-        let is_new = match recent.get(&peer.node_id) {
+        let is_new = match recent.get(&announce.instance) {
             Some((addr, at)) if *addr == peer.addr && now.duration_since(*at) < REPEAT_AFTER => {
                 continue;
             }
@@ -374,9 +421,33 @@ async fn listen(
         {
             recent.remove(&oldest);
         }
-        recent.insert(peer.node_id, (peer.addr, now));
+        recent.insert(announce.instance, (peer.addr, now));
         if is_new {
             wake.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_addresses_leave_out_loopback_and_ipv6_link_local() {
+        let parse = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        assert!(is_ipv6_link_local(&parse("fe80::1")));
+        assert!(is_ipv6_link_local(&parse("febf::1")));
+        assert!(!is_ipv6_link_local(&parse("fec0::1")));
+        assert!(!is_ipv6_link_local(&parse("2001:db8::1")));
+        assert!(!is_ipv6_link_local(&parse("169.254.3.4")));
+        for ip in local_addresses() {
+            assert!(
+                !ip.is_loopback() && !ip.is_unspecified() && !is_ipv6_link_local(&ip),
+                "{ip}"
+            );
         }
     }
 }

@@ -53,7 +53,7 @@ use crate::relaying::Relayer;
 use crate::replication::Replicator;
 use crate::tasks::Tasks;
 use crate::views::PeerView;
-use kolokol_core::keys::Keypair;
+use crate::wire_identity::{Identity, WireIdentity};
 use kolokol_wire::WireConfig;
 use std::time::Instant;
 
@@ -66,7 +66,9 @@ pub(crate) struct Peering {
     pub catalog: Arc<CatalogService>,
     pub admission: Arc<Admission>,
     pub policy: Arc<RecordPolicyOwner>,
-    pub node_key: Arc<Keypair>,
+    /// The wire identity every handshake proves: the current one, read at each handshake (it is renewed while the
+    /// node runs; see `rotation.rs`).
+    pub identity: Arc<WireIdentity>,
     pub network: String,
     pub wire_config: WireConfig,
     /// When the node started: the overlay's and the policy's clock.
@@ -139,11 +141,16 @@ pub(crate) fn spawn_listener(peering: Peering, listener: TcpListener) {
             let peering = peering.clone();
             let tasks = peering.tasks.clone();
             tasks.spawn("inbound handshake", async move {
+                let identity = peering.identity.current();
                 let result =
-                    handshake(stream, Role::Responder, &peering.node_key, &peering.wire_config).await;
+                    handshake(stream, Role::Responder, &identity.key, &peering.wire_config).await;
                 peering.peers.end_handshake(remote.ip());
                 drop(permit);
                 match result {
+                    Ok(_) if !peering.identity.is_current(&identity) => {
+                        // Renewed while this handshake ran: the old identity is not used for a new connection.
+                        tracing::debug!(%remote, "handshake made with a renewed identity; closed");
+                    }
                     Ok((_, _, remote_id)) if peering.peers.bans().is_banned(&remote_id, peering.started.elapsed()) => {
                         tracing::debug!(%remote, peer = %remote_id, "refusing a banned peer");
                     }
@@ -158,6 +165,7 @@ pub(crate) fn spawn_listener(peering: Peering, listener: TcpListener) {
                         peering.peers.reached();
                         if let Err(error) = start_connection(
                             &peering,
+                            &identity,
                             reader,
                             writer,
                             remote_id,
@@ -193,12 +201,10 @@ pub(crate) async fn spawn_dialer(peering: Peering) {
             } else {
                 Source::Cache
             };
-            let _ = peering.peers.overlay().heard_of(
-                addr,
-                source,
-                peer.node_id,
-                peering.started.elapsed(),
-            );
+            let _ = peering
+                .peers
+                .overlay()
+                .heard_of(addr, source, None, peering.started.elapsed());
         }
     }
     let tasks = peering.tasks.clone();
@@ -279,13 +285,13 @@ async fn dial(peering: &Peering, addr: SocketAddr, by_user: bool) -> Result<Node
     let text = addr.to_string();
     let result = dial_inner(peering, addr, by_user).await;
     let noted = match &result {
-        Ok(id) => {
-            let id = *id;
+        Ok(_) => {
+            // The address only: the peer cache keeps no node ids (they are renewed; see kolokol-store's peers.rs).
             peering
                 .catalog
                 .run(move |catalog| {
                     catalog.add_peer(&text, by_user)?;
-                    catalog.peer_seen(&text, &id, unix_now())
+                    catalog.peer_seen(&text, unix_now())
                 })
                 .await
         }
@@ -317,7 +323,8 @@ async fn dial_inner(
         .await
         .map_err(|_| ApiError::Unreachable(format!("cannot connect to {addr}: timed out")))?
         .map_err(|e| ApiError::Unreachable(format!("cannot connect to {addr}: {e}")))?;
-    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &peering.node_key, &peering.wire_config)
+    let identity = peering.identity.current();
+    let (reader, writer, remote_id) = handshake(stream, Role::Initiator, &identity.key, &peering.wire_config)
         .await
         .map_err(|e| {
             ApiError::Unreachable(format!(
@@ -325,7 +332,13 @@ async fn dial_inner(
                 chain(&e)
             ))
         })?;
-    if remote_id == peering.node_key.public() {
+    if !peering.identity.is_current(&identity) {
+        // Renewed while this handshake ran: the old identity is not used for a new connection (dialled again later).
+        return Err(ApiError::Unreachable(format!(
+            "{addr}: this node renewed its identity during the handshake; try again"
+        )));
+    }
+    if remote_id == identity.id() {
         peering.peers.overlay().forget(&addr);
         return Err(ApiError::Invalid(format!("{addr} is this node itself")));
     }
@@ -358,14 +371,23 @@ async fn dial_inner(
             "{addr}: not kept ({refusal:?})"
         )));
     }
-    start_connection(peering, reader, writer, remote_id, addr.to_string(), true)
-        .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
+    start_connection(
+        peering,
+        &identity,
+        reader,
+        writer,
+        remote_id,
+        addr.to_string(),
+        true,
+    )
+    .map_err(|e| ApiError::Unreachable(format!("{addr}: {e}")))?;
     Ok(remote_id)
 }
 
-/// Register a connection that finished its handshake and spawn its tasks.
+/// Register a connection that finished its handshake (proving `identity`) and spawn its tasks.
 fn start_connection<R, W>(
     peering: &Peering,
+    identity: &Arc<Identity>,
     reader: WireReader<R>,
     writer: WireWriter<W>,
     remote_id: NodeId,
@@ -376,7 +398,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    if remote_id == peering.node_key.public() {
+    if remote_id == peering.identity.id() {
         return Err(ConnectionError::ToSelf);
     }
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
@@ -390,6 +412,11 @@ where
     let serial = peering
         .peers
         .register(remote_id, addr.clone(), outbound, steering)?;
+    // A renewal replaces the identity and then closes every registered connection: a connection registered after
+    // that close sees here that its identity is no longer the node's, and ends at once.
+    if !peering.identity.is_current(identity) {
+        cancel.cancel();
+    }
     tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
     let peering = peering.clone();
     let tasks = peering.tasks.clone();

@@ -29,16 +29,14 @@ pub(crate) async fn peer_views(peering: &Peering) -> Result<Vec<PeerView>, ApiEr
     let mut views = Vec::new();
     let mut shown = std::collections::HashSet::new();
     for row in known {
-        let live = row
-            .node_id
-            .and_then(|id| connections.iter().find(|c| c.id == id))
-            .or_else(|| connections.iter().find(|c| c.addr == row.addr));
+        // The cache knows addresses only; the id shown is the one of the live connection, if any.
+        let live = connections.iter().find(|c| c.addr == row.addr);
         if let Some(c) = live {
             shown.insert(c.id);
         }
         views.push(PeerView {
             addr: row.addr,
-            node_id: row.node_id.map(|id| id.to_string()),
+            node_id: live.map(|c| c.id.to_string()),
             connected: live.is_some(),
             direction: live.map(|c| direction(c.outbound)),
             bt_addr: live.and_then(|c| c.bt_addr).map(|a| a.to_string()),
