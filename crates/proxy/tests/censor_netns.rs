@@ -16,109 +16,12 @@
 //! (reserved for network tests) and exist only inside the namespaces this test creates and always removes.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod netns_common;
+
+use std::process::Command;
 
 use kolokol_testkit::censor_net::{BLOCK_TEXT, BOGUS, BRIDGE, CensorNet, SITES};
-use kolokol_testkit::netns;
-
-const HARNESS: &str = env!("CARGO_BIN_EXE_kolokol-proxy-harness");
-fn ensure_tools() {
-    assert!(
-        netns::is_root(),
-        "this test builds network namespaces and must run as root (CI does)"
-    );
-    if Command::new("iptables").arg("--version").output().is_err() {
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-q", "iptables"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-        assert!(
-            status.is_ok_and(|s| s.success())
-                && Command::new("iptables").arg("--version").output().is_ok(),
-            "iptables is needed (apt-get install iptables)"
-        );
-    }
-    assert!(
-        Command::new("curl").arg("--version").output().is_ok(),
-        "curl is needed"
-    );
-}
-
-/// A process inside a namespace; its output lines are collected, and it is killed when dropped.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn start(ns: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, HARNESS])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start harness");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn wait_for(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.starts_with(prefix))
-            {
-                return line.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {prefix:?} line; got {:?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use netns_common::{Proc, ensure_tools};
 
 fn curl(ns: &str, proxy_args: &[&str], url: &str) -> Result<String, String> {
     let output = Command::new("ip")
@@ -150,15 +53,15 @@ fn curl_reaches_every_site_through_the_simulated_censor() {
     let listens: Vec<String> = SITES.iter().map(|ip| format!("--listen={ip}:80")).collect();
     let mut site_args = vec!["site"];
     site_args.extend(listens.iter().map(String::as_str));
-    let sites = Proc::start(&net.outside, &site_args);
+    let sites = Proc::harness(&net.outside, &site_args);
     sites.wait_for("ready");
     let block_body = format!("<html><h1>{BLOCK_TEXT}</h1></html>");
-    let block = Proc::start(
+    let block = Proc::harness(
         &net.censor,
         &["site", "--listen", "198.18.1.1:8080", "--body", &block_body],
     );
     block.wait_for("ready");
-    let bridge = Proc::start(
+    let bridge = Proc::harness(
         &net.outside,
         &[
             "bridge",
@@ -216,13 +119,13 @@ fn curl_reaches_every_site_through_the_simulated_censor() {
         ]
     };
     let socks_args = proxy_args("7412");
-    let mut socks = Proc::start(
+    let mut socks = Proc::harness(
         &net.client,
         &socks_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     socks.wait_for("ready");
     let http_args = proxy_args("7413");
-    let mut http = Proc::start(
+    let mut http = Proc::harness(
         &net.client,
         &http_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );

@@ -1,9 +1,9 @@
-//! Helpers of the censor-rule tests: harness processes inside namespaces, curl from the client namespace, and the
+//! Helpers of the censor tests (`censor_netns.rs`, `censor_rules_netns.rs`): harness processes inside namespaces, curl from the client namespace, and the
 //! world they share (sites, a TLS site, a bridge outside, the censor's filter).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -89,6 +89,20 @@ impl Proc {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Proc {
+    /// Every line the process printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// One line to the process's standard input (the harness reads commands such as `status` there).
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 }
 
