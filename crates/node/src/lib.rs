@@ -27,6 +27,7 @@ mod node;
 mod peering;
 mod peers;
 mod ports;
+mod proving;
 mod proxy;
 mod publish;
 mod publish_plan;

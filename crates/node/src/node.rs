@@ -158,6 +158,7 @@ impl Node {
             engine: engine.clone(),
             cache: cache.clone(),
             network: config.network.clone(),
+            started,
             discovery: discovery.clone(),
             fetcher: fetcher.clone(),
             relayer: relayer.clone(),
@@ -197,6 +198,7 @@ impl Node {
             fetcher: fetcher.clone(),
         };
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
+        crate::proving::spawn(replicator.clone());
         crate::replication::resume_held_back(&replicator).await;
         cache.load_saved_sharing(&catalog).await;
         crate::peering::spawn_listener(peering.clone(), wire_listener);
