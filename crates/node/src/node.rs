@@ -133,6 +133,7 @@ impl Node {
         };
         let fetcher = Fetcher {
             tasks: tasks.clone(),
+            replication: replication.clone(),
             catalog: catalog.clone(),
             engine: engine.clone(),
             peers: peers.clone(),

@@ -4,7 +4,8 @@
 //! `HolderProofs`, owned by `replicas::Replication`; this module carries them out:
 //!
 //! - [`on_holding`]: a claim for a publication we hold complete (and may be known to hold) is handed to the
-//!   machine; a claim we cannot check is not counted.
+//!   machine; a claim we cannot check is not counted, only remembered until a download of ours completes it
+//!   (`fetch.rs` tells the owner, `Replication::now_held`).
 //! - [`spawn`]: one task sends the machine's challenges (after computing the expected digest from our own copy),
 //!   tells a publisher push of every counted proof, and cuts off (disconnect and ban, as for any misconduct) a
 //!   peer whose proof was wrong or did not come within the deadline.
@@ -40,26 +41,34 @@ pub(crate) async fn on_holding(replicator: &Replicator, from: &NodeId, infohashe
     let checked = replicator
         .catalog
         .run(move |catalog| {
-            let mut claims = Vec::new();
+            let (mut claims, mut unchecked) = (Vec::new(), Vec::new());
             for infohash in infohashes.into_iter().map(InfoHash) {
-                let Some(row) = catalog.get_torrent(&infohash)? else {
-                    continue;
+                let ours = catalog.get_torrent(&infohash)?.is_some_and(|row| {
+                    row.state == TorrentState::Complete
+                        && (cache.advertises(&row) || pushing.contains(&infohash))
+                });
+                let total = match ours {
+                    true => catalog
+                        .records_by_infohash(&infohash)?
+                        .first()
+                        .map(|record| record.body().total_size()),
+                    false => None,
                 };
-                let ours = row.state == TorrentState::Complete
-                    && (cache.advertises(&row) || pushing.contains(&infohash));
-                if !ours {
-                    continue;
-                }
-                if let Some(record) = catalog.records_by_infohash(&infohash)?.first() {
-                    claims.push((infohash, record.body().total_size()));
+                match total {
+                    Some(total) => claims.push((infohash, total)),
+                    None => unchecked.push(infohash),
                 }
             }
-            Ok(claims)
+            Ok((claims, unchecked))
         })
         .await;
     match checked {
-        Ok(claims) if !claims.is_empty() => replicator.replication.claims(from, &claims),
-        Ok(_) => {}
+        Ok((claims, unchecked)) => {
+            replicator.replication.unchecked_claims(from, &unchecked);
+            if !claims.is_empty() {
+                replicator.replication.claims(from, &claims);
+            }
+        }
         Err(error) => tracing::debug!(%error, "cannot check a holding claim"),
     }
 }

@@ -103,6 +103,22 @@ impl Replication {
         self.proof_wake.notify_one();
     }
 
+    /// `peer` claims publications we do not hold complete (or would not say we hold): remembered, and challenged if
+    /// we come to hold them and may say so ([`Replication::now_held`]).
+    pub fn unchecked_claims(&self, peer: &NodeId, infohashes: &[InfoHash]) {
+        let mut state = self.lock();
+        for infohash in infohashes {
+            state.proofs.claim_unchecked(peer, *infohash);
+        }
+    }
+
+    /// This node now holds `infohash` complete and may say so (a download finished): the claims of it heard before
+    /// are challenged.
+    pub fn now_held(&self, infohash: InfoHash, total: u64) {
+        self.lock().proofs.now_held(infohash, total);
+        self.proof_wake.notify_one();
+    }
+
     /// `peer` answered challenge `id`.
     pub fn proof_received(&self, peer: &NodeId, id: u64, digest: [u8; DIGEST_BYTES], now: u64) {
         self.lock().proofs.proof(peer, id, digest, now);

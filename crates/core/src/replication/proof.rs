@@ -20,6 +20,10 @@
 //! 3. [`ProofEvent::Failed`]: a wrong proof, or none before the deadline. The peer's counted claims are dropped
 //!    everywhere (a liar once is believed nowhere) and the driver treats it as misconduct (disconnect and ban).
 //!
+//! A claim of a publication we do not hold is remembered (bounded) and challenged once we come to hold it
+//! ([`HolderProofs::now_held`]: a download completed), so a node that fetches a publication learns which of the
+//! peers that claimed it before really hold it.
+//!
 //! A peer that answers a challenge with a decline ("I do not hold it": an honest node may have evicted the data
 //! since it claimed it) is not penalised, and its claim does not count.
 //!
@@ -34,12 +38,13 @@
 //! this very machine (tests, or a user's own setup), and whoever can start processes here has no need to lie.
 //!
 //! # Bounds
-//! Peers tracked ([`ProofConfig::max_peers`]), claims waiting per peer ([`ProofConfig::backlog_per_peer`]),
+//! Peers tracked ([`ProofConfig::max_peers`]), claims waiting per peer ([`ProofConfig::backlog_per_peer`] to be
+//! challenged, [`ProofConfig::unchecked_per_peer`] until we hold the data),
 //! challenges outstanding per peer ([`ProofConfig::pending_per_peer`]), publications with counted holders
 //! ([`ProofConfig::max_publications`]) and holders per publication ([`ProofConfig::holders_per_publication`]).
 //! Nothing here reads a clock or draws a random number: time is passed in as `u64` seconds, the RNG as an argument.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use rand_core::RngCore;
@@ -202,6 +207,9 @@ pub struct ProofConfig {
     pub pending_per_peer: usize,
     /// Claims waiting to be challenged per peer: 256 (newer claims beyond it are not counted).
     pub backlog_per_peer: usize,
+    /// Claims of publications we do not hold, remembered per peer until we do (a download completes): 1024, the
+    /// most a node lists on connecting.
+    pub unchecked_per_peer: usize,
     /// Peers tracked: 256.
     pub max_peers: usize,
     /// Counted holders remembered per publication: 64.
@@ -218,6 +226,7 @@ impl Default for ProofConfig {
             deadline_secs: 60,
             pending_per_peer: 2,
             backlog_per_peer: 256,
+            unchecked_per_peer: 1024,
             max_peers: 256,
             holders_per_publication: 64,
             max_publications: 100_000,
@@ -267,6 +276,8 @@ struct PeerState {
     prefix: Option<HolderPrefix>,
     /// Claims to challenge: infohash and the length of its piece stream.
     backlog: VecDeque<(InfoHash, u64)>,
+    /// Claims of publications we do not hold (yet): challenged once we do ([`HolderProofs::now_held`]).
+    unchecked: BTreeSet<InfoHash>,
     pending: usize,
 }
 
@@ -311,6 +322,7 @@ impl<P: Ord + Clone> HolderProofs<P> {
             .or_insert(PeerState {
                 prefix,
                 backlog: VecDeque::new(),
+                unchecked: BTreeSet::new(),
                 pending: 0,
             });
         true
@@ -340,11 +352,37 @@ impl<P: Ord + Clone> HolderProofs<P> {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
+        state.unchecked.remove(&infohash);
         if state.backlog.len() >= backlog_cap || state.backlog.iter().any(|(h, _)| *h == infohash)
         {
             return;
         }
         state.backlog.push_back((infohash, total));
+    }
+
+    /// `peer` claims `infohash`, which we do not hold complete: it cannot be checked (and does not count) now, and
+    /// is challenged if we come to hold it ([`HolderProofs::now_held`]). Bounded per peer.
+    pub fn claim_unchecked(&mut self, peer: &P, infohash: InfoHash) {
+        let cap = self.config.unchecked_per_peer;
+        if let Some(state) = self.peers.get_mut(peer)
+            && state.unchecked.len() < cap
+        {
+            state.unchecked.insert(infohash);
+        }
+    }
+
+    /// We now hold `infohash` complete (its piece stream is `total` bytes): the claims of it we could not check
+    /// before are challenged.
+    pub fn now_held(&mut self, infohash: InfoHash, total: u64) {
+        let claimants: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.unchecked.contains(&infohash))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in claimants {
+            self.claim(&peer, infohash, total);
+        }
     }
 
     fn is_counted_or_proven(&self, peer: &P, infohash: &InfoHash) -> bool {
@@ -463,6 +501,7 @@ impl<P: Ord + Clone> HolderProofs<P> {
         }
         if let Some(state) = self.peers.get_mut(peer) {
             state.backlog.retain(|(h, _)| h != infohash);
+            state.unchecked.remove(infohash);
         }
         if let Some(holders) = self.holders.get_mut(infohash) {
             holders.retain(|(_, p)| p != peer);
@@ -522,6 +561,7 @@ impl<P: Ord + Clone> HolderProofs<P> {
         self.pending.retain(|_, p| p.infohash != *infohash);
         for state in self.peers.values_mut() {
             state.backlog.retain(|(h, _)| h != infohash);
+            state.unchecked.remove(infohash);
         }
         self.recount_slots();
     }
@@ -535,15 +575,11 @@ impl<P: Ord + Clone> HolderProofs<P> {
         let Some(prefix) = self.peers.get(peer).map(|s| s.prefix) else {
             return false;
         };
-        let tracked = self.holders.len();
         let cap = self.config.holders_per_publication;
-        let holders = match self.holders.get_mut(&infohash) {
-            Some(h) => h,
-            None if tracked < self.config.max_publications => {
-                self.holders.entry(infohash).or_default()
-            }
-            None => return false,
-        };
+        if !self.holders.contains_key(&infohash) && self.holders.len() >= self.config.max_publications {
+            return false;
+        }
+        let holders = self.holders.entry(infohash).or_default();
         if holders.iter().any(|(_, p)| p == peer) {
             return true;
         }
@@ -563,6 +599,7 @@ impl<P: Ord + Clone> HolderProofs<P> {
         });
         if let Some(state) = self.peers.get_mut(&peer) {
             state.backlog.clear();
+            state.unchecked.clear();
         }
         self.events.push_back(ProofEvent::Failed {
             peer,

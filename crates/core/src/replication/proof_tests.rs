@@ -223,8 +223,8 @@ fn a_decline_drops_the_claim_without_penalty_and_claims_are_bounded() {
     let (_, second) = challenge(&mut proofs, 0, &mut rng, &ours);
     // Two outstanding per peer: no third before one ends.
     assert_eq!(proofs.poll(0, &mut rng), None);
+    // A decline frees the slot for the next claim; it is no failure (the next event is a challenge).
     proofs.declined(&1, &first.infohash);
-    assert_eq!(proofs.poll(0, &mut rng), None, "a decline is no failure");
     let (_, third) = challenge(&mut proofs, 1, &mut rng, &ours);
     assert_eq!(
         [first.infohash, second.infohash, third.infohash],
@@ -233,6 +233,29 @@ fn a_decline_drops_the_claim_without_penalty_and_claims_are_bounded() {
     proofs.peer_gone(&1);
     assert_eq!(proofs.pending_count(), 0);
     assert_eq!(proofs.poll(2, &mut rng), None);
+}
+
+#[test]
+fn a_claim_we_could_not_check_is_challenged_once_we_hold_the_data() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut proofs = HolderProofs::new(ProofConfig::default());
+    let ours = data(3, 20_000);
+    proofs.peer_connected(1, ip("198.51.100.1"));
+    proofs.claim_unchecked(&1, ih(3));
+    assert_eq!(proofs.poll(0, &mut rng), None, "nothing to check it against yet");
+    assert!(proofs.holders(&ih(3)).is_empty());
+    proofs.now_held(ih(3), 20_000);
+    let (peer, c) = challenge(&mut proofs, 1, &mut rng, &ours);
+    assert_eq!((peer, c.infohash), (1, ih(3)));
+    proofs.proof(&1, c.id, answer(&c, &ours), 2);
+    assert!(matches!(
+        proofs.poll(2, &mut rng),
+        Some(ProofEvent::Proven { counted: true, .. })
+    ));
+    assert_eq!(proofs.holders(&ih(3)), vec![1]);
+    // Once checked it is not challenged again.
+    proofs.now_held(ih(3), 20_000);
+    assert_eq!(proofs.poll(3, &mut rng), None);
 }
 
 #[test]
