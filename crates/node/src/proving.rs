@@ -111,7 +111,9 @@ pub(crate) fn spawn(replicator: Replicator) {
 
 async fn carry_out(replicator: &Replicator, event: ProofEvent<NodeId>) {
     match event {
-        ProofEvent::Challenge { peer, challenge } => send_challenge(replicator, peer, challenge).await,
+        ProofEvent::Challenge { peer, challenge } => {
+            send_challenge(replicator, peer, challenge).await
+        }
         ProofEvent::Proven {
             peer,
             infohash,
@@ -192,16 +194,17 @@ pub(crate) async fn answer(replicator: &Replicator, challenge: Challenge) -> Mes
         .run(move |c| c.get_torrent(&infohash))
         .await
     {
-        Ok(Some(row)) if row.state == TorrentState::Complete && replicator.cache.advertises(&row) => {
+        Ok(Some(row))
+            if row.state == TorrentState::Complete && replicator.cache.advertises(&row) =>
+        {
             row
         }
         _ => return decline,
     };
     match read_challenged(replicator, row, challenge.ranges.clone())
         .await
-        .and_then(|bytes| {
-            proof_digest(&challenge.nonce, &infohash, &challenge.ranges, &bytes)
-        }) {
+        .and_then(|bytes| proof_digest(&challenge.nonce, &infohash, &challenge.ranges, &bytes))
+    {
         Some(digest) => Message::Proof {
             id: challenge.id,
             digest,

@@ -131,7 +131,11 @@ impl Replication {
     }
 
     /// The next thing the proof driver must do (expired challenges are failed first).
-    pub fn poll_proof<R: rand::RngCore>(&self, now: u64, rng: &mut R) -> Option<ProofEvent<NodeId>> {
+    pub fn poll_proof<R: rand::RngCore>(
+        &self,
+        now: u64,
+        rng: &mut R,
+    ) -> Option<ProofEvent<NodeId>> {
         let mut state = self.lock();
         state.proofs.tick(now);
         state.proofs.poll(now, rng)

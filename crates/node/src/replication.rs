@@ -275,9 +275,7 @@ async fn drive_push(
 
 /// A peer will not replicate a publication of ours, or does not hold one it claimed (a decline of our challenge).
 pub(crate) fn on_declined(replicator: &Replicator, from: &NodeId, infohash: [u8; 20]) {
-    replicator
-        .replication
-        .declined(from, &InfoHash(infohash));
+    replicator.replication.declined(from, &InfoHash(infohash));
     let push = replicator.replication.push_of(&InfoHash(infohash));
     if let Some(push) = push {
         let _ = push.try_send(PushEvent::Declined(*from));

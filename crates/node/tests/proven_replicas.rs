@@ -184,9 +184,7 @@ async fn a_peer_claiming_holding_without_the_data_gets_no_publication_announced(
     let stream = TcpStream::connect(&p_wire).await.unwrap();
     let key = Keypair::from_secret_bytes([21; 32]);
     let cfg = WireConfig::for_network("kolokol");
-    if let Ok((mut reader, mut writer, _)) =
-        handshake(stream, Role::Initiator, &key, &cfg).await
-    {
+    if let Ok((mut reader, mut writer, _)) = handshake(stream, Role::Initiator, &key, &cfg).await {
         let mut exchange = Exchange::new();
         for m in exchange.start() {
             let _ = writer.send(&m).await;

@@ -440,7 +440,9 @@ impl Message {
                 let ranges = items
                     .iter()
                     .map(|item| {
-                        let bytes = item.as_bytes().ok_or(MessageError::ItemNotBytes("ranges"))?;
+                        let bytes = item
+                            .as_bytes()
+                            .ok_or(MessageError::ItemNotBytes("ranges"))?;
                         range_of(bytes)
                     })
                     .collect::<Result<Vec<_>, _>>()?;

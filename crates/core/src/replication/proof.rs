@@ -353,8 +353,7 @@ impl<P: Ord + Clone> HolderProofs<P> {
             return;
         };
         state.unchecked.remove(&infohash);
-        if state.backlog.len() >= backlog_cap || state.backlog.iter().any(|(h, _)| *h == infohash)
-        {
+        if state.backlog.len() >= backlog_cap || state.backlog.iter().any(|(h, _)| *h == infohash) {
             return;
         }
         state.backlog.push_back((infohash, total));
@@ -576,7 +575,9 @@ impl<P: Ord + Clone> HolderProofs<P> {
             return false;
         };
         let cap = self.config.holders_per_publication;
-        if !self.holders.contains_key(&infohash) && self.holders.len() >= self.config.max_publications {
+        if !self.holders.contains_key(&infohash)
+            && self.holders.len() >= self.config.max_publications
+        {
             return false;
         }
         let holders = self.holders.entry(infohash).or_default();

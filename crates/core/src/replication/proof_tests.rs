@@ -29,7 +29,13 @@ fn answer(challenge: &Challenge, bytes: &[u8]) -> [u8; DIGEST_BYTES] {
         .iter()
         .map(|r| bytes[r.offset as usize..r.offset as usize + r.len as usize].to_vec())
         .collect();
-    proof_digest(&challenge.nonce, &challenge.infohash, &challenge.ranges, &parts).unwrap()
+    proof_digest(
+        &challenge.nonce,
+        &challenge.infohash,
+        &challenge.ranges,
+        &parts,
+    )
+    .unwrap()
 }
 
 /// Poll one challenge and arm it from `ours`.
@@ -60,7 +66,10 @@ fn an_honest_proof_counts_and_a_wrong_one_fails_and_discredits() {
     assert_eq!(peer, 7);
     assert_eq!(c.ranges.len(), 4);
     assert!(ranges_fit(&c.ranges, ours.len() as u64));
-    assert!(proofs.holders(&ih(1)).is_empty(), "a claim alone counts for nothing");
+    assert!(
+        proofs.holders(&ih(1)).is_empty(),
+        "a claim alone counts for nothing"
+    );
     proofs.proof(&7, c.id, answer(&c, &ours), 11);
     assert_eq!(
         proofs.poll(11, &mut rng),
@@ -97,7 +106,10 @@ fn a_liar_loses_what_it_proved_before() {
     proofs.claim(&3, ih(1), 5000);
     let (_, c) = challenge(&mut proofs, 0, &mut rng, &one);
     proofs.proof(&3, c.id, answer(&c, &one), 1);
-    assert!(matches!(proofs.poll(1, &mut rng), Some(ProofEvent::Proven { .. })));
+    assert!(matches!(
+        proofs.poll(1, &mut rng),
+        Some(ProofEvent::Proven { .. })
+    ));
     proofs.claim(&3, ih(2), 5000);
     let (_, c) = challenge(&mut proofs, 2, &mut rng, &two);
     proofs.proof(&3, c.id, [0; 32], 2);
@@ -141,15 +153,15 @@ fn one_holder_per_prefix_is_counted() {
     let ours = data(1, 10_000);
     let peers = [
         (1, "198.51.100.1"),
-        (2, "198.51.100.200"),   // same /24 as 1
-        (3, "198.51.101.1"),     // another /24
-        (4, "2001:db8:1:2::1"),  // a /48
-        (5, "2001:db8:1:ffff::9"), // the same /48
+        (2, "198.51.100.200"),      // same /24 as 1
+        (3, "198.51.101.1"),        // another /24
+        (4, "2001:db8:1:2::1"),     // a /48
+        (5, "2001:db8:1:ffff::9"),  // the same /48
         (6, "::ffff:198.51.100.9"), // IPv4-mapped, same /24 as 1
-        (7, "192.168.1.10"),     // private: each address counts
+        (7, "192.168.1.10"),        // private: each address counts
         (8, "192.168.1.11"),
-        (9, "192.168.1.11"),     // the same private address
-        (10, "127.0.0.1"),       // loopback: this machine, not limited
+        (9, "192.168.1.11"), // the same private address
+        (10, "127.0.0.1"),   // loopback: this machine, not limited
         (11, "127.0.0.1"),
     ];
     for (peer, addr) in peers {
@@ -161,7 +173,11 @@ fn one_holder_per_prefix_is_counted() {
         let (peer, c) = challenge(&mut proofs, round as u64, &mut rng, &ours);
         proofs.proof(&peer, c.id, answer(&c, &ours), round as u64);
         match proofs.poll(round as u64, &mut rng) {
-            Some(ProofEvent::Proven { peer, counted: true, .. }) => counted.push(peer),
+            Some(ProofEvent::Proven {
+                peer,
+                counted: true,
+                ..
+            }) => counted.push(peer),
             Some(ProofEvent::Proven { counted: false, .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -242,7 +258,11 @@ fn a_claim_we_could_not_check_is_challenged_once_we_hold_the_data() {
     let ours = data(3, 20_000);
     proofs.peer_connected(1, ip("198.51.100.1"));
     proofs.claim_unchecked(&1, ih(3));
-    assert_eq!(proofs.poll(0, &mut rng), None, "nothing to check it against yet");
+    assert_eq!(
+        proofs.poll(0, &mut rng),
+        None,
+        "nothing to check it against yet"
+    );
     assert!(proofs.holders(&ih(3)).is_empty());
     proofs.now_held(ih(3), 20_000);
     let (peer, c) = challenge(&mut proofs, 1, &mut rng, &ours);
@@ -291,7 +311,11 @@ fn a_small_publication_is_challenged_whole() {
     proofs.claim(&1, ih(2), 0);
     let (_, c) = challenge(&mut proofs, 0, &mut rng, &data(1, 10));
     assert!(c.ranges.iter().all(|r| r.offset == 0 && r.len == 10));
-    assert_eq!(proofs.poll(0, &mut rng), None, "an empty publication is never challenged");
+    assert_eq!(
+        proofs.poll(0, &mut rng),
+        None,
+        "an empty publication is never challenged"
+    );
 }
 
 #[derive(Clone, Debug)]

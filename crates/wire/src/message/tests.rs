@@ -445,7 +445,10 @@ fn challenge_and_proof_refuse_bad_shapes() {
     );
     assert!(matches!(
         Message::decode(&challenge(vec![range(0, 1); MAX_RANGES + 1], 32)),
-        Err(MessageError::TooManyItems { field: "ranges", .. })
+        Err(MessageError::TooManyItems {
+            field: "ranges",
+            ..
+        })
     ));
     for bad in [
         range(0, 0),
