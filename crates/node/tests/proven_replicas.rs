@@ -3,6 +3,9 @@
 //! announced. The liars are real wire peers: they handshake, open with `hello`, receive the publisher's `replicate`
 //! and answer it with `holding`, then fail the challenge that follows (one with a made-up digest, one silent).
 //!
+//! Then the answering side: the honest node answers a challenge with the digest of the real bytes and declines one
+//! for data it does not hold.
+//!
 //! Tuned: `proof_deadline` is 4 s instead of 60 s so that the silent liar runs out of time quickly; everything else
 //! is the default (three replicas wanted, announce time-out 600 s).
 
@@ -11,6 +14,9 @@
 use std::time::Duration;
 
 use kolokol_core::keys::Keypair;
+use kolokol_core::record::InfoHash;
+use kolokol_core::replication::ByteRange;
+use kolokol_core::replication::proof::proof_digest;
 use kolokol_node::{
     Api, DataDir, DiscoveryConfig, Node, NodeConfig, PublishRequest, ReplicationConfig,
 };
@@ -138,7 +144,9 @@ async fn a_peer_claiming_holding_without_the_data_gets_no_publication_announced(
     let text: String = (0..40_000u32)
         .map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761)))
         .collect();
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, &text).unwrap();
+    let text = text.into_bytes();
+    let text_len = text.len() as u64;
     let published = p
         .publish(PublishRequest {
             paths: vec![file],
@@ -213,8 +221,10 @@ async fn a_peer_claiming_holding_without_the_data_gets_no_publication_announced(
         .unwrap();
     let h = honest.api();
     h.peer_add(&p_wire).await.unwrap();
+    // Bounded wait (not a timing assertion): the honest node fetches the data over BitTorrent first, which on a
+    // loaded machine takes a while.
     let mut view = p.replicas(&published.id).await.unwrap();
-    for _ in 0..600 {
+    for _ in 0..2400 {
         if view.announced {
             break;
         }
@@ -224,6 +234,70 @@ async fn a_peer_claiming_holding_without_the_data_gets_no_publication_announced(
     assert!(view.announced, "the honest replica was not counted");
     assert_eq!(view.holders, vec![h.id().node_id]);
     assert_eq!(view.full_copies, 1);
+
+    // The answering side, seen from the wire: the honest node proves what it holds with the digest of the real bytes
+    // (checked here against the original file), and declines a publication it does not hold.
+    let infohash: InfoHash = published.infohash.parse().unwrap();
+    let stream = TcpStream::connect(wire_addr(&h).await).await.unwrap();
+    let key = Keypair::from_secret_bytes([23; 32]);
+    let (mut reader, mut writer, _) = handshake(stream, Role::Initiator, &key, &cfg).await.unwrap();
+    let mut exchange = Exchange::new();
+    for m in exchange.start() {
+        writer.send(&m).await.unwrap();
+    }
+    let ranges = vec![
+        ByteRange {
+            offset: 0,
+            len: 4096,
+        },
+        ByteRange {
+            offset: text_len - 100,
+            len: 100,
+        },
+    ];
+    let nonce = [0x42; 32];
+    let expected = {
+        let bytes: Vec<Vec<u8>> = ranges
+            .iter()
+            .map(|r| text[r.offset as usize..(r.offset + u64::from(r.len)) as usize].to_vec())
+            .collect();
+        proof_digest(&nonce, &infohash, &ranges, &bytes).unwrap()
+    };
+    writer
+        .send(&Message::Challenge {
+            id: 77,
+            infohash: infohash.0,
+            nonce,
+            ranges: ranges.clone(),
+        })
+        .await
+        .unwrap();
+    writer
+        .send(&Message::Challenge {
+            id: 78,
+            infohash: [0xee; 20],
+            nonce,
+            ranges,
+        })
+        .await
+        .unwrap();
+    let (mut proved, mut declined) = (None, false);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while proved.is_none() || !declined {
+            let message = reader.recv().await.unwrap();
+            for action in exchange.handle(message).unwrap() {
+                match action {
+                    ExchangeAction::Send(m) => writer.send(&m).await.unwrap(),
+                    ExchangeAction::Proved { id: 77, digest } => proved = Some(digest),
+                    ExchangeAction::Declined(ih) if ih == [0xee; 20] => declined = true,
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await
+    .expect("the honest node answers both challenges");
+    assert_eq!(proved, Some(expected));
 
     honest.shutdown().await;
     publisher.shutdown().await;
