@@ -62,6 +62,9 @@ pub struct ReplicationConfig {
     pub announce_timeout: Duration,
     /// A peer that has not confirmed a replica within this long is replaced by another.
     pub ask_timeout: Duration,
+    /// A peer challenged to prove a `Holding` claim must answer within this long, or it is cut off: 60 s (an honest
+    /// answer reads 16 KiB from disk).
+    pub proof_deadline: Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -70,6 +73,7 @@ impl Default for ReplicationConfig {
             replicas: 3,
             announce_timeout: Duration::from_secs(600),
             ask_timeout: Duration::from_secs(300),
+            proof_deadline: Duration::from_secs(60),
         }
     }
 }

@@ -26,6 +26,8 @@ use crate::views::{TransferView, torrent_name};
 #[derive(Clone)]
 pub(crate) struct Fetcher {
     pub tasks: Tasks,
+    /// Told of each completed download, so that earlier claims of it can be proven.
+    pub replication: Arc<crate::replicas::Replication>,
     pub catalog: Arc<CatalogService>,
     pub engine: Arc<Engine>,
     pub peers: Arc<PeerRegistry>,
@@ -415,6 +417,16 @@ fn watch(fetcher: Fetcher, infohash: InfoHash) {
                     fetcher.peers.request(kolokol_wire::Message::Holding {
                         infohashes: vec![infohash.0],
                     });
+                    // The peers that claimed it before can be challenged now (proven replicas).
+                    let total = fetcher
+                        .catalog
+                        .run(move |c| c.records_by_infohash(&infohash))
+                        .await
+                        .ok()
+                        .and_then(|records| records.first().map(|r| r.body().total_size()));
+                    if let Some(total) = total {
+                        fetcher.replication.now_held(infohash, total);
+                    }
                     crate::discovery::announce_torrent(&fetcher.discovery, infohash).await;
                 }
                 match updated {

@@ -31,6 +31,7 @@ mod peering;
 mod peers;
 mod ports;
 mod presence;
+mod proving;
 mod proxy;
 mod publish;
 mod publish_plan;

@@ -151,6 +151,7 @@ impl Node {
         };
         let fetcher = Fetcher {
             tasks: tasks.clone(),
+            replication: replication.clone(),
             catalog: catalog.clone(),
             engine: engine.clone(),
             peers: peers.clone(),
@@ -176,6 +177,7 @@ impl Node {
             engine: engine.clone(),
             cache: cache.clone(),
             network: config.network.clone(),
+            started,
             discovery: discovery.clone(),
             fetcher: fetcher.clone(),
             relayer: relayer.clone(),
@@ -215,6 +217,7 @@ impl Node {
             fetcher: fetcher.clone(),
         };
         // Before any connection serves the catalog: records still waiting for a replica stay held back.
+        crate::proving::spawn(replicator.clone());
         crate::replication::resume_held_back(&replicator).await;
         cache.load_saved_sharing(&catalog).await;
         if presence == crate::presence::Presence::BridgeOnly {

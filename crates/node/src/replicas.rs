@@ -1,20 +1,19 @@
 //! The replication owner: records held back until a replica exists, the live publisher pushes (each fed through a
-//! channel), the known holders of each publication, and the replications this node runs for others. `replication.rs`
-//! drives the pushes and replications; everything else asks this owner through its methods.
+//! channel), the proven holders of each publication (core's `HolderProofs`: claims, challenges, proofs), and the
+//! replications this node runs for others. `replication.rs` drives the pushes and replications, `proving.rs` the
+//! challenges; everything else asks this owner through its methods.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use kolokol_core::keys::NodeId;
 use kolokol_core::record::{InfoHash, RecordId};
-use tokio::sync::mpsc;
+use kolokol_core::replication::proof::{DIGEST_BYTES, HolderProofs, ProofConfig, ProofEvent};
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::ReplicationConfig;
 
-/// Publications whose holders are remembered (beyond it, new ones are not tracked).
-const MAX_TRACKED: usize = 100_000;
-/// Holders remembered per publication.
-const MAX_HOLDERS: usize = 64;
 /// Replications this node runs at once for other publishers.
 const MAX_REPLICATING: usize = 4;
 /// Events waiting for one publisher push.
@@ -30,17 +29,18 @@ pub(crate) enum PushEvent {
 pub(crate) struct Replication {
     pub config: ReplicationConfig,
     state: Mutex<State>,
+    /// Wakes the proof driver (`proving.rs`): a claim or an answer arrived.
+    proof_wake: Notify,
 }
 
-#[derive(Default)]
 struct State {
     /// Records published here and not announced yet, with when their push began (Unix seconds): the announce
     /// time-out counts from then, across restarts.
     held_back: HashMap<RecordId, u64>,
     /// Live publisher pushes, by infohash.
     pushes: HashMap<InfoHash, mpsc::Sender<PushEvent>>,
-    /// Known peers holding a complete copy, by infohash.
-    holders: HashMap<InfoHash, Vec<NodeId>>,
+    /// Claims, open challenges and the proven holders (at most one per address prefix) of each publication.
+    proofs: HolderProofs<NodeId>,
     /// Publications this node is replicating for another publisher.
     replicating: HashSet<InfoHash>,
 }
@@ -48,8 +48,17 @@ struct State {
 impl Replication {
     pub fn new(config: ReplicationConfig) -> Replication {
         Replication {
-            config,
-            state: Mutex::new(State::default()),
+            config: config.clone(),
+            state: Mutex::new(State {
+                held_back: HashMap::new(),
+                pushes: HashMap::new(),
+                proofs: HolderProofs::new(ProofConfig {
+                    deadline_secs: config.proof_deadline.as_secs().max(1),
+                    ..ProofConfig::default()
+                }),
+                replicating: HashSet::new(),
+            }),
+            proof_wake: Notify::new(),
         }
     }
 
@@ -62,32 +71,94 @@ impl Replication {
         self.lock().held_back.contains_key(id)
     }
 
-    /// Known peers that hold a full copy of a publication.
+    /// Peers that proved they hold a full copy of a publication (at most one per address prefix).
     pub fn holders(&self, infohash: &InfoHash) -> Vec<NodeId> {
-        self.lock()
-            .holders
-            .get(infohash)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// `peer` holds a complete copy; returns the publisher push of that publication, if one runs, to tell it.
-    pub fn note_holder(&self, infohash: InfoHash, peer: NodeId) -> Option<mpsc::Sender<PushEvent>> {
-        let mut state = self.lock();
-        let tracked = state.holders.len();
-        if let Some(list) = state.holders.get_mut(&infohash) {
-            if !list.contains(&peer) && list.len() < MAX_HOLDERS {
-                list.push(peer);
-            }
-        } else if tracked < MAX_TRACKED {
-            state.holders.insert(infohash, vec![peer]);
-        }
-        state.pushes.get(&infohash).cloned()
+        self.lock().proofs.holders(infohash)
     }
 
     /// Forget what is known about a publication (its author was blocked, or its data evicted here).
     pub fn forget(&self, infohash: &InfoHash) {
-        self.lock().holders.remove(infohash);
+        self.lock().proofs.forget(infohash);
+    }
+
+    /// A connection to `peer` from `ip` opened: its claims may be challenged from now on.
+    pub fn peer_connected(&self, peer: NodeId, ip: IpAddr) {
+        self.lock().proofs.peer_connected(peer, ip);
+    }
+
+    /// The connection to `peer` closed: its open challenges and waiting claims are dropped.
+    pub fn peer_gone(&self, peer: &NodeId) {
+        self.lock().proofs.peer_gone(peer);
+    }
+
+    /// `peer` claims full copies of these publications, which we hold (with their piece stream's length): they
+    /// are challenged, and count once proven.
+    pub fn claims(&self, peer: &NodeId, claims: &[(InfoHash, u64)]) {
+        {
+            let mut state = self.lock();
+            for (infohash, total) in claims {
+                state.proofs.claim(peer, *infohash, *total);
+            }
+        }
+        self.proof_wake.notify_one();
+    }
+
+    /// `peer` claims publications we do not hold complete (or would not say we hold): remembered, and challenged if
+    /// we come to hold them and may say so ([`Replication::now_held`]).
+    pub fn unchecked_claims(&self, peer: &NodeId, infohashes: &[InfoHash]) {
+        let mut state = self.lock();
+        for infohash in infohashes {
+            state.proofs.claim_unchecked(peer, *infohash);
+        }
+    }
+
+    /// This node now holds `infohash` complete and may say so (a download finished): the claims of it heard before
+    /// are challenged.
+    pub fn now_held(&self, infohash: InfoHash, total: u64) {
+        self.lock().proofs.now_held(infohash, total);
+        self.proof_wake.notify_one();
+    }
+
+    /// `peer` answered challenge `id`.
+    pub fn proof_received(&self, peer: &NodeId, id: u64, digest: [u8; DIGEST_BYTES], now: u64) {
+        self.lock().proofs.proof(peer, id, digest, now);
+        self.proof_wake.notify_one();
+    }
+
+    /// `peer` declined: it does not (or will not) hold this publication.
+    pub fn declined(&self, peer: &NodeId, infohash: &InfoHash) {
+        self.lock().proofs.declined(peer, infohash);
+    }
+
+    /// The next thing the proof driver must do (expired challenges are failed first).
+    pub fn poll_proof<R: rand::RngCore>(
+        &self,
+        now: u64,
+        rng: &mut R,
+    ) -> Option<ProofEvent<NodeId>> {
+        let mut state = self.lock();
+        state.proofs.tick(now);
+        state.proofs.poll(now, rng)
+    }
+
+    /// The digest challenge `id` must be answered with.
+    pub fn armed(&self, id: u64, expected: [u8; DIGEST_BYTES]) {
+        self.lock().proofs.armed(id, expected);
+    }
+
+    /// Our copy could not be read, or the challenge not sent: dropped.
+    pub fn abandon(&self, id: u64) {
+        self.lock().proofs.abandon(id);
+    }
+
+    /// When the next open challenge runs out (Unix seconds).
+    pub fn next_proof_timeout(&self) -> Option<u64> {
+        self.lock().proofs.next_timeout()
+    }
+
+    /// Until a claim or an answer arrives.
+    pub async fn proof_woken(&self) {
+        self.proof_wake.notified().await
     }
 
     /// Hold `id` back from `started` on. Returns the receiving end of a new push's events when no push of

@@ -6,7 +6,8 @@
 //! announced. The decisions live in `kolokol_core::replication::push`; this module carries them out.
 //!
 //! Every node tells its connected peers which publications it holds complete (`Holding`, on connect and after each
-//! finished download), so a node knows how many known peers hold a full copy of each publication.
+//! finished download). A claim counts (here: as the confirmation a push waits for) only once the peer proved it
+//! against our own copy (`proving.rs`), so a node knows how many peers provably hold a full copy of what it holds.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub(crate) struct Replicator {
     pub engine: Arc<Engine>,
     pub cache: Arc<Cache>,
     pub network: String,
+    /// When the node started: the clock of bans (a peer whose replica proof fails is cut off).
+    pub started: std::time::Instant,
     pub discovery: Discovery,
     pub fetcher: Fetcher,
     pub relayer: Relayer,
@@ -274,20 +277,9 @@ async fn drive_push(
     }
 }
 
-/// A peer holds complete copies of these publications.
-pub(crate) fn on_holding(replicator: &Replicator, from: &NodeId, infohashes: Vec<[u8; 20]>) {
-    for infohash in infohashes {
-        if let Some(push) = replicator
-            .replication
-            .note_holder(InfoHash(infohash), *from)
-        {
-            let _ = push.try_send(PushEvent::Holding(*from));
-        }
-    }
-}
-
-/// A peer will not replicate a publication of ours.
+/// A peer will not replicate a publication of ours, or does not hold one it claimed (a decline of our challenge).
 pub(crate) fn on_declined(replicator: &Replicator, from: &NodeId, infohash: [u8; 20]) {
+    replicator.replication.declined(from, &InfoHash(infohash));
     let push = replicator.replication.push_of(&InfoHash(infohash));
     if let Some(push) = push {
         let _ = push.try_send(PushEvent::Declined(*from));

@@ -4,7 +4,7 @@
 //! `Hello`, in our protocol version, and once it has arrived the connection is open ([`ExchangeAction::Opened`]).
 //! After that every message is turned into one action for the driver: a request to serve (`Fetch`,
 //! `FetchAuthor`), an announcement (`Have`), a reconciliation frame, records to validate, a replication request or
-//! answer, or a `Ping` to answer. Nothing is advertised by the machine itself: catalogs are compared by range
+//! answer, a replica challenge or proof, or a `Ping` to answer. Nothing is advertised by the machine itself: catalogs are compared by range
 //! reconciliation and new records are announced by id (`kolokol_core::policy` decides both).
 //!
 //! Protocol 1 opened every connection with a full inventory exchange (`inventory`, `want`, `missing`,
@@ -20,7 +20,8 @@
 //! After an error the machine refuses everything: close the connection.
 
 use kolokol_core::keys::PublicKey;
-use kolokol_core::record::RecordId;
+use kolokol_core::record::{InfoHash, RecordId};
+use kolokol_core::replication::Challenge;
 
 use crate::message::{Message, PROTOCOL_VERSION};
 
@@ -50,8 +51,12 @@ pub enum ExchangeAction {
     Replicate(Vec<u8>),
     /// The peer will not replicate this publication of ours.
     Declined([u8; 20]),
-    /// The peer holds complete copies of these publications.
+    /// The peer claims complete copies of these publications: counted only once proven (challenge them).
     Holding(Vec<[u8; 20]>),
+    /// The peer asks us to prove that we hold a publication: answer with `Proof` from our copy, or `Decline`.
+    Challenged(Challenge),
+    /// The peer's answer to one of our challenges.
+    Proved { id: u64, digest: [u8; 32] },
 }
 
 /// What the peer said in its `Hello`.
@@ -162,6 +167,18 @@ impl Exchange {
             Message::Replicate { record } => ExchangeAction::Replicate(record),
             Message::Decline { infohash } => ExchangeAction::Declined(infohash),
             Message::Holding { infohashes } => ExchangeAction::Holding(infohashes),
+            Message::Challenge {
+                id,
+                infohash,
+                nonce,
+                ranges,
+            } => ExchangeAction::Challenged(Challenge {
+                id,
+                infohash: InfoHash(infohash),
+                nonce,
+                ranges,
+            }),
+            Message::Proof { id, digest } => ExchangeAction::Proved { id, digest },
         };
         Ok(vec![action])
     }

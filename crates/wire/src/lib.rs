@@ -42,7 +42,9 @@
 //!             ExchangeAction::ServeAuthor(_author) => { /* load the author's newest, pack, send */ }
 //!             ExchangeAction::Reconcile { .. } => { /* feed the reconciliation session */ }
 //!             ExchangeAction::Replicate(_record) => { /* validate, fetch the data, answer Holding or Decline */ }
-//!             ExchangeAction::Declined(_) | ExchangeAction::Holding(_) => { /* tell the publisher push */ }
+//!             ExchangeAction::Declined(_) | ExchangeAction::Holding(_) => { /* challenge the claim */ }
+//!             ExchangeAction::Challenged(_) => { /* prove from our copy, or decline */ }
+//!             ExchangeAction::Proved { .. } => { /* check against our copy */ }
 //!             ExchangeAction::Opened => { /* start reconciling */ }
 //!         }
 //!     }

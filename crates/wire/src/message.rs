@@ -11,12 +11,17 @@ use kolokol_core::bencode::{
 };
 use kolokol_core::keys::PublicKey;
 use kolokol_core::record::{MAX_RECORD_BYTES, RecordId};
+use kolokol_core::replication::proof::{
+    ByteRange, DIGEST_BYTES, MAX_RANGE_LEN, MAX_RANGES, NONCE_BYTES as CHALLENGE_NONCE_BYTES,
+};
 
 use crate::config::MAX_MAX_MESSAGE_BYTES;
 
 /// Version of the message set, sent in [`Message::Hello`]. Version 2 retired the full inventory exchange of
-/// version 1 (`inventory`, `inventory_done`, `want`, `missing`, `satisfied` and `hello`'s `records`).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// version 1 (`inventory`, `inventory_done`, `want`, `missing`, `satisfied` and `hello`'s `records`). Version 3
+/// added `challenge` and `proof`: a `holding` claim counts only once proven (a version-2 node would close the
+/// connection at the first challenge, an unknown type to it).
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Longest agent string in [`Message::Hello`], in bytes.
 pub const MAX_AGENT_BYTES: usize = 64;
 /// Most records in one `Records` message (the byte size is bounded separately by the message cap).
@@ -35,6 +40,8 @@ pub const MAX_HOLDING: usize = 256;
 pub const INFOHASH_BYTES: usize = 20;
 /// Length of a ping nonce on the wire (big-endian).
 const NONCE_BYTES: usize = 8;
+/// Length of one range of a `Challenge` on the wire: offset (u64) and length (u32), big-endian.
+pub const RANGE_BYTES: usize = 12;
 
 /// The key of the type tag in every message dictionary.
 const TYPE_KEY: &str = "t";
@@ -114,6 +121,25 @@ pub enum Message {
         /// BitTorrent v1 infohashes.
         infohashes: Vec<[u8; INFOHASH_BYTES]>,
     },
+    /// Prove a `Holding` claim: answer with `Proof` (the digest of these byte ranges of the publication's piece
+    /// stream, keyed by the nonce; `kolokol_core::replication::proof::proof_digest`) or `Decline`.
+    Challenge {
+        /// Echoed in the `Proof`.
+        id: u64,
+        /// The publication claimed.
+        infohash: [u8; INFOHASH_BYTES],
+        /// Fresh random bytes, so that no answer can be computed ahead or replayed.
+        nonce: [u8; CHALLENGE_NONCE_BYTES],
+        /// 1 to `MAX_RANGES` ranges, each 1 to `MAX_RANGE_LEN` bytes.
+        ranges: Vec<ByteRange>,
+    },
+    /// The answer to a `Challenge`.
+    Proof {
+        /// The challenge's id.
+        id: u64,
+        /// The digest over the challenged bytes.
+        digest: [u8; DIGEST_BYTES],
+    },
 }
 
 /// Why bytes are not a valid message, or a message cannot be encoded.
@@ -153,6 +179,12 @@ pub enum MessageError {
     /// An infohash is not exactly 20 bytes.
     #[error("infohash of {0} bytes, expected 20")]
     BadInfohashLength(usize),
+    /// A challenge's nonce or a proof's digest is not exactly 32 bytes.
+    #[error("field \"{0}\" is not 32 bytes")]
+    BadLength(&'static str),
+    /// A challenge's range is not 12 bytes, is empty, longer than allowed, or ends past 2^64.
+    #[error("bad challenge range")]
+    BadRange,
     /// A ping nonce is not exactly 8 bytes.
     #[error("nonce of {0} bytes, expected 8")]
     BadNonceLength(usize),
@@ -197,6 +229,8 @@ impl Message {
             Message::Replicate { .. } => "replicate",
             Message::Decline { .. } => "decline",
             Message::Holding { .. } => "holding",
+            Message::Challenge { .. } => "challenge",
+            Message::Proof { .. } => "proof",
         }
     }
 
@@ -265,6 +299,30 @@ impl Message {
                     .map(|h| Value::from(h.as_slice()))
                     .collect();
                 dict.insert("infohashes".into(), Value::List(items));
+            }
+            Message::Challenge {
+                id,
+                infohash,
+                nonce,
+                ranges,
+            } => {
+                check_count("ranges", ranges.len(), MAX_RANGES)?;
+                let mut items = Vec::with_capacity(ranges.len());
+                for range in ranges {
+                    check_range(range)?;
+                    let mut bytes = [0u8; RANGE_BYTES];
+                    bytes[..8].copy_from_slice(&range.offset.to_be_bytes());
+                    bytes[8..].copy_from_slice(&range.len.to_be_bytes());
+                    items.push(Value::from(bytes.as_slice()));
+                }
+                dict.insert("id".into(), Value::from(id.to_be_bytes().as_slice()));
+                dict.insert("infohash".into(), Value::from(infohash.as_slice()));
+                dict.insert("nonce".into(), Value::from(nonce.as_slice()));
+                dict.insert("ranges".into(), Value::List(items));
+            }
+            Message::Proof { id, digest } => {
+                dict.insert("id".into(), Value::from(id.to_be_bytes().as_slice()));
+                dict.insert("digest".into(), Value::from(digest.as_slice()));
             }
         }
         Ok(bencode::encode(&Value::Dict(dict)))
@@ -375,6 +433,33 @@ impl Message {
                     .collect::<Result<Vec<_>, _>>()?;
                 Message::Holding { infohashes }
             }
+            b"challenge" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "id", "infohash", "nonce", "ranges"])?;
+                let items = required_list(dict, "ranges")?;
+                check_count("ranges", items.len(), MAX_RANGES)?;
+                let ranges = items
+                    .iter()
+                    .map(|item| {
+                        let bytes = item
+                            .as_bytes()
+                            .ok_or(MessageError::ItemNotBytes("ranges"))?;
+                        range_of(bytes)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Message::Challenge {
+                    id: id_of(dict)?,
+                    infohash: infohash_of(required_bytes(dict, "infohash")?)?,
+                    nonce: bytes32(dict, "nonce")?,
+                    ranges,
+                }
+            }
+            b"proof" => {
+                reject_unknown_keys(dict, &[TYPE_KEY, "id", "digest"])?;
+                Message::Proof {
+                    id: id_of(dict)?,
+                    digest: bytes32(dict, "digest")?,
+                }
+            }
             other => {
                 // Cap what goes into the error: the tag is peer-controlled and may be long.
                 let shown = &other[..other.len().min(32)];
@@ -427,6 +512,44 @@ fn infohash_of(bytes: &[u8]) -> Result<[u8; INFOHASH_BYTES], MessageError> {
     bytes
         .try_into()
         .map_err(|_| MessageError::BadInfohashLength(bytes.len()))
+}
+
+fn check_range(range: &ByteRange) -> Result<(), MessageError> {
+    if range.len == 0
+        || range.len > MAX_RANGE_LEN
+        || range.offset.checked_add(u64::from(range.len)).is_none()
+    {
+        return Err(MessageError::BadRange);
+    }
+    Ok(())
+}
+
+fn range_of(bytes: &[u8]) -> Result<ByteRange, MessageError> {
+    let bytes: [u8; RANGE_BYTES] = bytes.try_into().map_err(|_| MessageError::BadRange)?;
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&bytes[..8]);
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&bytes[8..]);
+    let range = ByteRange {
+        offset: u64::from_be_bytes(offset),
+        len: u32::from_be_bytes(len),
+    };
+    check_range(&range)?;
+    Ok(range)
+}
+
+fn id_of(dict: &Dict) -> Result<u64, MessageError> {
+    let bytes = required_bytes(dict, "id")?;
+    let id: [u8; NONCE_BYTES] = bytes
+        .try_into()
+        .map_err(|_| MessageError::BadNonceLength(bytes.len()))?;
+    Ok(u64::from_be_bytes(id))
+}
+
+fn bytes32(dict: &Dict, field: &'static str) -> Result<[u8; 32], MessageError> {
+    required_bytes(dict, field)?
+        .try_into()
+        .map_err(|_| MessageError::BadLength(field))
 }
 
 fn decode_nonce(dict: &Dict) -> Result<u64, MessageError> {

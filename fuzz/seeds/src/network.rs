@@ -5,6 +5,7 @@ use std::net::SocketAddrV4;
 
 use kolokol_core::Keypair;
 use kolokol_core::record::RecordId;
+use kolokol_core::replication::ByteRange;
 use kolokol_discovery::DhtState;
 use kolokol_discovery::feed::{FeedHead, encode_feed_value};
 use kolokol_discovery::lan::Announce;
@@ -56,6 +57,25 @@ pub fn wire_seeds(seeds: &mut Seeds, record: &[u8]) {
         Message::Decline { infohash: [4; 20] },
         Message::Holding {
             infohashes: vec![[4; 20]],
+        },
+        Message::Challenge {
+            id: 9,
+            infohash: [4; 20],
+            nonce: [6; 32],
+            ranges: vec![
+                ByteRange {
+                    offset: 0,
+                    len: 4096,
+                },
+                ByteRange {
+                    offset: 70_000,
+                    len: 16,
+                },
+            ],
+        },
+        Message::Proof {
+            id: 9,
+            digest: [8; 32],
         },
     ];
     let all: Vec<Vec<u8>> = messages.iter().map(encoded).collect();

@@ -12,6 +12,9 @@
 //! - [`PublisherPush`] (one per fresh publication): asks a few connected peers to replicate, and says when to
 //!   announce (push the record, put the feed head and announce in the DHT): after the first peer confirms it
 //!   holds every piece, or at a time-out, so that the publisher is never the first and only seeder.
+//! - [`HolderProofs`] (one per node): a peer's claim to hold a publication counts (towards announcing, towards
+//!   rarity) only after it answered a challenge over random byte ranges of our own copy with a fresh nonce; a
+//!   wrong or late proof is misconduct; at most one counted holder per address prefix.
 //!
 //! # Invariants (checked by property tests over random event sequences)
 //!
@@ -29,6 +32,7 @@
 //! [`push::ASKS_PER_REPLICA`] times `replicas_wanted` asks are made in all.
 
 pub mod cache;
+pub mod proof;
 pub mod push;
 
 #[cfg(test)]
@@ -36,10 +40,15 @@ mod cache_proptests;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod proof_tests;
+#[cfg(test)]
 mod push_tests;
 
 pub use cache::{
     CacheAction, CacheConfig, CacheItemView, CacheLimits, CacheMode, CachePolicy, Candidate,
     ItemState,
+};
+pub use proof::{
+    ByteRange, Challenge, HolderPrefix, HolderProofs, ProofConfig, ProofEvent, ProofFailure,
 };
 pub use push::{PublisherPush, PushAction, PushConfig};

@@ -449,6 +449,7 @@ where
             .peers
             .unregister(&remote_id, serial, peering.started.elapsed())
         {
+            peering.replicator.replication.peer_gone(&remote_id);
             crate::relaying::report(&peering.relayer, [InEvent::PeerDown { peer: remote_id }])
                 .await;
         }

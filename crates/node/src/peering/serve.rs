@@ -38,11 +38,16 @@ impl<W: AsyncWrite + Unpin> Link<W> {
                 Ok(())
             }
             ExchangeAction::Holding(infohashes) => {
-                crate::replication::on_holding(
-                    &self.peering.replicator,
-                    &self.remote_id,
-                    infohashes,
-                );
+                crate::proving::on_holding(&self.peering.replicator, &self.remote_id, infohashes)
+                    .await;
+                Ok(())
+            }
+            ExchangeAction::Challenged(challenge) => {
+                let answer = crate::proving::answer(&self.peering.replicator, challenge).await;
+                self.send(&answer).await
+            }
+            ExchangeAction::Proved { id, digest } => {
+                crate::proving::on_proof(&self.peering.replicator, &self.remote_id, id, digest);
                 Ok(())
             }
             ExchangeAction::Opened => self.on_opened().await,
@@ -161,6 +166,13 @@ impl<W: AsyncWrite + Unpin> Link<W> {
 
     async fn on_opened(&mut self) -> Result<(), ConnectionError> {
         tracing::info!(peer = %self.remote_id, "connection open");
+        // Its holding claims are challenged, and counted per address prefix, from now on.
+        if let Ok(addr) = self.addr.parse::<SocketAddr>() {
+            self.peering
+                .replicator
+                .replication
+                .peer_connected(self.remote_id, addr.ip());
+        }
         for message in crate::replication::holding_messages(&self.peering.replicator).await {
             self.send(&message).await?;
         }

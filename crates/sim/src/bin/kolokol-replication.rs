@@ -69,6 +69,10 @@ struct Args {
     /// Seed of the run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Mirrors know every online full copy, as before replica claims had to be proven (the node now counts only
+    /// holders it could check against its own copy).
+    #[arg(long)]
+    unproven_holders: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         size_max: args.size_max_mb * 1_000_000,
         ordinary_up: args.ordinary_up_kbs * 1000,
         mirror_quota: args.mirror_quota_mb * 1_000_000,
+        proven_holders: !args.unproven_holders,
         ..ReplicationConfig::default()
     };
     config.push.replicas_wanted = args.replicas;

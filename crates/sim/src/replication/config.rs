@@ -122,6 +122,10 @@ pub struct ReplicationConfig {
     pub mirror_tick: Duration,
     /// Ages at which each publication's availability is measured: 1 h and 1 day.
     pub checks: [Duration; 2],
+    /// A mirror counts the holders only of publications it holds complete itself, as the node does since a claim
+    /// counts only once proven against its own copy (`kolokol_core::replication::proof`); of the others it knows no
+    /// holder (ranked as rarest). Off: every mirror knows every online full copy (the node before proofs). On.
+    pub proven_holders: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -160,6 +164,7 @@ impl Default for ReplicationConfig {
             stall_timeout: Duration::from_secs(600),
             mirror_tick: Duration::from_secs(60),
             checks: [Duration::from_secs(3600), Duration::from_secs(86_400)],
+            proven_holders: true,
         }
     }
 }

@@ -542,7 +542,7 @@ impl ReplicationWorld {
                 continue;
             }
             let followed = self.rng.random_bool(self.config.follow_share);
-            let holders = online_full - u32::from(self.holds_full_online(node, publication));
+            let holders = self.holders_seen(node, publication, online_full);
             let n = &mut self.nodes[node as usize];
             n.reported_holders.insert(publication, holders);
             n.policy.offer(Candidate {
@@ -593,8 +593,8 @@ impl ReplicationWorld {
         }
         for i in 0..self.announced.len() {
             let publication = self.announced[i];
-            let holders = self.publications[publication as usize].online_full
-                - u32::from(self.holds_full_online(node, publication));
+            let online_full = self.publications[publication as usize].online_full;
+            let holders = self.holders_seen(node, publication, online_full);
             let n = &mut self.nodes[node as usize];
             if n.reported_holders.get(&publication) != Some(&holders) {
                 n.reported_holders.insert(publication, holders);
@@ -646,6 +646,16 @@ impl ReplicationWorld {
     }
 
     /// Whether the node is online and holds every piece.
+    /// The other full copies a mirror counts: all online ones, or (proven holders, as the node) none unless it holds
+    /// the publication itself and can check their claims.
+    fn holders_seen(&self, node: u32, publication: u32, online_full: u32) -> u32 {
+        let holds = self.holds_full_online(node, publication);
+        if self.config.proven_holders && !holds {
+            return 0;
+        }
+        online_full - u32::from(holds)
+    }
+
     pub(super) fn holds_full_online(&self, node: u32, publication: u32) -> bool {
         let n = &self.nodes[node as usize];
         let full = self.publications[publication as usize].full_mask();

@@ -141,6 +141,38 @@ fn each_message_after_hello_becomes_its_action() {
             vec![ExchangeAction::Holding(vec![[8; 20]])],
         ),
         (
+            Message::Challenge {
+                id: 5,
+                infohash: [8; 20],
+                nonce: [9; 32],
+                ranges: vec![kolokol_core::replication::ByteRange {
+                    offset: 100,
+                    len: 4096,
+                }],
+            },
+            vec![ExchangeAction::Challenged(
+                kolokol_core::replication::Challenge {
+                    id: 5,
+                    infohash: kolokol_core::record::InfoHash([8; 20]),
+                    nonce: [9; 32],
+                    ranges: vec![kolokol_core::replication::ByteRange {
+                        offset: 100,
+                        len: 4096,
+                    }],
+                },
+            )],
+        ),
+        (
+            Message::Proof {
+                id: 5,
+                digest: [1; 32],
+            },
+            vec![ExchangeAction::Proved {
+                id: 5,
+                digest: [1; 32],
+            }],
+        ),
+        (
             Message::Records {
                 records: vec![record(2)],
             },

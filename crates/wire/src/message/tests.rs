@@ -35,6 +35,22 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         any::<[u8; 20]>().prop_map(|infohash| Message::Decline { infohash }),
         prop::collection::vec(any::<[u8; 20]>(), 1..=MAX_HOLDING)
             .prop_map(|infohashes| Message::Holding { infohashes }),
+        (
+            any::<u64>(),
+            any::<[u8; 20]>(),
+            any::<[u8; 32]>(),
+            prop::collection::vec((0u64..u64::MAX / 2, 1u32..=MAX_RANGE_LEN), 1..=MAX_RANGES)
+        )
+            .prop_map(|(id, infohash, nonce, ranges)| Message::Challenge {
+                id,
+                infohash,
+                nonce,
+                ranges: ranges
+                    .into_iter()
+                    .map(|(offset, len)| ByteRange { offset, len })
+                    .collect(),
+            }),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(id, digest)| Message::Proof { id, digest }),
     ]
 }
 
@@ -391,4 +407,94 @@ fn have_is_capped_like_fetch_and_never_empty() {
         ids: vec![RecordId([7; 32])],
     };
     assert_eq!(Message::decode(&one.encode().unwrap()).unwrap(), one);
+}
+
+#[test]
+fn challenge_and_proof_refuse_bad_shapes() {
+    let range = |offset: u64, len: u32| {
+        let mut bytes = offset.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&len.to_be_bytes());
+        Value::Bytes(bytes)
+    };
+    let challenge = |ranges: Vec<Value>, nonce_len: usize| {
+        dict(&[
+            ("t", Value::from("challenge")),
+            ("id", Value::Bytes(vec![0; 8])),
+            ("infohash", Value::Bytes(vec![1; 20])),
+            ("nonce", Value::Bytes(vec![2; nonce_len])),
+            ("ranges", Value::List(ranges)),
+        ])
+    };
+    let good = challenge(vec![range(5, 10)], 32);
+    assert_eq!(
+        Message::decode(&good).unwrap(),
+        Message::Challenge {
+            id: 0,
+            infohash: [1; 20],
+            nonce: [2; 32],
+            ranges: vec![ByteRange { offset: 5, len: 10 }],
+        }
+    );
+    assert_eq!(
+        Message::decode(&challenge(vec![range(5, 10)], 31)),
+        Err(MessageError::BadLength("nonce"))
+    );
+    assert_eq!(
+        Message::decode(&challenge(vec![], 32)),
+        Err(MessageError::Empty("ranges"))
+    );
+    assert!(matches!(
+        Message::decode(&challenge(vec![range(0, 1); MAX_RANGES + 1], 32)),
+        Err(MessageError::TooManyItems {
+            field: "ranges",
+            ..
+        })
+    ));
+    for bad in [
+        range(0, 0),
+        range(0, MAX_RANGE_LEN + 1),
+        range(u64::MAX, 1),
+        Value::Bytes(vec![0; 11]),
+    ] {
+        assert_eq!(
+            Message::decode(&challenge(vec![bad], 32)),
+            Err(MessageError::BadRange)
+        );
+    }
+    let too_long = Message::Challenge {
+        id: 1,
+        infohash: [0; 20],
+        nonce: [0; 32],
+        ranges: vec![ByteRange {
+            offset: 0,
+            len: MAX_RANGE_LEN + 1,
+        }],
+    };
+    assert_eq!(too_long.encode(), Err(MessageError::BadRange));
+    let proof = |digest_len: usize, extra: bool| {
+        let mut entries = vec![
+            ("t", Value::from("proof")),
+            ("id", Value::Bytes(vec![0; 8])),
+            ("digest", Value::Bytes(vec![3; digest_len])),
+        ];
+        if extra {
+            entries.push(("more", Value::Int(1)));
+        }
+        dict(&entries)
+    };
+    assert_eq!(
+        Message::decode(&proof(32, false)).unwrap(),
+        Message::Proof {
+            id: 0,
+            digest: [3; 32]
+        }
+    );
+    assert_eq!(
+        Message::decode(&proof(33, false)),
+        Err(MessageError::BadLength("digest"))
+    );
+    assert!(matches!(
+        Message::decode(&proof(32, true)),
+        Err(MessageError::Field(_))
+    ));
 }
