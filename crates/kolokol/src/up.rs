@@ -204,7 +204,8 @@ fn write_api_addr(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// The default level (info) names no site, destination, title, record id, author or infohash that the user viewed,
-/// proxied, bridged or followed: a log on a seized device must not list them. Debug and trace do, and say so first.
+/// proxied, bridged or followed, and no address of a kolokol peer: a log on a seized device must not list them.
+/// Debug and trace do, and say so first.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KOLOKOL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn")
@@ -220,8 +221,9 @@ fn init_logging() {
     if verbose {
         tracing::warn!(
             "KOLOKOL_LOG asks for debug or trace output: this log will name the sites you reach through the proxy, \
-             the bridges' destinations, and the titles, ids and infohashes of what you watch. Anyone who gets this \
-             device can read it. Use the default level (info) unless you are debugging."
+             the bridges' destinations, the titles, ids and infohashes of what you watch, and the addresses of the \
+             kolokol peers you meet. Anyone who gets this device can read it. Use the default level (info) unless \
+             you are debugging."
         );
     }
 }

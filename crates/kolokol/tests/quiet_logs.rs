@@ -119,6 +119,13 @@ fn the_default_log_names_no_site_title_or_infohash_the_user_reached() {
         }
     }
 
+    // Nor the address of a kolokol peer it met: the reader dialled the publisher's wire address.
+    assert!(
+        !reader.log().contains(&wire),
+        "the reader's default log names the publisher's address {wire}:\n{}",
+        reader.log()
+    );
+
     // A debug level says, before anything else it logs, what it will reveal.
     let verbose = NodeProcess::start_logging(
         &tmp.path().join("verbose"),

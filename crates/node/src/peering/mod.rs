@@ -225,7 +225,9 @@ pub(crate) async fn spawn_dialer(peering: Peering) {
                             .peers
                             .overlay()
                             .dial_failed(&addr, peering.started.elapsed());
-                        tracing::info!(%addr, %error, "dial failed");
+                        // Peers' addresses only at debug level: a log kept on a seized device must not list who
+                        // this node talked to (SECURITY §9).
+                        tracing::debug!(%addr, %error, "dial failed");
                     }
                 });
             }
@@ -417,7 +419,8 @@ where
     if !peering.identity.is_current(identity) {
         cancel.cancel();
     }
-    tracing::info!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
+    tracing::info!(outbound, "kolokol peer connected");
+    tracing::debug!(peer = %remote_id, %addr, outbound, "kolokol peer connected");
     let peering = peering.clone();
     let tasks = peering.tasks.clone();
     // Graceful: the connection shuts its writer down and leaves the registry when the token fires.
@@ -454,9 +457,9 @@ where
                 .await;
         }
         match result {
-            Ok(()) => tracing::info!(peer = %remote_id, %addr, "kolokol peer disconnected"),
+            Ok(()) => tracing::debug!(peer = %remote_id, %addr, "kolokol peer disconnected"),
             Err(error) => {
-                tracing::info!(peer = %remote_id, %addr, %error, "kolokol peer disconnected")
+                tracing::debug!(peer = %remote_id, %addr, %error, "kolokol peer disconnected")
             }
         }
     });
